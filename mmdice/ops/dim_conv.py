@@ -1,0 +1,272 @@
+"""DimConv: depth-, height- and width-wise convolutions of one input, fused.
+
+For an input ``x`` of shape (N, C, H, W) and a unit built for (Hm, Wm):
+
+* depth-wise: ``weight_depth`` (C, 1, k, k), one kernel per channel over (H, W);
+* height-wise: ``weight_height`` (Hm, 1, k, k), one kernel per row h over the
+  (channel, width) plane, kernel axes (channel, width);
+* width-wise: ``weight_width`` (Wm, 1, k, k), one kernel per column w over the
+  (height, channel) plane, kernel axes (height, channel).
+
+Zero "same" padding, stride 1 and one dilation per branch, given in the order
+(depth, height, width). The output (N, 3C, H, W) is interleaved per channel:
+channel ``3c + 0/1/2`` holds the depth-/height-/width-wise result of channel c,
+which is the authors' concat [D, H, W] followed by a 3-group channel shuffle.
+
+When H != Hm (or W != Wm) only the height (width) branch's own axis is
+resampled to the build size and back: bilinear with ``align_corners=True``
+when growing, adaptive average pooling when shrinking (the reference's dynamic
+scaling). Same-size inputs run the fused kernel of ``mmdice._ext`` in one pass.
+"""
+import numbers
+import warnings
+from typing import Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+try:
+    from mmdice import _ext  # noqa: F401  (loading it registers torch.ops.mmdice.*)
+except ImportError as error:  # pragma: no cover - exercised only without a build
+    EXT_AVAILABLE = False
+    _EXT_IMPORT_ERROR = error
+else:
+    EXT_AVAILABLE = True
+    _EXT_IMPORT_ERROR = None
+
+__all__ = ['DimConv2d', 'dim_conv', 'dim_conv_reference', 'EXT_AVAILABLE']
+
+IntTriple = Union[int, Sequence[int]]
+
+# dtypes the fused kernels are compiled for, per device type.
+FUSED_DTYPES = {
+    'cpu': (torch.float32, torch.float64, torch.bfloat16),
+    'cuda': (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+_fallback_warned = False
+
+
+def _warn_fallback_once():
+    global _fallback_warned
+    if not _fallback_warned:
+        _fallback_warned = True
+        warnings.warn(
+            'mmdice._ext is not built, so DimConv runs the slower pure-PyTorch '
+            f'reference ({_EXT_IMPORT_ERROR}). Build it with `pip install '
+            '--no-build-isolation -e .` or `make env`.', RuntimeWarning, stacklevel=3)
+
+
+def _as_dilation(dilation: IntTriple) -> Tuple[int, int, int]:
+    if isinstance(dilation, numbers.Integral):
+        dilation = (dilation, ) * 3
+    dilation = tuple(dilation)
+    if len(dilation) != 3 or not all(
+            isinstance(d, numbers.Integral) and d >= 1 for d in dilation):
+        raise ValueError('dilation must be a positive int or three positive ints '
+                         f'(depth, height, width), got {dilation!r}')
+    return tuple(int(d) for d in dilation)
+
+
+def _check_inputs(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
+                  weight_width: Tensor) -> None:
+    """Raise ValueError naming the offending argument and the expected form."""
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f'input must be a 4-D tensor (N, C, H, W), got {shape}')
+    if not x.is_floating_point():
+        raise ValueError(f'input must be a floating point tensor, got {x.dtype}')
+    channels = x.shape[1]
+    weights = dict(weight_depth=weight_depth, weight_height=weight_height,
+                   weight_width=weight_width)
+    for name, weight in weights.items():
+        if not isinstance(weight, Tensor) or weight.dim() != 4 or weight.shape[1] != 1 \
+                or weight.shape[2] != weight.shape[3]:
+            shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
+            raise ValueError(f'{name} must be a 4-D tensor (rows, 1, k, k), got {shape}')
+        if weight.dtype != x.dtype:
+            raise ValueError(f'{name} has dtype {weight.dtype} but input has {x.dtype}; '
+                             'they must match')
+        if weight.device != x.device:
+            raise ValueError(f'{name} is on {weight.device} but input is on {x.device}; '
+                             'they must be on the same device')
+    kernel_size = weight_depth.shape[2]
+    if kernel_size % 2 == 0:
+        raise ValueError(f'kernel size must be odd, got weights of {kernel_size}x{kernel_size}')
+    for name, weight in weights.items():
+        if weight.shape[2] != kernel_size:
+            raise ValueError(f'{name} has a {weight.shape[2]}x{weight.shape[3]} kernel but '
+                             f'weight_depth has {kernel_size}x{kernel_size}; all three must match')
+    if weight_depth.shape[0] != channels:
+        raise ValueError(f'weight_depth must have shape ({channels}, 1, {kernel_size}, '
+                         f'{kernel_size}) for an input of {channels} channels, '
+                         f'got {tuple(weight_depth.shape)}')
+
+
+def _resize_axis(x: Tensor, axis: int, size: int) -> Tensor:
+    """Resample one spatial axis (2 = height, 3 = width) of ``x`` to ``size``."""
+    if x.shape[axis] == size:
+        return x
+    target = [x.shape[2], x.shape[3]]
+    target[axis - 2] = size
+    if x.shape[axis] < size:
+        return F.interpolate(x, size=target, mode='bilinear', align_corners=True)
+    return F.adaptive_avg_pool2d(x, target)
+
+
+def _padding(kernel_size: int, dilation: int) -> int:
+    return dilation * (kernel_size - 1) // 2
+
+
+def _depth_branch(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+    return F.conv2d(x, weight, padding=_padding(weight.shape[-1], dilation),
+                    dilation=dilation, groups=x.shape[1])
+
+
+def _height_branch(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+    height, rows = x.shape[2], weight.shape[0]
+    rows_first = _resize_axis(x, 2, rows).transpose(1, 2)  # (N, Hm, C, W)
+    y = F.conv2d(rows_first, weight, padding=_padding(weight.shape[-1], dilation),
+                 dilation=dilation, groups=rows)
+    return _resize_axis(y.transpose(1, 2), 2, height)
+
+
+def _width_branch(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
+    width, columns = x.shape[3], weight.shape[0]
+    columns_first = _resize_axis(x, 3, columns).transpose(1, 3)  # (N, Wm, H, C)
+    y = F.conv2d(columns_first, weight, padding=_padding(weight.shape[-1], dilation),
+                 dilation=dilation, groups=columns)
+    return _resize_axis(y.transpose(1, 3), 3, width)
+
+
+def _interleave(y_depth: Tensor, y_height: Tensor, y_width: Tensor) -> Tensor:
+    n, c, h, w = y_depth.shape
+    return torch.stack((y_depth, y_height, y_width), dim=2).reshape(n, 3 * c, h, w)
+
+
+def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
+                       weight_width: Tensor, dilation: IntTriple = 1) -> Tensor:
+    """Pure-PyTorch DimConv: three grouped convolutions with axis permutes.
+
+    Args:
+        x: input (N, C, H, W).
+        weight_depth: (C, 1, k, k). weight_height: (Hm, 1, k, k).
+        weight_width: (Wm, 1, k, k).
+        dilation: int or (depth, height, width).
+
+    Returns:
+        Tensor (N, 3C, H, W), interleaved [D, H, W] per channel.
+    """
+    _check_inputs(x, weight_depth, weight_height, weight_width)
+    d_depth, d_height, d_width = _as_dilation(dilation)
+    return _interleave(
+        _depth_branch(x, weight_depth, d_depth),
+        _height_branch(x, weight_height, d_height),
+        _width_branch(x, weight_width, d_width))
+
+
+def _fused_supported(x: Tensor) -> bool:
+    return EXT_AVAILABLE and x.dtype in FUSED_DTYPES.get(x.device.type, ())
+
+
+def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_width: Tensor,
+             dilation: IntTriple = 1) -> Tensor:
+    """DimConv of ``x`` (N, C, H, W) -> (N, 3C, H, W); see the module docstring.
+
+    Runs the fused ``torch.ops.mmdice.dim_conv`` kernel when the input matches
+    the build size (H == Hm, W == Wm); otherwise the depth-wise branch runs on
+    ``x`` and each spatial branch on ``x`` resampled along its own axis.
+    """
+    _check_inputs(x, weight_depth, weight_height, weight_width)
+    dilation = _as_dilation(dilation)
+    same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
+    if same_size and _fused_supported(x):
+        return torch.ops.mmdice.dim_conv(x, weight_depth, weight_height, weight_width,
+                                         list(dilation))
+    if not EXT_AVAILABLE:
+        _warn_fallback_once()
+    return dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation)
+
+
+if EXT_AVAILABLE:
+
+    @torch.library.register_fake('mmdice::dim_conv')
+    def _dim_conv_fake(x, weight_depth, weight_height, weight_width, dilation):
+        n, c, h, w = x.shape
+        return x.new_empty((n, 3 * c, h, w))
+
+    @torch.library.register_fake('mmdice::dim_conv_backward')
+    def _dim_conv_backward_fake(grad_output, x, weight_depth, weight_height, weight_width,
+                                dilation):
+        return (x.new_empty(x.shape), weight_depth.new_empty(weight_depth.shape),
+                weight_height.new_empty(weight_height.shape),
+                weight_width.new_empty(weight_width.shape))
+
+    def _setup_context(ctx, inputs, output):
+        x, weight_depth, weight_height, weight_width, dilation = inputs
+        ctx.save_for_backward(x, weight_depth, weight_height, weight_width)
+        ctx.dilation = dilation
+
+    def _backward(ctx, grad_output):
+        x, weight_depth, weight_height, weight_width = ctx.saved_tensors
+        grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, weight_depth,
+                                                   weight_height, weight_width, ctx.dilation)
+        return (*grads, None)
+
+    torch.library.register_autograd('mmdice::dim_conv', _backward,
+                                    setup_context=_setup_context)
+
+
+class DimConv2d(nn.Module):
+    """Dimension-wise convolution (DimConv) of a DiCE unit.
+
+    Args:
+        channels: input channels C; the output has 3C interleaved channels.
+        build_size: (Hm, Wm) or an int, the feature size the height-/width-wise
+            kernels are made for; other input sizes are resampled to it.
+        kernel_size: odd kernel size n of all three branches.
+        dilation: int or (depth, height, width) dilation rates.
+
+    Parameters ``weight_depth`` (C, 1, n, n), ``weight_height`` (Hm, 1, n, n)
+    and ``weight_width`` (Wm, 1, n, n) have the layouts of the reference's
+    ``conv_channel``, ``conv_height`` and ``conv_width`` weights.
+    """
+
+    def __init__(self, channels: int, build_size: Union[int, Sequence[int]],
+                 kernel_size: int = 3, dilation: IntTriple = 1):
+        super().__init__()
+        if not isinstance(channels, numbers.Integral) or channels < 1:
+            raise ValueError(f'channels must be a positive int, got {channels!r}')
+        if isinstance(build_size, numbers.Integral):
+            build_size = (build_size, build_size)
+        build_size = tuple(build_size)
+        if len(build_size) != 2 or not all(
+                isinstance(s, numbers.Integral) and s >= 1 for s in build_size):
+            raise ValueError(f'build_size must be a positive int or (height, width), '
+                             f'got {build_size!r}')
+        if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1 \
+                or kernel_size % 2 == 0:
+            raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
+        self.channels = int(channels)
+        self.build_size = tuple(int(s) for s in build_size)
+        self.kernel_size = int(kernel_size)
+        self.dilation = _as_dilation(dilation)
+        k = self.kernel_size
+        self.weight_depth = nn.Parameter(torch.empty(self.channels, 1, k, k))
+        self.weight_height = nn.Parameter(torch.empty(self.build_size[0], 1, k, k))
+        self.weight_width = nn.Parameter(torch.empty(self.build_size[1], 1, k, k))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming-uniform init as for ``nn.Conv2d`` (fan_in = k * k)."""
+        for weight in (self.weight_depth, self.weight_height, self.weight_width):
+            nn.init.kaiming_uniform_(weight, a=5**0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, 3C, H, W)."""
+        return dim_conv(x, self.weight_depth, self.weight_height, self.weight_width,
+                        self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f'channels={self.channels}, build_size={self.build_size}, '
+                f'kernel_size={self.kernel_size}, dilation={self.dilation}')

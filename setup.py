@@ -1,0 +1,80 @@
+"""Build and install mmdice with its compiled DimConv op (``mmdice._ext``).
+
+The CPU kernels are always built. The CUDA kernels are added when torch is a
+CUDA build and either a GPU is visible or ``FORCE_CUDA=1`` is set. Install in
+the target environment with ``pip install --no-build-isolation -e .``.
+"""
+import glob
+import os
+import re
+
+from setuptools import find_packages, setup
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    with open(os.path.join(ROOT, 'mmdice', 'version.py'), encoding='utf-8') as f:
+        return re.search(r"__version__ = '([^']+)'", f.read()).group(1)
+
+
+def read_requirements(name):
+    path = os.path.join(ROOT, 'requirements', name)
+    with open(path, encoding='utf-8') as f:
+        lines = (line.split('#')[0].strip() for line in f)
+        return [line for line in lines if line and not line.startswith('-')]
+
+
+def with_cuda(torch):
+    if torch.version.cuda is None:
+        return False
+    return os.getenv('FORCE_CUDA', '0') == '1' or torch.cuda.is_available()
+
+
+def make_extensions():
+    try:
+        import torch
+        from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
+    except ImportError:  # metadata-only queries (e.g. `pip show`) work without torch
+        return [], {}
+
+    sources = sorted(glob.glob('csrc/pytorch/*.cpp') + glob.glob('csrc/pytorch/cpu/*.cpp'))
+    define_macros = []
+    extra_compile_args = {'cxx': ['-O3', '-fopenmp']}
+    extension = CppExtension
+    if with_cuda(torch):
+        sources += sorted(glob.glob('csrc/pytorch/cuda/*.cu'))
+        define_macros.append(('WITH_CUDA', None))
+        extra_compile_args['nvcc'] = ['-O3', '--use_fast_math', '-lineinfo']
+        extension = CUDAExtension
+    ext = extension(
+        name='mmdice._ext',
+        sources=sources,
+        include_dirs=[os.path.join(ROOT, 'csrc')],
+        define_macros=define_macros,
+        extra_compile_args=extra_compile_args,
+        extra_link_args=['-fopenmp'],
+    )
+    return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
+
+
+ext_modules, cmdclass = make_extensions()
+
+setup(
+    name='mmdice',
+    version=read_version(),
+    description='DiCENet (dimension-wise convolutions) for the OpenMMLab codebases',
+    long_description=open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    license='Apache License 2.0',
+    python_requires='>=3.9',
+    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'benchmarks')),
+    install_requires=read_requirements('runtime.txt'),
+    extras_require={
+        'mm': read_requirements('mminstall.txt'),
+        'tests': read_requirements('tests.txt'),
+    },
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    zip_safe=False,
+)
