@@ -66,18 +66,21 @@ PY
   rm -rf "$work"
 }
 
+install_stack() {
+  "${PIP[@]}" "${FIND_LINKS[@]}" --only-binary mmcv "mmcv==$MMCV_VERSION" \
+    -r requirements/runtime.txt -r requirements/mminstall.txt -r requirements/tests.txt
+}
+
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   echo "[install] installing the pinned stack into $VENV"
   "${PIP[@]}" -r requirements/build.txt $TORCH_SPEC
-  # A prebuilt wheel (cache or shared folder) is tried first; it must load beside this torch.
-  "${PIP[@]}" "${FIND_LINKS[@]}" --no-deps --only-binary mmcv "mmcv==$MMCV_VERSION" >/dev/null 2>&1 || true
-  if ! mmcv_ops_work; then
+  # A prebuilt mmcv wheel (cache or shared folder) is used when it loads beside this torch.
+  if ! install_stack || ! mmcv_ops_work; then
     "$PY" -m pip uninstall -q -y mmcv >/dev/null 2>&1 || true
     build_mmcv_wheel
-    "${PIP[@]}" --no-index --no-deps --find-links "$WHEEL_CACHE" "mmcv==$MMCV_VERSION"
+    "${PIP[@]}" --no-index --no-deps --force-reinstall --find-links "$WHEEL_CACHE" "mmcv==$MMCV_VERSION"
+    install_stack
   fi
-  "${PIP[@]}" "${FIND_LINKS[@]}" "mmcv==$MMCV_VERSION" -r requirements/runtime.txt \
-    -r requirements/mminstall.txt -r requirements/tests.txt
   mmcv_ops_work || { echo "[install] mmcv.ops does not load" >&2; exit 1; }
   "${PIP[@]}" --no-build-isolation --no-deps -e .
   echo "$WANT" > "$STAMP"
@@ -85,4 +88,4 @@ fi
 
 echo "[install] building mmdice._ext (FORCE_CUDA=${FORCE_CUDA:-0})"
 "$PY" setup.py -q build_ext --inplace 2>&1 | grep -v -e "^W[0-9]* " -e "UserWarning" || true
-"$PY" -c "import mmdice._ext" || { echo "[install] mmdice._ext failed to build" >&2; exit 1; }
+"$PY" -c "import torch, mmdice._ext" || { echo "[install] mmdice._ext failed to build" >&2; exit 1; }
