@@ -1,0 +1,278 @@
+"""Benchmark the fused DimConv op against the authors' unfused DimConv.
+
+The reference path is DimConv the way the EdgeNets DICE unit computes it: three
+grouped ``nn.Conv2d`` (depth-wise on x, row-wise on ``x.transpose(1, 2)``,
+column-wise on ``x.transpose(1, 3)``, each transpose materialised with
+``.contiguous()`` and transposed back the same way), ``torch.cat`` of
+[D, H, W], then ``Shuffle(3)`` (view / transpose / contiguous); the unit's
+BN + PReLU, which is not part of DimConv, is left out. The "3x dw"
+column times three plain depth-wise 3x3 convolutions of the same input, a
+floor for what three cuDNN/oneDNN-style convolutions cost without any copies.
+
+Shapes are DiCENet's DimConv inputs at 224x224: (C, H, W) of the three stages
+for widen factor 1.0 and 2.4. Times are medians over ``--repeat`` runs after
+``--warmup`` runs, in milliseconds.
+
+Example::
+
+    python benchmarks/bench_dim_conv.py --batch 1 32 --repeat 10 --markdown
+    python benchmarks/bench_dim_conv.py --device cuda --dtype float16 --peak-gbps 3350
+"""
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mmdice.ops.dim_conv import EXT_AVAILABLE, dim_conv  # noqa: E402
+
+# (C, H, W) of the DimConv inputs of DiCENet's three stages, widen factor 1.0 and 2.4.
+SHAPES = ((116, 28, 28), (232, 14, 14), (464, 7, 7), (278, 28, 28), (556, 14, 14),
+          (1112, 7, 7))
+DTYPES = dict(float32=torch.float32, float64=torch.float64, float16=torch.float16,
+              bfloat16=torch.bfloat16)
+
+
+class Shuffle(nn.Module):
+    """The authors' channel shuffle (view, transpose, contiguous, view)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        batch, channels, height, width = x.size()
+        x = x.view(batch, self.groups, channels // self.groups, height, width)
+        x = torch.transpose(x, 1, 2).contiguous()
+        return x.view(batch, -1, height, width)
+
+
+class ReferenceDimConv(nn.Module):
+    """DimConv of the authors' DICE unit for inputs of the build size (k=3, dilation 1)."""
+
+    def __init__(self, channels, height, width):
+        super().__init__()
+        self.conv_channel = nn.Conv2d(channels, channels, 3, padding=1, groups=channels,
+                                      bias=False)
+        self.conv_height = nn.Conv2d(height, height, 3, padding=1, groups=height, bias=False)
+        self.conv_width = nn.Conv2d(width, width, 3, padding=1, groups=width, bias=False)
+        self.vol_shuffle = Shuffle(3)
+
+    def forward(self, x):
+        out_ch_wise = self.conv_channel(x)
+        x_h_wise = x.transpose(1, 2).contiguous()
+        out_h_wise = self.conv_height(x_h_wise).transpose(1, 2).contiguous()
+        x_w_wise = x.transpose(1, 3).contiguous()
+        out_w_wise = self.conv_width(x_w_wise).transpose(1, 3).contiguous()
+        outcat = torch.cat((out_ch_wise, out_h_wise, out_w_wise), 1)
+        return self.vol_shuffle(outcat)
+
+
+class ThreeDepthwise(nn.Module):
+    """Three plain depth-wise 3x3 convolutions of x (no copies): a floor."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.convs = nn.ModuleList(
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
+            for _ in range(3))
+
+    def forward(self, x):
+        return [conv(x) for conv in self.convs]
+
+
+class FusedDimConv(nn.Module):
+    """The fused op with the reference module's weights."""
+
+    def __init__(self, reference):
+        super().__init__()
+        self.reference = reference
+
+    def forward(self, x):
+        ref = self.reference
+        return dim_conv(x, ref.conv_channel.weight, ref.conv_height.weight,
+                        ref.conv_width.weight)
+
+
+def synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def median_ms(fns, device, warmup, repeat):
+    """Median wall time (ms) of each callable in ``fns``.
+
+    The callables run in turn within every repeat, so a change of machine load
+    affects all of them alike and their ratios stay meaningful.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    synchronize(device)
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def forward_backward(module, x, grads):
+    """Forward and the gradients of x and of all weights (nothing accumulates in .grad)."""
+    outputs = module(x)
+    if isinstance(outputs, torch.Tensor):
+        outputs = [outputs]
+    return torch.autograd.grad(outputs, [x, *module.parameters()], grads)
+
+
+def time_shape(batch, shape, dtype, device, warmup, repeat):
+    channels, height, width = shape
+    reference = ReferenceDimConv(channels, height, width).to(device, dtype)
+    fused = FusedDimConv(reference)
+    floor = ThreeDepthwise(channels).to(device, dtype)
+    x = torch.randn(batch, channels, height, width, device=device, dtype=dtype)
+    x_grad = x.clone().requires_grad_()
+    tolerance = 1e-2 if dtype in (torch.float32, torch.float64) else 5e-2
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), reference(x), rtol=tolerance, atol=tolerance)
+    grad_cat = torch.randn(batch, 3 * channels, height, width, device=device, dtype=dtype)
+    grad_split = list(grad_cat.split(channels, dim=1))
+    modules = dict(ref=(reference, [grad_cat]), fused=(fused, [grad_cat]),
+                   dw=(floor, grad_split))
+    row = dict(batch=batch, shape=shape)
+    with torch.no_grad():
+        forward_times = median_ms({name: partial(module, x)
+                                   for name, (module, _) in modules.items()},
+                                  device, warmup, repeat)
+    training_times = median_ms({name: partial(forward_backward, module, x_grad, grads)
+                                for name, (module, grads) in modules.items()},
+                               device, warmup, repeat)
+    for name in modules:
+        row[f'{name}_fwd'] = forward_times[name]
+        row[f'{name}_fwd_bwd'] = training_times[name]
+    element_bytes = x.element_size() * x.numel()
+    # Fused forward reads x once and writes 3 planes per channel; backward reads
+    # x and the 3C output gradient and writes grad_input (weights are negligible).
+    row['fwd_bytes'] = 4 * element_bytes
+    row['fwd_bwd_bytes'] = row['fwd_bytes'] + 5 * element_bytes
+    return row
+
+
+def cpu_model():
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device):
+    lines = [
+        f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: '
+        f'{torch.get_num_threads()}',
+        f'torch {torch.__version__}, Python {platform.python_version()}, '
+        f'fused extension built: {EXT_AVAILABLE}',
+    ]
+    if device.type == 'cuda':
+        props = torch.cuda.get_device_properties(device)
+        lines.append(f'GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA '
+                     f'{torch.version.cuda}')
+    return lines
+
+
+def format_table(rows, device, peak_gbps, markdown):
+    header = ['batch', 'C x H x W', 'ref fwd', 'fused fwd', 'speed-up', '3x dw fwd',
+              'ref fwd+bwd', 'fused fwd+bwd', 'speed-up', '3x dw fwd+bwd']
+    if device.type == 'cuda':
+        header += ['fused fwd GB/s', 'fused fwd+bwd GB/s']
+        if peak_gbps:
+            header += ['fwd % peak', 'fwd+bwd % peak']
+    body = []
+    for row in rows:
+        cells = [
+            str(row['batch']), 'x'.join(map(str, row['shape'])), f"{row['ref_fwd']:.2f}",
+            f"{row['fused_fwd']:.2f}", f"{row['ref_fwd'] / row['fused_fwd']:.1f}x",
+            f"{row['dw_fwd']:.2f}", f"{row['ref_fwd_bwd']:.2f}", f"{row['fused_fwd_bwd']:.2f}",
+            f"{row['ref_fwd_bwd'] / row['fused_fwd_bwd']:.1f}x", f"{row['dw_fwd_bwd']:.2f}"
+        ]
+        if device.type == 'cuda':
+            fwd_gbps = row['fwd_bytes'] / row['fused_fwd'] / 1e6
+            fwd_bwd_gbps = row['fwd_bwd_bytes'] / row['fused_fwd_bwd'] / 1e6
+            cells += [f'{fwd_gbps:.0f}', f'{fwd_bwd_gbps:.0f}']
+            if peak_gbps:
+                cells += [f'{100 * fwd_gbps / peak_gbps:.0f}%',
+                          f'{100 * fwd_bwd_gbps / peak_gbps:.0f}%']
+        body.append(cells)
+    if markdown:
+        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+        lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
+        return '\n'.join(lines)
+    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
+    lines = ['  '.join(cell.rjust(width) for cell, width in zip(r, widths))
+             for r in [header] + body]
+    return '\n'.join(lines)
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive int, got {text}')
+    return value
+
+
+def non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'expected an int >= 0, got {text}')
+    return value
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--batch', type=positive_int, nargs='+', default=[1, 32],
+                        help='batch sizes to time (default: 1 32)')
+    parser.add_argument('--repeat', type=positive_int, default=10, help='timed runs per case')
+    parser.add_argument('--warmup', type=non_negative_int, default=3, help='untimed runs per case')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--dtype', choices=sorted(DTYPES), default='float32')
+    parser.add_argument('--peak-gbps', type=float, default=None,
+                        help='peak memory bandwidth of the GPU in GB/s (cuda only)')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='CPU threads for torch (default: torch.get_num_threads())')
+    parser.add_argument('--markdown', action='store_true', help='print a markdown table')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise SystemExit('--device cuda was requested but no GPU is available')
+    if not EXT_AVAILABLE:
+        print('warning: mmdice._ext is not built; "fused" times the reference fallback')
+    dtype = DTYPES[args.dtype]
+    for line in machine_info(device):
+        print(line)
+    print(f'device {device.type}, dtype {args.dtype}, median of {args.repeat} runs after '
+          f'{args.warmup} warm-up runs, times in ms')
+    rows = [time_shape(batch, shape, dtype, device, args.warmup, args.repeat)
+            for batch in args.batch for shape in SHAPES]
+    print(format_table(rows, device, args.peak_gbps, args.markdown))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,12 @@
+"""Models of mmdice, registered in :data:`mmdice.registry.MODELS`.
+
+Importing this package also lets torch >= 2.6 load full mmengine checkpoints
+(``weights_only``) through :func:`mmdice.utils.allow_mmengine_checkpoint_globals`.
+"""
+from mmdice.utils import allow_mmengine_checkpoint_globals
+from .backbones import *  # noqa: F401,F403
+from .heads import *  # noqa: F401,F403
+from .layers import *  # noqa: F401,F403
+from .necks import *  # noqa: F401,F403
+
+allow_mmengine_checkpoint_globals()

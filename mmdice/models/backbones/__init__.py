@@ -1,0 +1,4 @@
+"""Backbones of mmdice."""
+from .dicenet import DiCENet
+
+__all__ = ['DiCENet']

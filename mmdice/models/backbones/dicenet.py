@@ -1,0 +1,184 @@
+"""DiCENet backbone (Mehta et al., "DiCENet: Dimension-wise Convolutions for
+Efficient Networks"), following the authors' EdgeNets code."""
+import numbers
+from typing import Optional, Sequence, Tuple, Union
+
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule, ModuleList, Sequential
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from mmdice.registry import MODELS
+from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
+
+
+@MODELS.register_module()
+class DiCENet(BaseModule):
+    """DiCENet backbone.
+
+    Levels (``out_indices`` select them; channels from :attr:`arch_settings`
+    ``[ch0, ch1, ch2, ch3, ch4, ch5]``, strides relative to the input):
+
+    ==== ============ ================================================ ========
+    idx  module       content                                          stride
+    ==== ============ ================================================ ========
+    0    ``stem``     3x3 stride-2 conv 3 -> ch0 + norm + act          2
+    1    ``maxpool``  3x3 stride-2 max pooling                         4
+    2    ``layers.0`` StridedDiCE (-> 2*ch1), 3 ShuffleDiCEBlocks (ch2)  8
+    3    ``layers.1`` StridedDiCE (-> 2*ch2), 7 ShuffleDiCEBlocks (ch3)  16
+    4    ``layers.2`` StridedDiCE (-> 2*ch3), 3 ShuffleDiCEBlocks (ch4)  32
+    ==== ============ ================================================ ========
+
+    ``ch5`` is the width of the classifier's grouped FC (see ``DiCEClsHead``).
+
+    Args:
+        widen_factor: the scale s, a key of :attr:`arch_settings`.
+        input_size: int or (H, W), multiples of 32: the build size. Stage i's
+            DiCE units are built for ``input_size / 2**(i + 3)`` (28/14/7 at
+            224) whatever the run-time input size; other sizes are resampled
+            inside the units.
+        num_stages: number of DiCE stages built, 1 to 3.
+        out_indices: levels to return (see the table), within
+            ``range(num_stages + 2)``.
+        frozen_stages: -1 freezes nothing, 0 the stem (and max pooling),
+            i > 0 the stem and the first i stages (params fixed, eval mode).
+        norm_eval: keep norm layers in eval mode (frozen running statistics)
+            during training.
+        norm_cfg: normalisation config (BN eps 1e-5 as the reference; keep it,
+            the released checkpoints contain dead BN channels).
+        act_cfg: activation config; PReLU gets one slope per channel.
+        with_cp: use torch.utils.checkpoint in each unit when training.
+        init_cfg: initialisation config; default Kaiming-normal fan_out for
+            convolutions, weight 1 / bias 0 for norms, as the reference. DimConv
+            weights get Kaiming-normal fan_out from ``DiCEUnit.init_weights``
+            unless a ``Pretrained`` config loads them.
+    """
+
+    #: widen_factor -> [ch0, ch1, ch2, ch3, ch4, ch5] (EdgeNets ``sc_ch_dict``).
+    arch_settings = {
+        0.1: [8, 8, 16, 32, 64, 512],
+        0.2: [16, 16, 32, 64, 128, 1024],
+        0.5: [24, 24, 48, 96, 192, 1024],
+        0.75: [24, 24, 86, 172, 344, 1024],
+        1.0: [24, 24, 116, 232, 464, 1024],
+        1.25: [24, 24, 144, 288, 576, 1024],
+        1.5: [24, 24, 176, 352, 704, 1024],
+        1.75: [24, 24, 210, 420, 840, 1024],
+        2.0: [24, 24, 244, 488, 976, 1024],
+        2.4: [24, 24, 278, 556, 1112, 1280],
+    }
+    #: ShuffleDiCEBlocks after the StridedDiCE of each stage.
+    stage_blocks = (3, 7, 3)
+
+    def __init__(self,
+                 widen_factor: float = 1.0,
+                 input_size: Union[int, Sequence[int]] = 224,
+                 num_stages: int = 3,
+                 out_indices: Sequence[int] = (4, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'),
+                 with_cp: bool = False,
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = (
+                     dict(type='Kaiming', layer='Conv2d', mode='fan_out',
+                          nonlinearity='relu', distribution='normal'),
+                     dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1, bias=0))):
+        if isinstance(init_cfg, tuple):
+            init_cfg = list(init_cfg)
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(widen_factor, numbers.Real) or isinstance(widen_factor, bool) \
+                or widen_factor not in self.arch_settings:
+            raise ValueError(f'widen_factor must be one of {sorted(self.arch_settings)}, '
+                             f'got {widen_factor!r}')
+        self.input_size = self._check_input_size(input_size)
+        if num_stages not in range(1, len(self.stage_blocks) + 1):
+            raise ValueError(f'num_stages must be 1, 2 or 3, got {num_stages!r}')
+        num_levels = num_stages + 2
+        if isinstance(out_indices, numbers.Integral):
+            out_indices = (out_indices, )
+        out_indices = tuple(out_indices)
+        if not out_indices or not all(index in range(num_levels) for index in out_indices):
+            raise ValueError(f'out_indices must be a non-empty sequence of levels in '
+                             f'range(0, {num_levels}) for num_stages={num_stages}, '
+                             f'got {out_indices!r}')
+        if frozen_stages not in range(-1, num_stages + 1):
+            raise ValueError(f'frozen_stages must be in range(-1, {num_stages + 1}) for '
+                             f'num_stages={num_stages}, got {frozen_stages!r}')
+        self.widen_factor = widen_factor
+        self.channels = list(self.arch_settings[widen_factor])
+        self.num_stages = num_stages
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        stem_channels = self.channels[0]
+        self.stem = ConvModule(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+                               act_cfg=act_cfg_for(act_cfg, stem_channels))
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        level_channels = [stem_channels, stem_channels]
+        self.layers = ModuleList()
+        in_channels = stem_channels
+        for stage, num_blocks in enumerate(self.stage_blocks[:num_stages]):
+            stride = 2**(stage + 3)
+            build_size = (self.input_size[0] // stride, self.input_size[1] // stride)
+            out_channels = self.channels[stage + 2]
+            units = [StridedDiCE(in_channels, build_size, norm_cfg=norm_cfg,
+                                 act_cfg=act_cfg, with_cp=with_cp)]
+            block_in = 2 * in_channels
+            for _ in range(num_blocks):
+                units.append(ShuffleDiCEBlock(block_in, out_channels, build_size,
+                                              norm_cfg=norm_cfg, act_cfg=act_cfg,
+                                              with_cp=with_cp))
+                block_in = out_channels
+            self.layers.append(Sequential(*units))
+            level_channels.append(out_channels)
+            in_channels = out_channels
+        #: channels of every level 0 .. num_stages + 1.
+        self.level_channels = tuple(level_channels)
+        #: channels of the returned levels, shallowest first (as ``forward``).
+        self.out_channels = tuple(level_channels[i] for i in sorted(set(out_indices)))
+        self._freeze_stages()
+
+    @staticmethod
+    def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+        size = (input_size, input_size) if isinstance(input_size, numbers.Integral) \
+            else tuple(input_size)
+        if len(size) != 2 or not all(
+                isinstance(side, numbers.Integral) and side > 0 and side % 32 == 0
+                for side in size):
+            raise ValueError('input_size must be a positive multiple of 32 or (H, W) of '
+                             f'positive multiples of 32, got {input_size!r}')
+        return int(size[0]), int(size[1])
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first.
+
+        Levels deeper than the deepest requested one are not computed.
+        """
+        outs = []
+        for level, module in enumerate((self.stem, self.maxpool, *self.layers)):
+            x = module(x)
+            if level in self.out_indices:
+                outs.append(x)
+            if level == max(self.out_indices):
+                break
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        for module in (self.stem, *self.layers[:self.frozen_stages]):
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'DiCENet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self

@@ -1,0 +1,89 @@
+"""DiCE unit: DimConv followed by DimFuse (DiCENet Sec. 3)."""
+import numbers
+from typing import Optional, Sequence, Union
+
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from mmdice.ops import DimConv2d
+from mmdice.registry import MODELS
+from .activation import build_act
+from .dim_fuse import DimFuse
+
+
+@MODELS.register_module()
+class DiCEUnit(BaseModule):
+    """Dimension-wise convolution (DimConv) + dimension-wise fusion (DimFuse).
+
+    ``dim_conv`` (:class:`~mmdice.ops.DimConv2d`) -> ``dim_norm`` + ``dim_act``
+    over its 3C channels -> ``dim_fuse`` (:class:`DimFuse`).
+
+    Channel order: DimConv's output is interleaved, channel ``3c + g`` holding
+    branch g (0 depth, 1 height, 2 width) of input channel c. The reference
+    (EdgeNets ``DICE``) concatenates [D, H, W] (its channel ``g*C + c``), applies
+    BN + PReLU over that concat and only then shuffles into the interleaved
+    order. ``dim_norm`` and ``dim_act`` act on our interleaved channels, so
+    their parameters and running statistics are the reference's ``br_act``
+    ones re-indexed: **our channel 3c + g == reference channel g*C + c**
+    (``ours = ref.view(3, C).t().reshape(3C)``). All other weights map
+    one-to-one: ``dim_conv.weight_depth/height/width`` <- ``conv_channel/
+    conv_height/conv_width``, ``dim_fuse.local_fusion`` <- ``weight_avg_layer``,
+    ``dim_fuse.spatial_fusion`` <- ``proj_layer``, ``dim_fuse.gate.reduce/expand``
+    <- ``linear_comb_layer.1/3``.
+
+    Args:
+        in_channels: input channels C.
+        out_channels: output channels C'.
+        build_size: (Hm, Wm) or an int: the feature size the height-/width-wise
+            kernels are built for. Other run-time sizes are resampled per
+            branch (bilinear up, adaptive average pooling down).
+        kernel_size: DimConv kernel size.
+        dilation: DimConv dilation, int or (depth, height, width); the
+            reference's ``dilation=[d0, d1, d2]`` is (depth, width, height).
+        norm_cfg: normalisation config.
+        act_cfg: activation config (PReLU gets one slope per channel).
+        init_cfg: initialisation config; by default convolutions (DimConv
+            included) get Kaiming-normal fan_out, norms weight 1 and bias 0.
+
+    Shapes: (N, C, H, W) -> (N, C', H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 build_size: Union[int, Sequence[int]], kernel_size: int = 3,
+                 dilation: Union[int, Sequence[int]] = 1,
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'), init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(build_size, numbers.Integral):
+            build_size = (build_size, build_size)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.build_size = tuple(build_size)
+        self.dim_conv = DimConv2d(in_channels, self.build_size, kernel_size, dilation)
+        self.dim_norm = build_norm_layer(norm_cfg, 3 * in_channels)[1]
+        self.dim_act = build_act(act_cfg, 3 * in_channels)
+        self.dim_fuse = DimFuse(in_channels, out_channels, norm_cfg=norm_cfg, act_cfg=act_cfg)
+
+    def init_weights(self) -> None:
+        """Kaiming-normal (fan_out) DimConv weights, as the reference's convs.
+
+        Skipped when this unit's ``init_cfg`` loads a pretrained checkpoint.
+        """
+        super().init_weights()
+        init_types = [cfg.get('type') for cfg in _as_list(self.init_cfg)]
+        if 'Pretrained' not in init_types:
+            for weight in (self.dim_conv.weight_depth, self.dim_conv.weight_height,
+                           self.dim_conv.weight_width):
+                nn.init.kaiming_normal_(weight, mode='fan_out', nonlinearity='relu')
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dim_fuse(self.dim_act(self.dim_norm(self.dim_conv(x))))
+
+
+def _as_list(init_cfg: Union[None, dict, Sequence[dict]]) -> list:
+    if init_cfg is None:
+        return []
+    if isinstance(init_cfg, dict):
+        return [init_cfg]
+    return list(init_cfg)

@@ -1,0 +1,87 @@
+"""DimFuse: fuses the interleaved output of a DimConv (DiCENet Sec. 3.2)."""
+import math
+from typing import Optional
+
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from mmdice.registry import MODELS
+from .activation import act_cfg_for
+
+
+@MODELS.register_module()
+class ChannelGate(BaseModule):
+    """Global fusion gate of DimFuse (squeeze-and-excitation style).
+
+    ``GAP -> 1x1 conv (C -> floor(C / reduction), no bias) -> ReLU ->
+    1x1 conv (-> C', no bias) -> sigmoid``; no normalisation.
+
+    Args:
+        in_channels: channels C of the pooled input.
+        out_channels: channels C' of the gate.
+        reduction: channel reduction of the hidden layer (floor division).
+        init_cfg: initialisation config.
+
+    Shapes: (N, C, H, W) -> (N, C', 1, 1), values in (0, 1).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, reduction: int = 4,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        hidden_channels = in_channels // reduction
+        if hidden_channels < 1:
+            raise ValueError(f'in_channels ({in_channels}) must be at least reduction '
+                             f'({reduction}) so that the gate has a hidden channel')
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = ConvModule(in_channels, hidden_channels, 1, bias=False,
+                                 norm_cfg=None, act_cfg=dict(type='ReLU'))
+        self.expand = ConvModule(hidden_channels, out_channels, 1, bias=False,
+                                 norm_cfg=None, act_cfg=dict(type='Sigmoid'))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.expand(self.reduce(self.pool(x)))
+
+
+@MODELS.register_module()
+class DimFuse(BaseModule):
+    """Dimension-wise fusion of a DiCE unit.
+
+    Input: the 3C interleaved channels of a DimConv (channel ``3c + g`` is
+    branch g = depth/height/width of channel c). Steps:
+
+    1. ``local_fusion``: grouped 1x1 conv 3C -> C (groups=C, i.e. a learned
+       weighted sum of the three branches of each channel) + norm + act -> Y_G;
+    2. ``gate``: :class:`ChannelGate` of Y_G -> (N, C', 1, 1);
+    3. ``spatial_fusion``: 3x3 conv C -> C' (groups=gcd(C, C')) + norm + act of Y_G;
+    4. output = spatial_fusion(Y_G) * gate(Y_G). No residual connection.
+
+    Args:
+        in_channels: channels C of the DimConv input (the fused input has 3C).
+        out_channels: output channels C'.
+        gate_reduction: hidden-channel reduction of the gate.
+        norm_cfg: normalisation config.
+        act_cfg: activation config (PReLU gets one slope per channel).
+        init_cfg: initialisation config.
+
+    Shapes: (N, 3C, H, W) -> (N, C', H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, gate_reduction: int = 4,
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'), init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.local_fusion = ConvModule(3 * in_channels, in_channels, 1, groups=in_channels,
+                                       norm_cfg=norm_cfg,
+                                       act_cfg=act_cfg_for(act_cfg, in_channels))
+        self.gate = ChannelGate(in_channels, out_channels, reduction=gate_reduction)
+        self.spatial_fusion = ConvModule(in_channels, out_channels, 3, padding=1,
+                                         groups=math.gcd(in_channels, out_channels),
+                                         norm_cfg=norm_cfg,
+                                         act_cfg=act_cfg_for(act_cfg, out_channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        fused = self.local_fusion(x)
+        return self.spatial_fusion(fused) * self.gate(fused)

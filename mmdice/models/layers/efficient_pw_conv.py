@@ -1,0 +1,63 @@
+"""EfficientPWConv: a grouped 3x3 projection gated by a global context vector.
+
+The skip projection of the DiCENet segmentation decoder (EdgeNets
+``nn_layers/efficient_pt.py``).
+"""
+import math
+from typing import Optional
+
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from torch import Tensor
+from torch.nn import functional as F
+
+from mmdice.registry import MODELS
+from .activation import act_cfg_for
+
+
+@MODELS.register_module()
+class EfficientPWConv(BaseModule):
+    """``expansion(x) * gate(x)`` with a grouped 3x3 expansion and a 1x1 gate.
+
+    ``expansion`` is a 3x3 conv (groups = gcd(in, out)) + norm + activation;
+    ``gate`` is Sigmoid(Conv1x1(in -> out, no bias)(GlobalAvgPool(x))), one
+    weight per output channel and image.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        norm_cfg: norm layer of the expansion.
+        act_cfg: activation of the expansion (PReLU gets one slope per channel).
+        init_cfg: initialisation config.
+
+    Shapes: (N, in, H, W) -> (N, out, H, W).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='PReLU'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.expansion = ConvModule(
+            in_channels,
+            out_channels,
+            3,
+            padding=1,
+            groups=math.gcd(in_channels, out_channels),
+            bias=False,
+            norm_cfg=norm_cfg,
+            act_cfg=act_cfg_for(act_cfg, out_channels))
+        self.gate = ConvModule(
+            in_channels, out_channels, 1, bias=False, norm_cfg=None,
+            act_cfg=dict(type='Sigmoid'))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, in, H, W) -> (N, out, H, W)."""
+        return self.expansion(x) * self.gate(F.adaptive_avg_pool2d(x, 1))

@@ -1,0 +1,67 @@
+"""ShuffleDiCEBlock: the stride-1 unit of DiCENet."""
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule, Sequential
+from torch import Tensor
+
+from mmdice.registry import MODELS
+from .activation import act_cfg_for
+from .channel_shuffle import channel_shuffle
+from .dice_unit import DiCEUnit
+
+
+@MODELS.register_module()
+class ShuffleDiCEBlock(BaseModule):
+    """ShuffleNetV2-style block whose right branch is a DiCE unit.
+
+    The first ``round(0.5 * in_channels)`` input channels pass through
+    untouched; the remaining ones go through ``branch`` = 1x1 conv + norm + act
+    (-> out_channels - left channels) and a :class:`DiCEUnit`; the output is
+    ``channel_shuffle(cat([left, branch]), 2)``. No 1x1 after the DiCE unit.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels (even, larger than the left part).
+        build_size: (Hm, Wm) or an int, the feature size of the DiCE unit.
+        norm_cfg: normalisation config.
+        act_cfg: activation config (PReLU gets one slope per channel).
+        with_cp: recompute the block in backward (torch.utils.checkpoint) to
+            save memory when training.
+        init_cfg: initialisation config.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 build_size: Union[int, Sequence[int]],
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.left_channels = int(round(0.5 * in_channels))
+        if out_channels % 2 or out_channels <= self.left_channels \
+                or in_channels <= self.left_channels:
+            raise ValueError(
+                f'out_channels must be even and larger than round(in_channels / 2) = '
+                f'{self.left_channels}, and in_channels at least 2; got in_channels='
+                f'{in_channels}, out_channels={out_channels}')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.with_cp = with_cp
+        branch_in = in_channels - self.left_channels
+        branch_out = out_channels - self.left_channels
+        self.branch = Sequential(
+            ConvModule(branch_in, branch_out, 1, norm_cfg=norm_cfg,
+                       act_cfg=act_cfg_for(act_cfg, branch_out)),
+            DiCEUnit(branch_out, branch_out, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg))
+
+    def _inner_forward(self, x: Tensor) -> Tensor:
+        left, right = x[:, :self.left_channels], x[:, self.left_channels:]
+        return channel_shuffle(torch.cat((left, self.branch(right)), dim=1), 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        return self._inner_forward(x)

@@ -1,0 +1,64 @@
+"""StridedDiCE: the down-sampling unit of DiCENet (doubles the channels)."""
+import numbers
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.utils.checkpoint as cp
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule, Sequential
+from torch import Tensor, nn
+
+from mmdice.registry import MODELS
+from .activation import act_cfg_for
+from .channel_shuffle import channel_shuffle
+from .dice_unit import DiCEUnit
+
+
+@MODELS.register_module()
+class StridedDiCE(BaseModule):
+    """Stride-2 DiCE unit: C channels at H x W -> 2C channels at H/2 x W/2.
+
+    * ``left``: depth-wise 3x3 stride-2 conv + norm + act, then 1x1 conv + norm + act;
+    * ``right``: 3x3 stride-2 average pooling (zero padding counted), a
+      :class:`DiCEUnit` (C -> C) and a 1x1 conv + norm + act;
+    * output: ``channel_shuffle(cat([left, right]), 2)``.
+
+    Args:
+        in_channels: input channels C.
+        build_size: (Hm, Wm) or an int, the *output* (post-stride) feature size
+            the DiCE unit is built for.
+        norm_cfg: normalisation config.
+        act_cfg: activation config (PReLU gets one slope per channel).
+        with_cp: recompute the unit in backward (torch.utils.checkpoint) to
+            save memory when training.
+        init_cfg: initialisation config.
+    """
+
+    def __init__(self, in_channels: int, build_size: Union[int, Sequence[int]],
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(build_size, numbers.Integral):
+            build_size = (build_size, build_size)
+        self.in_channels = in_channels
+        self.out_channels = 2 * in_channels
+        self.with_cp = with_cp
+        conv_act_cfg = act_cfg_for(act_cfg, in_channels)
+        self.left = Sequential(
+            ConvModule(in_channels, in_channels, 3, stride=2, padding=1, groups=in_channels,
+                       norm_cfg=norm_cfg, act_cfg=conv_act_cfg),
+            ConvModule(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
+        self.right = Sequential(
+            nn.AvgPool2d(3, stride=2, padding=1),
+            DiCEUnit(in_channels, in_channels, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg),
+            ConvModule(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
+
+    def _inner_forward(self, x: Tensor) -> Tensor:
+        return channel_shuffle(torch.cat((self.left(x), self.right(x)), dim=1), 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, 2C, ceil(H/2), ceil(W/2))."""
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
+        return self._inner_forward(x)

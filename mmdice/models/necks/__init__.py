@@ -1,0 +1,2 @@
+"""Necks of mmdice (DiCENet uses the codebases' own necks)."""
+__all__ = []

@@ -1,0 +1,111 @@
+"""Test (evaluate) a checkpoint of any OpenMMLab 2.x codebase with mmengine's Runner.
+
+Example::
+
+    python tools/test.py CONFIG CHECKPOINT --work-dir work_dirs/eval
+    python tools/test.py CONFIG CHECKPOINT --out results.pkl --show-dir vis
+    bash tools/dist_test.sh CONFIG CHECKPOINT 8
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.evaluator import DumpResults
+from mmengine.registry import RUNNERS
+from mmengine.runner import Runner
+
+import mmdice.models  # noqa: F401  registers the mmdice.* classes
+from mmdice.utils.launch import prepare_cpu_distributed
+from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test (and evaluate) a checkpoint')
+    parser.add_argument('config', help='test config file path')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='the dir to save the evaluation metrics and logs')
+    parser.add_argument('--out', help='dump the predictions to this pickle file (.pkl)')
+    parser.add_argument('--show-dir', help='save visualized predictions into this directory')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value pairs, e.g. '
+        'test_dataloader.batch_size=1; lists as key="[a,b]"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out}')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def enable_visualization(cfg, show_dir):
+    """Turn on the codebase's VisualizationHook so it writes images into ``show_dir``.
+
+    The hook of each codebase takes different arguments, chosen by the
+    config's ``default_scope``.
+    """
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs default_hooks.visualization (a VisualizationHook) '
+                         'in the config')
+    scope = cfg.get('default_scope', 'mmengine')
+    if scope == 'mmpretrain':
+        hook.enable = True
+        hook.out_dir = show_dir
+    elif scope == 'mmdet':
+        hook.draw = True
+        hook.test_out_dir = show_dir
+    elif scope == 'mmseg':
+        hook.draw = True
+        cfg.visualizer.save_dir = show_dir
+    else:
+        raise ValueError(f'--show-dir supports default_scope mmpretrain, mmdet or mmseg, '
+                         f'got {scope}')
+
+
+def merge_args(cfg, args):
+    """Apply the command-line arguments to the config (CLI > config > defaults)."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg.load_from = args.checkpoint
+    cfg.resume = False
+    if args.show_dir is not None:
+        enable_visualization(cfg, args.show_dir)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def dump_metric(cfg, out_file):
+    """The metric that pickles the predictions (mmdet strips its masks first)."""
+    if cfg.get('default_scope') == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        return DumpDetResults(out_file_path=out_file)
+    return DumpResults(out_file_path=out_file)
+
+
+def main():
+    args = parse_args()
+    allow_mmengine_checkpoint_globals()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    prepare_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    if args.out is not None:
+        runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()
