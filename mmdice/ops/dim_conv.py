@@ -165,8 +165,21 @@ def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
         _width_branch(x, weight_width, d_width))
 
 
+def _device_kernels() -> frozenset:
+    """Device types that mmdice._ext was built with a kernel for."""
+    if not EXT_AVAILABLE:
+        return frozenset()
+    return frozenset(device_type for device_type in FUSED_DTYPES
+                     if torch._C._dispatch_has_kernel_for_dispatch_key(
+                         'mmdice::dim_conv', device_type.upper()))
+
+
+DEVICE_KERNELS = _device_kernels()
+
+
 def _fused_supported(x: Tensor) -> bool:
-    return EXT_AVAILABLE and x.dtype in FUSED_DTYPES.get(x.device.type, ())
+    return (EXT_AVAILABLE and x.device.type in DEVICE_KERNELS
+            and x.dtype in FUSED_DTYPES[x.device.type])
 
 
 def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_width: Tensor,
@@ -208,6 +221,10 @@ if EXT_AVAILABLE:
         ctx.dilation = dilation
 
     def _backward(ctx, grad_output):
+        if torch.is_grad_enabled():
+            raise NotImplementedError(
+                'mmdice::dim_conv is differentiable once only; double backward '
+                '(create_graph=True) needs dim_conv_reference')
         x, weight_depth, weight_height, weight_width = ctx.saved_tensors
         grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, weight_depth,
                                                    weight_height, weight_width, ctx.dilation)

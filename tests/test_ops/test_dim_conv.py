@@ -414,3 +414,21 @@ def test_missing_extension_falls_back_with_one_warning(monkeypatch):
         warnings.simplefilter('error')
         dim_conv(*inputs)
     torch.testing.assert_close(output, dim_conv_reference(*inputs), rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_double_backward_raises():
+    x = torch.randn(1, 4, 6, 6, dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(rows, 1, 3, 3, dtype=torch.float64) for rows in (4, 6, 6)]
+    (grad, ) = torch.autograd.grad(dim_conv(x, *weights).sum(), x)
+    assert grad.shape == x.shape
+    with pytest.raises(NotImplementedError, match='double backward'):
+        torch.autograd.grad(dim_conv(x, *weights).sum(), x, create_graph=True)
+
+
+def test_cuda_tensor_without_cuda_kernel_uses_reference(monkeypatch):
+    monkeypatch.setattr(dim_conv_module, 'DEVICE_KERNELS', frozenset())
+    x = torch.randn(2, 3, 5, 7)
+    weights = [torch.randn(rows, 1, 3, 3) for rows in (3, 5, 7)]
+    assert not dim_conv_module._fused_supported(x)
+    torch.testing.assert_close(dim_conv(x, *weights), dim_conv_reference(x, *weights))
