@@ -2,7 +2,7 @@
 # 1024x512 (w x h) crops, batch 6, lr 0.005 (decoder x10), 100 epochs, BatchNorm
 # affine parameters frozen (running statistics still update).
 _base_ = [
-    '../_base_/models/dicenet_seg.py', '../_base_/datasets/cityscapes_1024x512.py',
+    '../_base_/models/dicenet_seg_cityscapes.py', '../_base_/datasets/cityscapes_1024x512.py',
     '../_base_/seg_runtime.py', '../_base_/schedules/seg_hybrid_100e.py'
 ]
 crop_size = (512, 1024)
@@ -13,20 +13,6 @@ model = dict(
     backbone=dict(widen_factor=1.5, norm_cfg=norm_cfg),
     decode_head=dict(
         in_channels=[24, 24, 176, 352],
-        num_classes=20,
-        norm_cfg=norm_cfg,
-        loss_decode=dict(
-            type='CrossEntropyLoss',
-            use_sigmoid=False,
-            loss_weight=1.0,
-            avg_non_ignore=True,
-            # EdgeNets class weights; the 20th class 'background' gets 0.
-            class_weight=[
-                2.8149201869965, 6.9850029945374, 3.7890393733978, 9.9428062438965,
-                9.7702074050903, 9.5110931396484, 10.311357498169, 10.026463508606,
-                4.6323022842407, 9.5608062744141, 7.8698215484619, 9.5168733596802,
-                10.373730659485, 6.6616044044495, 10.260489463806, 10.287888526917,
-                10.289801597595, 10.405355453491, 10.138095855713, 0.0,
-            ])))
+        norm_cfg=norm_cfg))
 optim_wrapper = dict(optimizer=dict(lr=0.005))
 load_from = 'work_dirs/dicenet-s1.5_1xb25-100e_cityscapes-256x512/epoch_100.pth'
