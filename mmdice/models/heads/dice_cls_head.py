@@ -8,6 +8,24 @@ from torch import Tensor, nn
 from mmdice.registry import MODELS
 
 
+def add_dice_classifier_layers(head: nn.Module, num_classes: int, in_channels: int,
+                               mid_channels: int, groups: int, dropout_ratio: float) -> None:
+    """Validate the arguments and add ``grouped_fc``, ``dropout`` and ``fc`` to ``head``."""
+    if num_classes <= 0:
+        raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
+    if in_channels % groups or mid_channels % groups:
+        raise ValueError(f'in_channels ({in_channels}) and mid_channels ({mid_channels}) '
+                         f'must be divisible by groups ({groups})')
+    if not 0 <= dropout_ratio < 1:
+        raise ValueError(f'dropout_ratio must be in [0, 1), got {dropout_ratio!r}')
+    head.num_classes = num_classes
+    head.in_channels = in_channels
+    head.mid_channels = mid_channels
+    head.grouped_fc = nn.Conv2d(in_channels, mid_channels, 1, groups=groups, bias=False)
+    head.dropout = nn.Dropout(p=dropout_ratio)
+    head.fc = nn.Linear(mid_channels, num_classes)
+
+
 @MODELS.register_module()
 class DiCEClsHead(ClsHead):
     """DiCENet classifier: grouped FC -> dropout -> FC.
@@ -40,19 +58,8 @@ class DiCEClsHead(ClsHead):
                      nonlinearity='relu', distribution='normal', bias=0),
                  **kwargs):
         super().__init__(init_cfg=init_cfg, **kwargs)
-        if num_classes <= 0:
-            raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
-        if in_channels % groups or mid_channels % groups:
-            raise ValueError(f'in_channels ({in_channels}) and mid_channels ({mid_channels}) '
-                             f'must be divisible by groups ({groups})')
-        if not 0 <= dropout_ratio < 1:
-            raise ValueError(f'dropout_ratio must be in [0, 1), got {dropout_ratio!r}')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.mid_channels = mid_channels
-        self.grouped_fc = nn.Conv2d(in_channels, mid_channels, 1, groups=groups, bias=False)
-        self.dropout = nn.Dropout(p=dropout_ratio)
-        self.fc = nn.Linear(mid_channels, num_classes)
+        add_dice_classifier_layers(self, num_classes, in_channels, mid_channels, groups,
+                                   dropout_ratio)
 
     def pre_logits(self, feats: Sequence[Tensor]) -> Tensor:
         """Grouped FC of the last feature: (N, ch4[, 1, 1]) -> (N, ch5)."""

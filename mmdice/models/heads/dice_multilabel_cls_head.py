@@ -2,10 +2,9 @@
 from typing import Dict, Optional
 
 from mmpretrain.models.heads import MultiLabelClsHead
-from torch import nn
 
 from mmdice.registry import MODELS
-from .dice_cls_head import DiCEClsHead
+from .dice_cls_head import DiCEClsHead, add_dice_classifier_layers
 
 
 @MODELS.register_module()
@@ -42,19 +41,8 @@ class DiCEMultiLabelClsHead(MultiLabelClsHead):
                      type='Kaiming', layer=['Conv2d', 'Linear'], mode='fan_out',
                      nonlinearity='relu', distribution='normal', bias=0)):
         super().__init__(loss=loss, thr=thr, topk=topk, init_cfg=init_cfg)
-        if num_classes <= 0:
-            raise ValueError(f'num_classes must be a positive int, got {num_classes!r}')
-        if in_channels % groups or mid_channels % groups:
-            raise ValueError(f'in_channels ({in_channels}) and mid_channels ({mid_channels}) '
-                             f'must be divisible by groups ({groups})')
-        if not 0 <= dropout_ratio < 1:
-            raise ValueError(f'dropout_ratio must be in [0, 1), got {dropout_ratio!r}')
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.mid_channels = mid_channels
-        self.grouped_fc = nn.Conv2d(in_channels, mid_channels, 1, groups=groups, bias=False)
-        self.dropout = nn.Dropout(p=dropout_ratio)
-        self.fc = nn.Linear(mid_channels, num_classes)
+        add_dice_classifier_layers(self, num_classes, in_channels, mid_channels, groups,
+                                   dropout_ratio)
 
     pre_logits = DiCEClsHead.pre_logits
     forward = DiCEClsHead.forward
