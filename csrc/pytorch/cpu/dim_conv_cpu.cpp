@@ -361,19 +361,18 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
         list.add_scalar(own + tap.shift, static_cast<T>(depth_weights[c * taps + tap.index]));
       }
       store(y_plane + kDepthBranch * plane_size);
-      for (const TapGeometry& tap : branch_taps.height) {
-        const int64_t j = c + tap.channel_offset;
-        if (in_range(j, channels)) {
-          list.add_vector(ring.get(n, j) + tap.shift, weight_planes.height(tap.index));
+      // The spatial branches read neighbouring channels with per-row/-column weights.
+      auto add_channel_taps = [&](const auto& branch, auto weight_plane) {
+        for (const TapGeometry& tap : branch) {
+          const int64_t j = c + tap.channel_offset;
+          if (in_range(j, channels)) {
+            list.add_vector(ring.get(n, j) + tap.shift, weight_plane(tap.index));
+          }
         }
-      }
+      };
+      add_channel_taps(branch_taps.height, [&](int64_t i) { return weight_planes.height(i); });
       store(y_plane + kHeightBranch * plane_size);
-      for (const TapGeometry& tap : branch_taps.width) {
-        const int64_t j = c + tap.channel_offset;
-        if (in_range(j, channels)) {
-          list.add_vector(ring.get(n, j) + tap.shift, weight_planes.width(tap.index));
-        }
-      }
+      add_channel_taps(branch_taps.width, [&](int64_t i) { return weight_planes.width(i); });
       store(y_plane + kWidthBranch * plane_size);
     });
   });
