@@ -3,51 +3,77 @@
 // Every branch is a sum of k*k shifted copies of some input plane, scaled by a
 // scalar (depth-wise: Wd[c][tap]) or by a per-element weight that depends only
 // on the row (height-wise: Wh[h][tap]) or the column (width-wise: Ww[w][tap]).
-// Each thread walks a contiguous run of (n, c) planes and keeps the planes it
-// needs -- its own channel and the channel neighbours reached by the height-
-// and width-wise kernels -- in a small ring of zero-padded, L1-sized copies in
-// the accumulation type (so bf16 is converted once per plane). In the padded
-// layout each row is followed by `pad_columns` zeros and the plane has
-// `pad_rows` zero rows above and below, so every tap is one branch-free
-// multiply-add over a flat range: no bounds checks, no per-row loops, and 7x7
-// planes vectorise as well as 28x28 ones. The height-/width-wise weights are
-// laid out once per call as flat "weight planes" over that layout.
+// A tap reads plane c + channel_offset shifted by (rows, columns).
+//
+// Each thread walks a contiguous run of (n, c) planes through a "plane
+// window": L1-sized copies, in the accumulation type (bf16 is converted once
+// per plane), of the planes c - radius .. c + radius that the height- and
+// width-wise kernels reach. A plane is copied once per column shift its taps
+// use, with the columns shifted in from outside the row zeroed, between zero
+// rows above and below; channels outside [0, C) read a shared zero plane. So
+// every tap is one branch-free multiply-add over the dense flat range
+// [0, H * W), whose results go straight into the output, and 7x7 planes
+// vectorise as well as 28x28 ones. The taps' source pointers are bound once
+// per thread to window slots, so moving to the next plane costs one new
+// channel's copies and a few pointer updates. Scratch rows start on 64-byte
+// boundaries; the height-/width-wise weights are laid out once per call as
+// dense, aligned "weight planes".
 //
 // Forward: parallel over (n, c) planes; each plane yields output channels 3c,
 // 3c+1, 3c+2. Backward: one parallel pass over (n, c) planes computes the
-// grad_input plane c as a gather (transposed convolutions with negated
-// offsets, no atomics) together with per-chunk partial weight gradients,
-// which are reduced in a fixed order at the end (deterministic for a given
-// number of threads).
+// grad_input plane c as a gather (the forward taps with negated offsets, no
+// atomics) together with per-chunk partial weight gradients, which are
+// reduced in a fixed order at the end (deterministic for a given number of
+// threads).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/types.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "../dim_conv.h"
 
-// Portable binaries: the hot loops are compiled for AVX-512, AVX2+FMA and
-// baseline x86-64, and the loader picks the best one for the running CPU.
+// Portable binaries: the per-thread workers are compiled for AVX-512, AVX2+FMA
+// and baseline x86-64, and the loader picks the best one for the running CPU.
+// Everything they call in the hot path is forced inline so that it is compiled
+// for the same target. GCC's unroll-and-jam would pair up the taps of the
+// gather loops and leave them scalar, so it is off for this file.
 #if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__x86_64__) && \
     defined(__linux__)
 #define DIM_CONV_CPU_CLONES \
   __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#pragma GCC optimize("no-loop-unroll-and-jam")
 #else
 #define DIM_CONV_CPU_CLONES
+#endif
+#if defined(__GNUC__)
+#define DIM_CONV_INLINE inline __attribute__((always_inline))
+#else
+#define DIM_CONV_INLINE inline
 #endif
 
 namespace mmdice {
 
 namespace {
 
-// Elements produced per inner block; the flat plane length is rounded up to a
-// multiple of it so that every inner loop has this fixed trip count.
+// Elements produced per inner block: the partial sums of one block stay in
+// registers across all taps.
 constexpr int64_t kBlock = 32;
+// Scratch planes start on multiples of this many elements (64 bytes or more).
+constexpr int64_t kAlignElements = 16;
 
 // Planes per thread below which splitting work costs more than it saves
 // (ATen's usual grain of 32768 elements).
@@ -59,115 +85,359 @@ int64_t round_up(int64_t value, int64_t multiple) {
   return (value + multiple - 1) / multiple * multiple;
 }
 
-// Zero-padded flat layout of one (H, W) plane.
-struct PaddedLayout {
-  int64_t height;
-  int64_t width;
-  int64_t pad_rows;     // zero rows above and below
-  int64_t pad_columns;  // zero columns between consecutive rows
-  int64_t row_stride;   // width + pad_columns
-  int64_t length;       // flat range computed per plane: height * row_stride rounded up
-  int64_t origin;       // buffer index of element (0, 0)
-  int64_t size;         // buffer elements: origin + length + the largest forward shift
-
-  explicit PaddedLayout(const DimConvGeometry& g) : height(g.height), width(g.width) {
-    const int64_t r = g.radius();
-    pad_rows = r * std::max(g.dilation_depth, g.dilation_width);
-    pad_columns = r * std::max(g.dilation_depth, g.dilation_height);
-    row_stride = g.width + pad_columns;
-    length = round_up(g.height * row_stride, kBlock);
-    origin = pad_columns + pad_rows * row_stride;
-    size = 2 * origin + length;
+// Zero-initialised scratch of `count` elements starting on a 64-byte boundary.
+template <typename T>
+class AlignedBuffer {
+ public:
+  explicit AlignedBuffer(int64_t count) : storage_(count + kAlignElements, T(0)) {
+    constexpr uintptr_t bytes = 64;
+    const auto address = reinterpret_cast<uintptr_t>(storage_.data());
+    data_ = reinterpret_cast<T*>((address + bytes - 1) / bytes * bytes);
   }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 
-  // Flat shift of a tap reading `rows` rows down and `columns` columns right.
-  int64_t shift(int64_t rows, int64_t columns) const { return rows * row_stride + columns; }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+
+ private:
+  std::vector<T> storage_;
+  T* data_;
 };
 
-// Tap (a, b) of one branch: reads input plane c + channel_offset at flat
-// offset `shift` from the output position; `index` = a * k + b.
+// Flat layout of one (H, W) plane copy: dense rows and at least
+// radius * dilation zero rows above and below the block-rounded range
+// [0, length), so that a tap shifted by r rows reads at flat offset r * W
+// without bounds checks.
+struct PlaneLayout {
+  int64_t width;
+  int64_t plane;   // H * W: elements stored per output plane
+  int64_t length;  // plane rounded up to kBlock: elements computed per plane
+  int64_t origin;  // buffer index of element (0, 0)
+  int64_t size;    // buffer elements
+
+  explicit PlaneLayout(const DimConvGeometry& g)
+      : width(g.width), plane(g.plane()), length(round_up(g.plane(), kBlock)) {
+    // Only the depth- and width-wise branches shift rows.
+    const int64_t pad = g.radius() * std::max(g.dilation_depth, g.dilation_width) * g.width;
+    origin = round_up(pad, kAlignElements);
+    size = 2 * origin + length;
+  }
+};
+
+// Tap `index` = a * k + b of one branch: reads plane c + channel_offset,
+// `row_offset` elements further on (a whole number of rows), in its copy
+// shifted by `column_shift` columns.
 struct TapGeometry {
   int64_t channel_offset;
-  int64_t shift;
+  int64_t row_offset;
+  int64_t column_shift;
   int64_t index;
 };
 
-// The taps of the three branches, grouped by channel offset.
+// The k*k taps of each branch, indexed by kDepthBranch / kHeightBranch / kWidthBranch.
 struct BranchTaps {
-  std::vector<TapGeometry> depth;
-  std::vector<TapGeometry> height;
-  std::vector<TapGeometry> width;
+  std::array<std::vector<TapGeometry>, kNumBranches> branches;
 
-  BranchTaps(const DimConvGeometry& g, const PaddedLayout& layout) {
+  explicit BranchTaps(const DimConvGeometry& g) {
     const int64_t k = g.kernel_size;
+    const int64_t w = g.width;
     // Kernel axes: depth (row, column), height (channel, column), width (row, channel).
     for (int64_t a = 0; a < k; ++a) {
       for (int64_t b = 0; b < k; ++b) {
-        depth.push_back({0,
-                         layout.shift(g.offset(a, g.dilation_depth), g.offset(b, g.dilation_depth)),
-                         a * k + b});
-        height.push_back(
-            {g.offset(a, g.dilation_height), g.offset(b, g.dilation_height), a * k + b});
-      }
-    }
-    for (int64_t b = 0; b < k; ++b) {
-      for (int64_t a = 0; a < k; ++a) {
-        width.push_back({g.offset(b, g.dilation_width),
-                         layout.shift(g.offset(a, g.dilation_width), 0), a * k + b});
+        const int64_t index = a * k + b;
+        branches[kDepthBranch].push_back(
+            {0, g.offset(a, g.dilation_depth) * w, g.offset(b, g.dilation_depth), index});
+        branches[kHeightBranch].push_back(
+            {g.offset(a, g.dilation_height), 0, g.offset(b, g.dilation_height), index});
+        branches[kWidthBranch].push_back(
+            {g.offset(b, g.dilation_width), g.offset(a, g.dilation_width) * w, 0, index});
       }
     }
   }
-};
 
-// One term of an output block: out[o] += weight(o) * source[o], where the
-// weight is a scalar or, when `weights` is set, a flat weight plane.
-template <typename T>
-struct Tap {
-  const T* source;
-  const T* weights;
-  T weight;
-};
-
-// The taps of one output plane: at most three branches of k*k taps.
-template <typename T>
-struct TapList {
-  std::vector<Tap<T>> taps;
-  int64_t count = 0;
-
-  explicit TapList(int64_t kernel_size) : taps(kNumBranches * kernel_size * kernel_size) {}
-  void add_scalar(const T* source, T weight) { taps[count++] = {source, nullptr, weight}; }
-  void add_vector(const T* source, const T* weights) {
-    taps[count++] = {source, weights, T(0)};
+  // Largest |channel_offset| of the given branches, and their column shifts (sorted, unique).
+  int64_t channel_radius(std::initializer_list<int64_t> selected) const {
+    int64_t radius = 0;
+    for (int64_t branch : selected) {
+      for (const TapGeometry& tap : branches[branch]) {
+        radius = std::max(radius, std::abs(tap.channel_offset));
+      }
+    }
+    return radius;
+  }
+  std::vector<int64_t> column_shifts(std::initializer_list<int64_t> selected) const {
+    std::vector<int64_t> shifts;
+    for (int64_t branch : selected) {
+      for (const TapGeometry& tap : branches[branch]) shifts.push_back(tap.column_shift);
+    }
+    std::sort(shifts.begin(), shifts.end());
+    shifts.erase(std::unique(shifts.begin(), shifts.end()), shifts.end());
+    return shifts;
   }
 };
 
-// acc[0:kBlock] += weight(start + j) * source[start + j]
-template <typename T>
-inline void accumulate_tap(const Tap<T>& tap, int64_t start, T* acc) {
-  const T* source = tap.source + start;
-  if (tap.weights == nullptr) {
-    const T weight = tap.weight;
-    for (int64_t j = 0; j < kBlock; ++j) acc[j] += weight * source[j];
+// dst[h * W + w] = src[h * W + w + shift] where 0 <= w + shift < W, else 0,
+// converted between the tensor type and the accumulation type.
+template <typename From, typename To>
+DIM_CONV_INLINE void copy_shifted(const From* src, To* dst, int64_t plane, int64_t width,
+                                  int64_t shift) {
+  const int64_t begin = std::max<int64_t>(0, -shift);
+  const int64_t end = std::min<int64_t>(plane, plane - shift);
+  if constexpr (std::is_same_v<From, To>) {
+    if (end > begin) std::memcpy(dst + begin, src + begin + shift, (end - begin) * sizeof(To));
   } else {
-    const T* weights = tap.weights + start;
-    for (int64_t j = 0; j < kBlock; ++j) acc[j] += weights[j] * source[j];
+    for (int64_t i = begin; i < end; ++i) dst[i] = static_cast<To>(src[i + shift]);
+  }
+  // Zero the columns shifted in from outside the row (all of them when |shift| >= W).
+  const int64_t zero_begin = shift > 0 ? std::max<int64_t>(0, width - shift) : 0;
+  const int64_t zero_end = shift > 0 ? width : std::min<int64_t>(width, -shift);
+  for (int64_t w = zero_begin; w < zero_end; ++w) {
+    for (int64_t i = w; i < plane; i += width) dst[i] = To(0);
   }
 }
 
-// out[0:length] = sum over taps of weight * source, blocked so that the
-// kBlock partial sums stay in registers across all taps.
-template <typename T>
-inline void gather_taps_impl(const TapList<T>& list, int64_t length, T* out) {
-  for (int64_t start = 0; start < length; start += kBlock) {
-    T acc[kBlock] = {};
-    for (int64_t t = 0; t < list.count; ++t) accumulate_tap(list.taps[t], start, acc);
-    std::memcpy(out + start, acc, sizeof(acc));
-  }
-}
+// Copies of planes (n, c - channel_radius .. c + channel_radius) of a tensor
+// with `channels` channels, one per column shift, for the thread's current
+// plane (n, c). A channel stays in its ring slot j mod (a power of two > 2 *
+// channel_radius) while the window slides over it; channels outside
+// [0, channels) read `zero_plane`.
+template <typename scalar_t, typename T>
+class PlaneWindow {
+ public:
+  // Plane (n, j) starts at data + (n * channels_total + j * stride + offset) * H * W.
+  PlaneWindow(const scalar_t* data, int64_t channels, int64_t channels_total, int64_t stride,
+              int64_t offset, int64_t channel_radius, std::vector<int64_t> column_shifts,
+              const PlaneLayout& layout, const T* zero_plane)
+      : data_(data),
+        channels_(channels),
+        channels_total_(channels_total),
+        stride_(stride),
+        offset_(offset),
+        channel_radius_(channel_radius),
+        ring_mask_(power_of_two_above(2 * channel_radius) - 1),
+        column_shifts_(std::move(column_shifts)),
+        layout_(layout),
+        zero_plane_(zero_plane),
+        buffer_((ring_mask_ + 1) * column_shifts_.size() * layout.size),
+        tags_(ring_mask_ + 1, -1),
+        current_((2 * channel_radius + 1) * column_shifts_.size(), zero_plane) {}
 
-// sum(a[0:length] * b[0:length]) in a fixed blocked order.
+  // Slot of plane (n, c + channel_offset) shifted by `column_shift` in plane().
+  int64_t slot(int64_t channel_offset, int64_t column_shift) const {
+    const auto found = std::find(column_shifts_.begin(), column_shifts_.end(), column_shift);
+    TORCH_INTERNAL_ASSERT(found != column_shifts_.end() &&
+                          std::abs(channel_offset) <= channel_radius_);
+    return (channel_offset + channel_radius_) * shifts() + (found - column_shifts_.begin());
+  }
+
+  // Element (0, 0) of the plane copy in `slot` for the current plane.
+  DIM_CONV_INLINE const T* plane(int64_t slot) const { return current_[slot]; }
+
+  // Makes (n, c) the current plane, copying the channels that enter the window.
+  DIM_CONV_INLINE void move_to(int64_t n, int64_t c) {
+    for (int64_t o = -channel_radius_; o <= channel_radius_; ++o) {
+      const int64_t j = c + o;
+      const T** current = current_.data() + (o + channel_radius_) * shifts();
+      if (!in_range(j, channels_)) {
+        for (int64_t s = 0; s < shifts(); ++s) current[s] = zero_plane_;
+        continue;
+      }
+      const int64_t ring_slot = j & ring_mask_;
+      T* copies = buffer_.data() + ring_slot * shifts() * layout_.size + layout_.origin;
+      const int64_t tag = n * channels_ + j;
+      const bool stale = tags_[ring_slot] != tag;
+      tags_[ring_slot] = tag;
+      const scalar_t* src = data_ + (n * channels_total_ + j * stride_ + offset_) * layout_.plane;
+      for (int64_t s = 0; s < shifts(); ++s) {
+        T* copy = copies + s * layout_.size;
+        if (stale) copy_shifted(src, copy, layout_.plane, layout_.width, column_shifts_[s]);
+        current[s] = copy;
+      }
+    }
+  }
+
+ private:
+  static int64_t power_of_two_above(int64_t value) {
+    int64_t power = 1;
+    while (power <= value) power *= 2;
+    return power;
+  }
+  int64_t shifts() const { return static_cast<int64_t>(column_shifts_.size()); }
+
+  const scalar_t* data_;
+  int64_t channels_;
+  int64_t channels_total_;
+  int64_t stride_;
+  int64_t offset_;
+  int64_t channel_radius_;
+  int64_t ring_mask_;
+  std::vector<int64_t> column_shifts_;
+  const PlaneLayout& layout_;
+  const T* zero_plane_;
+  AlignedBuffer<T> buffer_;
+  std::vector<int64_t> tags_;
+  std::vector<const T*> current_;
+};
+
+// Flat weight planes of the height- and width-wise kernels: entry
+// [tap][h * W + w] = Wh[h][tap] (resp. Ww[w][tap]), 0 past the plane.
 template <typename T>
-inline T dot_impl(const T* a, const T* b, int64_t length) {
+class WeightPlanes {
+ public:
+  template <typename scalar_t>
+  WeightPlanes(const scalar_t* weight_height, const scalar_t* weight_width,
+               const DimConvGeometry& g, const PlaneLayout& layout)
+      : length_(layout.length),
+        height_(g.taps() * layout.length),
+        width_(g.taps() * layout.length) {
+    const int64_t taps = g.taps();
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      for (int64_t h = 0; h < g.height; ++h) {
+        for (int64_t w = 0; w < g.width; ++w) {
+          const int64_t i = tap * length_ + h * g.width + w;
+          height_.data()[i] = static_cast<T>(weight_height[h * taps + tap]);
+          width_.data()[i] = static_cast<T>(weight_width[w * taps + tap]);
+        }
+      }
+    }
+  }
+
+  // Weight plane of tap `index` of the height- or width-wise branch.
+  const T* get(int64_t branch, int64_t index) const {
+    return (branch == kHeightBranch ? height_ : width_).data() + index * length_;
+  }
+
+ private:
+  int64_t length_;
+  AlignedBuffer<T> height_;
+  AlignedBuffer<T> width_;
+};
+
+// Everything the workers share that does not change between planes.
+template <typename scalar_t>
+struct Problem {
+  using T = at::opmath_type<scalar_t>;
+
+  const DimConvGeometry& geometry;
+  const PlaneLayout layout;
+  const BranchTaps taps;
+  const WeightPlanes<T> weight_planes;
+  const AlignedBuffer<T> zero_plane;
+  const scalar_t* input;
+  const scalar_t* weight_depth;
+
+  Problem(const at::Tensor& input_tensor, const at::Tensor& weight_depth_tensor,
+          const at::Tensor& weight_height, const at::Tensor& weight_width,
+          const DimConvGeometry& g)
+      : geometry(g),
+        layout(g),
+        taps(g),
+        weight_planes(weight_height.data_ptr<scalar_t>(), weight_width.data_ptr<scalar_t>(), g,
+                      layout),
+        zero_plane(layout.size),
+        input(input_tensor.data_ptr<scalar_t>()),
+        weight_depth(weight_depth_tensor.data_ptr<scalar_t>()) {}
+
+  // Element (0, 0) of an all-zero plane copy.
+  const T* zeros() const { return zero_plane.data() + layout.origin; }
+};
+
+// The terms of one plane, out[o] = sum of weight * source[o] (depth-wise
+// taps) and weights[o] * source[o] (height- and width-wise taps), each bound
+// to a slot of a plane window; bind() refreshes the sources after the windows
+// move and takes the depth-wise weights of channel c.
+template <typename scalar_t>
+class TapList {
+ public:
+  using T = at::opmath_type<scalar_t>;
+  using Window = PlaneWindow<scalar_t, T>;
+
+  explicit TapList(const Problem<scalar_t>& problem) : problem_(problem) {}
+
+  // Adds tap `tap` of `branch` reading `window`'s copy of channel offset
+  // `channel_offset` shifted by `column_shift`, `row_offset` elements on.
+  void add(int64_t branch, const TapGeometry& tap, const Window& window, int64_t channel_offset,
+           int64_t column_shift, int64_t row_offset) {
+    Binding binding{&window, window.slot(channel_offset, column_shift), row_offset, tap.index};
+    if (branch == kDepthBranch) {
+      scalar_.push_back(binding);
+      scalar_sources_.push_back(nullptr);
+      scalar_weights_.push_back(T(0));
+    } else {
+      vector_.push_back(binding);
+      vector_sources_.push_back(nullptr);
+      vector_weights_.push_back(problem_.weight_planes.get(branch, tap.index));
+    }
+  }
+
+  DIM_CONV_INLINE void bind(int64_t c) {
+    const scalar_t* depth_weights = problem_.weight_depth + c * problem_.geometry.taps();
+    for (size_t t = 0; t < scalar_.size(); ++t) {
+      scalar_sources_[t] = scalar_[t].source();
+      scalar_weights_[t] = static_cast<T>(depth_weights[scalar_[t].index]);
+    }
+    for (size_t t = 0; t < vector_.size(); ++t) vector_sources_[t] = vector_[t].source();
+  }
+
+  // out[0:plane] = sum of the terms, converted to the output type; sources are
+  // read up to the block-rounded length.
+  template <typename Out>
+  DIM_CONV_INLINE void gather(int64_t plane, Out* out) const {
+    const int64_t scalar_count = scalar_sources_.size();
+    const int64_t vector_count = vector_sources_.size();
+    const T* const* scalar_sources = scalar_sources_.data();
+    const T* scalar_weights = scalar_weights_.data();
+    const T* const* vector_sources = vector_sources_.data();
+    const T* const* vector_weights = vector_weights_.data();
+    for (int64_t start = 0; start < plane; start += kBlock) {
+      T acc[kBlock] = {};
+      for (int64_t t = 0; t < scalar_count; ++t) {
+        const T weight = scalar_weights[t];
+        const T* source = scalar_sources[t] + start;
+        for (int64_t j = 0; j < kBlock; ++j) acc[j] += weight * source[j];
+      }
+      for (int64_t t = 0; t < vector_count; ++t) {
+        const T* weights = vector_weights[t] + start;
+        const T* source = vector_sources[t] + start;
+        for (int64_t j = 0; j < kBlock; ++j) acc[j] += weights[j] * source[j];
+      }
+      const int64_t count = plane - start;  // < kBlock in the last block only
+      for (int64_t j = 0; j < kBlock; ++j) {
+        if (j < count) out[start + j] = static_cast<Out>(acc[j]);
+      }
+    }
+  }
+
+  // Source and kernel index of the t-th depth-wise / other term (after bind()).
+  const T* scalar_source(int64_t t) const { return scalar_sources_[t]; }
+  int64_t scalar_index(int64_t t) const { return scalar_[t].index; }
+  int64_t scalar_count() const { return scalar_.size(); }
+  const T* vector_source(int64_t t) const { return vector_sources_[t]; }
+  int64_t vector_index(int64_t t) const { return vector_[t].index; }
+  int64_t vector_count() const { return vector_.size(); }
+
+ private:
+  struct Binding {
+    const Window* window;
+    int64_t slot;
+    int64_t offset;
+    int64_t index;
+    DIM_CONV_INLINE const T* source() const { return window->plane(slot) + offset; }
+  };
+
+  const Problem<scalar_t>& problem_;
+  std::vector<Binding> scalar_;
+  std::vector<const T*> scalar_sources_;
+  std::vector<T> scalar_weights_;
+  std::vector<Binding> vector_;
+  std::vector<const T*> vector_sources_;
+  std::vector<const T*> vector_weights_;
+};
+
+// sum(a[0:length] * b[0:length]) in a fixed blocked order; length % kBlock == 0.
+template <typename T>
+DIM_CONV_INLINE T dot(const T* a, const T* b, int64_t length) {
   T acc[kBlock] = {};
   for (int64_t start = 0; start < length; start += kBlock) {
     for (int64_t j = 0; j < kBlock; ++j) acc[j] += a[start + j] * b[start + j];
@@ -177,204 +447,180 @@ inline T dot_impl(const T* a, const T* b, int64_t length) {
   return total;
 }
 
-// acc[0:length] += a[0:length] * b[0:length]
+// acc[0:length] += a[0:length] * b[0:length]; length % kBlock == 0.
 template <typename T>
-inline void multiply_accumulate_impl(T* acc, const T* a, const T* b, int64_t length) {
-  for (int64_t i = 0; i < length; ++i) acc[i] += a[i] * b[i];
-}
-
-// dst[r * dst_stride + i] = src[r * src_stride + i] for r < rows, i < columns,
-// converted between the tensor type and the accumulation type.
-template <typename From, typename To>
-inline void copy_rows_impl(const From* src, int64_t src_stride, To* dst, int64_t dst_stride,
-                           int64_t rows, int64_t columns) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const From* src_row = src + r * src_stride;
-    To* dst_row = dst + r * dst_stride;
-    if constexpr (std::is_same_v<From, To>) {
-      std::memcpy(dst_row, src_row, columns * sizeof(To));
-    } else {
-      for (int64_t i = 0; i < columns; ++i) dst_row[i] = static_cast<To>(src_row[i]);
-    }
+DIM_CONV_INLINE void multiply_accumulate(T* acc, const T* a, const T* b, int64_t length) {
+  for (int64_t start = 0; start < length; start += kBlock) {
+    for (int64_t j = 0; j < kBlock; ++j) acc[start + j] += a[start + j] * b[start + j];
   }
 }
-
-#define DIM_CONV_DEFINE_KERNELS(T)                                                           \
-  DIM_CONV_CPU_CLONES void gather_taps(const TapList<T>& list, int64_t length, T* out) {      \
-    gather_taps_impl(list, length, out);                                                      \
-  }                                                                                           \
-  DIM_CONV_CPU_CLONES T dot(const T* a, const T* b, int64_t length) {                         \
-    return dot_impl(a, b, length);                                                            \
-  }                                                                                           \
-  DIM_CONV_CPU_CLONES void multiply_accumulate(T* acc, const T* a, const T* b,                \
-                                               int64_t length) {                              \
-    multiply_accumulate_impl(acc, a, b, length);                                              \
-  }
-DIM_CONV_DEFINE_KERNELS(float)
-DIM_CONV_DEFINE_KERNELS(double)
-#undef DIM_CONV_DEFINE_KERNELS
-
-void copy_rows(const float* src, int64_t src_stride, float* dst, int64_t dst_stride,
-               int64_t rows, int64_t columns) {
-  copy_rows_impl(src, src_stride, dst, dst_stride, rows, columns);
-}
-void copy_rows(const double* src, int64_t src_stride, double* dst, int64_t dst_stride,
-               int64_t rows, int64_t columns) {
-  copy_rows_impl(src, src_stride, dst, dst_stride, rows, columns);
-}
-DIM_CONV_CPU_CLONES void copy_rows(const c10::BFloat16* src, int64_t src_stride, float* dst,
-                                   int64_t dst_stride, int64_t rows, int64_t columns) {
-  copy_rows_impl(src, src_stride, dst, dst_stride, rows, columns);
-}
-DIM_CONV_CPU_CLONES void copy_rows(const float* src, int64_t src_stride, c10::BFloat16* dst,
-                                   int64_t dst_stride, int64_t rows, int64_t columns) {
-  copy_rows_impl(src, src_stride, dst, dst_stride, rows, columns);
-}
-
-// Zero-padded copies, in the accumulation type T, of the planes (n, j) of a
-// tensor that a thread currently needs: planes j - radius .. j + radius live in
-// distinct slots j mod (a power of two > 2 * radius).
-template <typename scalar_t, typename T>
-class PlaneRing {
- public:
-  // Plane (n, j) starts at data + (n * channels_total + j * stride + offset) * H * W.
-  PlaneRing(const scalar_t* data, int64_t channels_total, int64_t stride, int64_t offset,
-            int64_t radius, const PaddedLayout& layout)
-      : data_(data),
-        channels_total_(channels_total),
-        stride_(stride),
-        offset_(offset),
-        slot_mask_(power_of_two_above(2 * radius) - 1),
-        layout_(layout),
-        buffer_((slot_mask_ + 1) * layout.size, T(0)),
-        tags_(slot_mask_ + 1, -1) {}
-
-  // Pointer to element (0, 0) of padded plane (n, j), 0 <= j < channels.
-  const T* get(int64_t n, int64_t j) {
-    const int64_t slot = j & slot_mask_;
-    const int64_t tag = n * channels_total_ + j;
-    T* plane = buffer_.data() + slot * layout_.size;
-    if (tags_[slot] != tag) {
-      tags_[slot] = tag;
-      const scalar_t* src =
-          data_ + (n * channels_total_ + j * stride_ + offset_) * layout_.height * layout_.width;
-      copy_rows(src, layout_.width, plane + layout_.origin, layout_.row_stride, layout_.height,
-                layout_.width);
-    }
-    return plane + layout_.origin;
-  }
-
- private:
-  static int64_t power_of_two_above(int64_t value) {
-    int64_t power = 1;
-    while (power <= value) power *= 2;
-    return power;
-  }
-
-  const scalar_t* data_;
-  int64_t channels_total_;
-  int64_t stride_;
-  int64_t offset_;
-  int64_t slot_mask_;
-  const PaddedLayout& layout_;
-  std::vector<T> buffer_;
-  std::vector<int64_t> tags_;
-};
-
-// Flat weight planes of the height- and width-wise kernels: entry
-// [tap][h * row_stride + w] = Wh[h][tap] (resp. Ww[w][tap]) inside the plane,
-// 0 in the padding columns and rows.
-template <typename T>
-class WeightPlanes {
- public:
-  template <typename scalar_t>
-  WeightPlanes(const scalar_t* weight_height, const scalar_t* weight_width,
-               const DimConvGeometry& g, const PaddedLayout& layout)
-      : length_(layout.length),
-        height_(g.taps() * layout.length, T(0)),
-        width_(g.taps() * layout.length, T(0)) {
-    const int64_t taps = g.taps();
-    for (int64_t tap = 0; tap < taps; ++tap) {
-      for (int64_t h = 0; h < g.height; ++h) {
-        for (int64_t w = 0; w < g.width; ++w) {
-          const int64_t i = tap * length_ + h * layout.row_stride + w;
-          height_[i] = static_cast<T>(weight_height[h * taps + tap]);
-          width_[i] = static_cast<T>(weight_width[w * taps + tap]);
-        }
-      }
-    }
-  }
-
-  const T* height(int64_t tap) const { return height_.data() + tap * length_; }
-  const T* width(int64_t tap) const { return width_.data() + tap * length_; }
-
- private:
-  int64_t length_;
-  std::vector<T> height_;
-  std::vector<T> width_;
-};
 
 // Walks the (n, c) planes [begin, end) without a division per plane.
-template <typename Body>
-void for_each_plane(int64_t begin, int64_t end, int64_t channels, Body body) {
-  int64_t n = begin / channels;
-  int64_t c = begin % channels;
-  for (int64_t plane = begin; plane < end; ++plane) {
-    body(plane, n, c);
+struct PlaneCursor {
+  int64_t n;
+  int64_t c;
+  int64_t channels;
+  PlaneCursor(int64_t begin, int64_t channels)
+      : n(begin / channels), c(begin % channels), channels(channels) {}
+  DIM_CONV_INLINE void next() {
     if (++c == channels) {
       c = 0;
       ++n;
     }
   }
+};
+
+// Forward of the (n, c) planes [begin, end).
+template <typename scalar_t>
+DIM_CONV_INLINE void forward_planes_impl(const Problem<scalar_t>& problem, scalar_t* output,
+                                         int64_t begin, int64_t end) {
+  using T = at::opmath_type<scalar_t>;
+  const DimConvGeometry& g = problem.geometry;
+  const BranchTaps& taps = problem.taps;
+  const std::initializer_list<int64_t> all = {kDepthBranch, kHeightBranch, kWidthBranch};
+  PlaneWindow<scalar_t, T> window(problem.input, g.channels, g.channels, 1, 0,
+                                  taps.channel_radius(all), taps.column_shifts(all),
+                                  problem.layout, problem.zeros());
+  std::vector<TapList<scalar_t>> lists(kNumBranches, TapList<scalar_t>(problem));
+  for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+    for (const TapGeometry& tap : taps.branches[branch]) {
+      lists[branch].add(branch, tap, window, tap.channel_offset, tap.column_shift,
+                        tap.row_offset);
+    }
+  }
+  PlaneCursor cursor(begin, g.channels);
+  for (int64_t plane = begin; plane < end; ++plane, cursor.next()) {
+    window.move_to(cursor.n, cursor.c);
+    scalar_t* out = output + plane * kNumBranches * g.plane();
+    for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+      lists[branch].bind(cursor.c);
+      lists[branch].gather(g.plane(), out + branch * g.plane());
+    }
+  }
 }
+
+// Per-chunk partial weight gradients: depth (C, taps) as dot products, height
+// and width as flat (taps, length) planes of products, summed over columns
+// (rows) only once, at the end.
+template <typename T>
+struct PartialWeightGrads {
+  int64_t chunk_size;  // planes per chunk
+  int64_t depth_size;
+  int64_t flat_size;
+  std::vector<T> depth;
+  std::vector<T> height;
+  std::vector<T> width;
+
+  PartialWeightGrads(int64_t chunks, int64_t planes, const DimConvGeometry& g,
+                     const PlaneLayout& layout)
+      : chunk_size((planes + chunks - 1) / chunks),
+        depth_size(g.channels * g.taps()),
+        flat_size(g.taps() * layout.length),
+        depth(chunks * depth_size, T(0)),
+        height(chunks * flat_size, T(0)),
+        width(chunks * flat_size, T(0)) {}
+
+  T* flat(int64_t branch, int64_t chunk) {
+    return (branch == kHeightBranch ? height : width).data() + chunk * flat_size;
+  }
+};
+
+// Backward of the planes of chunk `chunk`: grad_input and the chunk's partial
+// weight gradients.
+template <typename scalar_t>
+DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
+                                         const scalar_t* grad_output, scalar_t* grad_input,
+                                         PartialWeightGrads<at::opmath_type<scalar_t>>& partials,
+                                         int64_t chunk) {
+  using T = at::opmath_type<scalar_t>;
+  using Window = PlaneWindow<scalar_t, T>;
+  const DimConvGeometry& g = problem.geometry;
+  const BranchTaps& taps = problem.taps;
+  const int64_t length = problem.layout.length;
+  const std::initializer_list<int64_t> all = {kDepthBranch, kHeightBranch, kWidthBranch};
+  Window x_window(problem.input, g.channels, g.channels, 1, 0, taps.channel_radius(all),
+                  taps.column_shifts(all), problem.layout, problem.zeros());
+
+  // grad_input plane c is each branch's transposed convolution: the forward
+  // taps with negated channel, row and column offsets, over the gradient
+  // planes of that branch (channels 3j + branch of grad_output).
+  std::vector<std::unique_ptr<Window>> grad_windows;
+  TapList<scalar_t> grad_input_taps(problem);
+  for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+    std::vector<int64_t> shifts = taps.column_shifts({branch});
+    for (int64_t& shift : shifts) shift = -shift;
+    std::sort(shifts.begin(), shifts.end());
+    grad_windows.push_back(std::make_unique<Window>(
+        grad_output, g.channels, kNumBranches * g.channels, kNumBranches, branch,
+        taps.channel_radius({branch}), shifts, problem.layout, problem.zeros()));
+    for (const TapGeometry& tap : taps.branches[branch]) {
+      grad_input_taps.add(branch, tap, *grad_windows[branch], -tap.channel_offset,
+                          -tap.column_shift, -tap.row_offset);
+    }
+  }
+  // Weight gradients: the plane's output gradient of each branch times the
+  // input each of its taps read in the forward pass.
+  std::vector<TapList<scalar_t>> input_taps(kNumBranches, TapList<scalar_t>(problem));
+  for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+    for (const TapGeometry& tap : taps.branches[branch]) {
+      input_taps[branch].add(branch, tap, x_window, tap.channel_offset, tap.column_shift,
+                             tap.row_offset);
+    }
+  }
+
+  T* depth_partial = partials.depth.data() + chunk * partials.depth_size;
+  const int64_t begin = chunk * partials.chunk_size;
+  const int64_t end = std::min(g.batch * g.channels, begin + partials.chunk_size);
+  PlaneCursor cursor(begin, g.channels);
+  for (int64_t plane = begin; plane < end; ++plane, cursor.next()) {
+    const int64_t n = cursor.n;
+    const int64_t c = cursor.c;
+    x_window.move_to(n, c);
+    for (auto& window : grad_windows) window->move_to(n, c);
+    grad_input_taps.bind(c);
+    grad_input_taps.gather(g.plane(), grad_input + plane * g.plane());
+
+    // The zeros past the end of the gradient copies mask the reads past the plane.
+    for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+      const T* grad = grad_windows[branch]->plane(grad_windows[branch]->slot(0, 0));
+      TapList<scalar_t>& list = input_taps[branch];
+      list.bind(c);
+      for (int64_t t = 0; t < list.scalar_count(); ++t) {
+        depth_partial[c * g.taps() + list.scalar_index(t)] +=
+            dot(grad, list.scalar_source(t), length);
+      }
+      T* flat_partial = branch == kDepthBranch ? nullptr : partials.flat(branch, chunk);
+      for (int64_t t = 0; t < list.vector_count(); ++t) {
+        multiply_accumulate(flat_partial + list.vector_index(t) * length, grad,
+                            list.vector_source(t), length);
+      }
+    }
+  }
+}
+
+#define DIM_CONV_DEFINE_WORKERS(scalar_t)                                                      \
+  DIM_CONV_CPU_CLONES void forward_planes(const Problem<scalar_t>& problem, scalar_t* output,  \
+                                          int64_t begin, int64_t end) {                         \
+    forward_planes_impl(problem, output, begin, end);                                          \
+  }                                                                                             \
+  DIM_CONV_CPU_CLONES void backward_chunk(                                                      \
+      const Problem<scalar_t>& problem, const scalar_t* grad_output, scalar_t* grad_input,      \
+      PartialWeightGrads<at::opmath_type<scalar_t>>& partials, int64_t chunk) {                 \
+    backward_chunk_impl(problem, grad_output, grad_input, partials, chunk);                     \
+  }
+DIM_CONV_DEFINE_WORKERS(float)
+DIM_CONV_DEFINE_WORKERS(double)
+DIM_CONV_DEFINE_WORKERS(c10::BFloat16)
+#undef DIM_CONV_DEFINE_WORKERS
 
 template <typename scalar_t>
 void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
                     const at::Tensor& weight_height, const at::Tensor& weight_width,
                     const DimConvGeometry& g, at::Tensor& output) {
-  using T = at::opmath_type<scalar_t>;
-  const PaddedLayout layout(g);
-  const BranchTaps branch_taps(g, layout);
-  const WeightPlanes<T> weight_planes(weight_height.data_ptr<scalar_t>(),
-                                      weight_width.data_ptr<scalar_t>(), g, layout);
-  const int64_t taps = g.taps();
-  const int64_t channels = g.channels;
-  const int64_t plane_size = g.plane();
-  const int64_t channel_radius = g.radius() * std::max(g.dilation_height, g.dilation_width);
-  const scalar_t* x = input.data_ptr<scalar_t>();
-  const scalar_t* depth_weights = weight_depth.data_ptr<scalar_t>();
+  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g);
   scalar_t* y = output.data_ptr<scalar_t>();
-
-  at::parallel_for(0, g.batch * channels, plane_grain(g), [&](int64_t begin, int64_t end) {
-    PlaneRing<scalar_t, T> ring(x, channels, 1, 0, channel_radius, layout);
-    std::vector<T> branch_out(layout.length);
-    TapList<T> list(g.kernel_size);
-    auto store = [&](scalar_t* out_plane) {
-      gather_taps(list, layout.length, branch_out.data());
-      copy_rows(branch_out.data(), layout.row_stride, out_plane, g.width, g.height, g.width);
-      list.count = 0;
-    };
-    for_each_plane(begin, end, channels, [&](int64_t plane, int64_t n, int64_t c) {
-      scalar_t* y_plane = y + plane * kNumBranches * plane_size;
-      const T* own = ring.get(n, c);
-      for (const TapGeometry& tap : branch_taps.depth) {
-        list.add_scalar(own + tap.shift, static_cast<T>(depth_weights[c * taps + tap.index]));
-      }
-      store(y_plane + kDepthBranch * plane_size);
-      // The spatial branches read neighbouring channels with per-row/-column weights.
-      auto add_channel_taps = [&](const auto& branch, auto weight_plane) {
-        for (const TapGeometry& tap : branch) {
-          const int64_t j = c + tap.channel_offset;
-          if (in_range(j, channels)) {
-            list.add_vector(ring.get(n, j) + tap.shift, weight_plane(tap.index));
-          }
-        }
-      };
-      add_channel_taps(branch_taps.height, [&](int64_t i) { return weight_planes.height(i); });
-      store(y_plane + kHeightBranch * plane_size);
-      add_channel_taps(branch_taps.width, [&](int64_t i) { return weight_planes.width(i); });
-      store(y_plane + kWidthBranch * plane_size);
-    });
+  at::parallel_for(0, g.batch * g.channels, plane_grain(g), [&](int64_t begin, int64_t end) {
+    forward_planes(problem, y, begin, end);
   });
 }
 
@@ -385,123 +631,44 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                      at::Tensor& grad_input, at::Tensor& grad_weight_depth,
                      at::Tensor& grad_weight_height, at::Tensor& grad_weight_width) {
   using T = at::opmath_type<scalar_t>;
-  const PaddedLayout layout(g);
-  const BranchTaps branch_taps(g, layout);
-  const WeightPlanes<T> weight_planes(weight_height.data_ptr<scalar_t>(),
-                                      weight_width.data_ptr<scalar_t>(), g, layout);
+  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g);
+  const PlaneLayout& layout = problem.layout;
   const int64_t taps = g.taps();
-  const int64_t channels = g.channels;
-  const int64_t plane_size = g.plane();
-  const int64_t x_radius = g.radius() * std::max(g.dilation_height, g.dilation_width);
-  const scalar_t* x = input.data_ptr<scalar_t>();
-  const scalar_t* grad_y = grad_output.data_ptr<scalar_t>();
-  const scalar_t* depth_weights = weight_depth.data_ptr<scalar_t>();
-  scalar_t* grad_x = grad_input.data_ptr<scalar_t>();
 
-  // The planes are split into one chunk per thread; each chunk accumulates its
-  // own partial weight gradients: depth (C, taps) as dot products, height and
-  // width as flat (taps, length) planes of products, summed over columns
-  // (rows) only once, at the end.
-  const int64_t planes = g.batch * channels;
-  const int64_t chunk_count = std::max<int64_t>(
+  // One chunk of planes per thread, each with its own partial weight gradients.
+  const int64_t planes = g.batch * g.channels;
+  const int64_t chunks = std::max<int64_t>(
       1, std::min<int64_t>(at::get_num_threads(), planes / plane_grain(g)));
-  const int64_t chunk_size = (planes + chunk_count - 1) / chunk_count;
-  const int64_t depth_partial_size = channels * taps;
-  const int64_t flat_partial_size = taps * layout.length;
-  std::vector<T> depth_partials(chunk_count * depth_partial_size, T(0));
-  std::vector<T> height_partials(chunk_count * flat_partial_size, T(0));
-  std::vector<T> width_partials(chunk_count * flat_partial_size, T(0));
-
-  at::parallel_for(0, chunk_count, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
-    const int64_t total_channels = kNumBranches * channels;
-    PlaneRing<scalar_t, T> x_ring(x, channels, 1, 0, x_radius, layout);
-    PlaneRing<scalar_t, T> depth_grads(grad_y, total_channels, kNumBranches, kDepthBranch, 0,
-                                       layout);
-    PlaneRing<scalar_t, T> height_grads(grad_y, total_channels, kNumBranches, kHeightBranch,
-                                        g.radius() * g.dilation_height, layout);
-    PlaneRing<scalar_t, T> width_grads(grad_y, total_channels, kNumBranches, kWidthBranch,
-                                       g.radius() * g.dilation_width, layout);
-    std::vector<T> grad_plane(layout.length);
-    TapList<T> list(g.kernel_size);
+  PartialWeightGrads<T> partials(chunks, planes, g, layout);
+  const scalar_t* grad_y = grad_output.data_ptr<scalar_t>();
+  scalar_t* grad_x = grad_input.data_ptr<scalar_t>();
+  at::parallel_for(0, chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
     for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
-      T* depth_partial = depth_partials.data() + chunk * depth_partial_size;
-      T* height_partial = height_partials.data() + chunk * flat_partial_size;
-      T* width_partial = width_partials.data() + chunk * flat_partial_size;
-      const int64_t begin = chunk * chunk_size;
-      const int64_t end = std::min(planes, begin + chunk_size);
-      for_each_plane(begin, end, channels, [&](int64_t plane, int64_t n, int64_t c) {
-        const T* x_own = x_ring.get(n, c);
-        const T* grad_depth = depth_grads.get(n, c);
-
-        // grad_input plane c: each branch's transposed convolution, i.e. the
-        // forward taps with negated channel and spatial offsets.
-        list.count = 0;
-        for (const TapGeometry& tap : branch_taps.depth) {
-          list.add_scalar(grad_depth - tap.shift,
-                          static_cast<T>(depth_weights[c * taps + tap.index]));
-        }
-        for (const TapGeometry& tap : branch_taps.height) {
-          const int64_t j = c - tap.channel_offset;
-          if (in_range(j, channels)) {
-            list.add_vector(height_grads.get(n, j) - tap.shift, weight_planes.height(tap.index));
-          }
-        }
-        for (const TapGeometry& tap : branch_taps.width) {
-          const int64_t j = c - tap.channel_offset;
-          if (in_range(j, channels)) {
-            list.add_vector(width_grads.get(n, j) - tap.shift, weight_planes.width(tap.index));
-          }
-        }
-        gather_taps(list, layout.length, grad_plane.data());
-        copy_rows(grad_plane.data(), layout.row_stride, grad_x + plane * plane_size, g.width,
-                  g.height, g.width);
-
-        // Weight gradients: this plane's output gradients times the input
-        // planes each tap read in the forward pass (zero padding columns of
-        // the gradient planes mask the wrapped-around reads).
-        for (const TapGeometry& tap : branch_taps.depth) {
-          depth_partial[c * taps + tap.index] += dot(grad_depth, x_own + tap.shift, layout.length);
-        }
-        const T* grad_height = height_grads.get(n, c);
-        for (const TapGeometry& tap : branch_taps.height) {
-          const int64_t j = c + tap.channel_offset;
-          if (in_range(j, channels)) {
-            multiply_accumulate(height_partial + tap.index * layout.length, grad_height,
-                                x_ring.get(n, j) + tap.shift, layout.length);
-          }
-        }
-        const T* grad_width = width_grads.get(n, c);
-        for (const TapGeometry& tap : branch_taps.width) {
-          const int64_t j = c + tap.channel_offset;
-          if (in_range(j, channels)) {
-            multiply_accumulate(width_partial + tap.index * layout.length, grad_width,
-                                x_ring.get(n, j) + tap.shift, layout.length);
-          }
-        }
-      });
+      backward_chunk(problem, grad_y, grad_x, partials, chunk);
     }
   });
 
   // Deterministic reduction: chunks in order, then the columns (height) or
   // rows (width) of the flat partial planes.
   scalar_t* grad_depth_weights = grad_weight_depth.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < depth_partial_size; ++i) {
+  for (int64_t i = 0; i < partials.depth_size; ++i) {
     T total = 0;
-    for (int64_t chunk = 0; chunk < chunk_count; ++chunk) {
-      total += depth_partials[chunk * depth_partial_size + i];
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      total += partials.depth[chunk * partials.depth_size + i];
     }
     grad_depth_weights[i] = static_cast<scalar_t>(total);
   }
   std::vector<T> height_totals(g.height * taps, T(0));
   std::vector<T> width_totals(g.width * taps, T(0));
-  for (int64_t chunk = 0; chunk < chunk_count; ++chunk) {
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const T* height_partial = partials.flat(kHeightBranch, chunk);
+    const T* width_partial = partials.flat(kWidthBranch, chunk);
     for (int64_t tap = 0; tap < taps; ++tap) {
-      const int64_t start = chunk * flat_partial_size + tap * layout.length;
       for (int64_t h = 0; h < g.height; ++h) {
         for (int64_t w = 0; w < g.width; ++w) {
-          const int64_t i = start + h * layout.row_stride + w;
-          height_totals[h * taps + tap] += height_partials[i];
-          width_totals[w * taps + tap] += width_partials[i];
+          const int64_t i = tap * layout.length + h * g.width + w;
+          height_totals[h * taps + tap] += height_partial[i];
+          width_totals[w * taps + tap] += width_partial[i];
         }
       }
     }
