@@ -435,16 +435,16 @@ class TapList {
   std::vector<const T*> vector_weights_;
 };
 
-// sum(a[0:length] * b[0:length]) in a fixed blocked order; length % kBlock == 0.
+// lanes[j] += sum over blocks of a[start + j] * b[start + j], j < kBlock: a dot
+// product whose kBlock lanes are summed only once, at the end of the
+// backward; length % kBlock == 0.
 template <typename T>
-DIM_CONV_INLINE T dot(const T* a, const T* b, int64_t length) {
+DIM_CONV_INLINE void dot_lanes(const T* a, const T* b, int64_t length, T* lanes) {
   T acc[kBlock] = {};
   for (int64_t start = 0; start < length; start += kBlock) {
     for (int64_t j = 0; j < kBlock; ++j) acc[j] += a[start + j] * b[start + j];
   }
-  T total = 0;
-  for (int64_t j = 0; j < kBlock; ++j) total += acc[j];
-  return total;
+  for (int64_t j = 0; j < kBlock; ++j) lanes[j] += acc[j];
 }
 
 // acc[0:length] += a[0:length] * b[0:length]; length % kBlock == 0.
@@ -499,9 +499,9 @@ DIM_CONV_INLINE void forward_planes_impl(const Problem<scalar_t>& problem, scala
   }
 }
 
-// Per-chunk partial weight gradients: depth (C, taps) as dot products, height
-// and width as flat (taps, length) planes of products, summed over columns
-// (rows) only once, at the end.
+// Per-chunk partial weight gradients: depth (C, taps, kBlock) as the lanes of
+// dot products, height and width as flat (taps, length) planes of products;
+// lanes, columns (height) and rows (width) are summed only once, at the end.
 template <typename T>
 struct PartialWeightGrads {
   int64_t chunk_size;  // planes per chunk
@@ -514,7 +514,7 @@ struct PartialWeightGrads {
   PartialWeightGrads(int64_t chunks, int64_t planes, const DimConvGeometry& g,
                      const PlaneLayout& layout)
       : chunk_size((planes + chunks - 1) / chunks),
-        depth_size(g.channels * g.taps()),
+        depth_size(g.channels * g.taps() * kBlock),
         flat_size(g.taps() * layout.length),
         depth(chunks * depth_size, T(0)),
         height(chunks * flat_size, T(0)),
@@ -586,8 +586,8 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
       TapList<scalar_t>& list = input_taps[branch];
       list.bind(c);
       for (int64_t t = 0; t < list.scalar_count(); ++t) {
-        depth_partial[c * g.taps() + list.scalar_index(t)] +=
-            dot(grad, list.scalar_source(t), length);
+        dot_lanes(grad, list.scalar_source(t), length,
+                  depth_partial + (c * g.taps() + list.scalar_index(t)) * kBlock);
       }
       T* flat_partial = branch == kDepthBranch ? nullptr : partials.flat(branch, chunk);
       for (int64_t t = 0; t < list.vector_count(); ++t) {
@@ -651,12 +651,16 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   // Deterministic reduction: chunks in order, then the columns (height) or
   // rows (width) of the flat partial planes.
   scalar_t* grad_depth_weights = grad_weight_depth.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < partials.depth_size; ++i) {
-    T total = 0;
+  for (int64_t i = 0; i < g.channels * taps; ++i) {
+    T lanes[kBlock] = {};
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-      total += partials.depth[chunk * partials.depth_size + i];
+      const T* partial = partials.depth.data() + chunk * partials.depth_size + i * kBlock;
+      for (int64_t j = 0; j < kBlock; ++j) lanes[j] += partial[j];
     }
-    grad_depth_weights[i] = static_cast<scalar_t>(total);
+    for (int64_t half = kBlock / 2; half > 0; half /= 2) {
+      for (int64_t j = 0; j < half; ++j) lanes[j] += lanes[j + half];
+    }
+    grad_depth_weights[i] = static_cast<scalar_t>(lanes[0]);
   }
   std::vector<T> height_totals(g.height * taps, T(0));
   std::vector<T> width_totals(g.width * taps, T(0));
