@@ -503,26 +503,32 @@ DIM_CONV_INLINE void forward_planes_impl(const Problem<scalar_t>& problem, scala
 // dot products, height and width as flat (taps, length) planes of products;
 // lanes, columns (height) and rows (width) are summed only once, at the end.
 template <typename T>
-struct PartialWeightGrads {
-  int64_t chunk_size;  // planes per chunk
-  int64_t depth_size;
-  int64_t flat_size;
-  std::vector<T> depth;
-  std::vector<T> height;
-  std::vector<T> width;
-
+class PartialWeightGrads {
+ public:
   PartialWeightGrads(int64_t chunks, int64_t planes, const DimConvGeometry& g,
                      const PlaneLayout& layout)
-      : chunk_size((planes + chunks - 1) / chunks),
-        depth_size(g.channels * g.taps() * kBlock),
-        flat_size(g.taps() * layout.length),
-        depth(chunks * depth_size, T(0)),
-        height(chunks * flat_size, T(0)),
-        width(chunks * flat_size, T(0)) {}
-
-  T* flat(int64_t branch, int64_t chunk) {
-    return (branch == kHeightBranch ? height : width).data() + chunk * flat_size;
+      : chunk_size_((planes + chunks - 1) / chunks),
+        depth_size_(g.channels * g.taps() * kBlock),
+        flat_size_(g.taps() * layout.length) {
+    // One aligned buffer per chunk: threads never write to a shared cache line.
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      buffers_.push_back(std::make_unique<AlignedBuffer<T>>(depth_size_ + 2 * flat_size_));
+    }
   }
+
+  int64_t chunk_size() const { return chunk_size_; }  // planes per chunk
+  // (C, taps, kBlock) lanes of the depth-wise weight gradient of chunk `chunk`.
+  T* depth(int64_t chunk) { return buffers_[chunk]->data(); }
+  // (taps, length) products of the height- or width-wise weight gradient.
+  T* flat(int64_t branch, int64_t chunk) {
+    return buffers_[chunk]->data() + depth_size_ + (branch == kHeightBranch ? 0 : flat_size_);
+  }
+
+ private:
+  int64_t chunk_size_;
+  int64_t depth_size_;
+  int64_t flat_size_;
+  std::vector<std::unique_ptr<AlignedBuffer<T>>> buffers_;
 };
 
 // Backward of the planes of chunk `chunk`: grad_input and the chunk's partial
@@ -568,9 +574,9 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
     }
   }
 
-  T* depth_partial = partials.depth.data() + chunk * partials.depth_size;
-  const int64_t begin = chunk * partials.chunk_size;
-  const int64_t end = std::min(g.batch * g.channels, begin + partials.chunk_size);
+  T* depth_partial = partials.depth(chunk);
+  const int64_t begin = chunk * partials.chunk_size();
+  const int64_t end = std::min(g.batch * g.channels, begin + partials.chunk_size());
   PlaneCursor cursor(begin, g.channels);
   for (int64_t plane = begin; plane < end; ++plane, cursor.next()) {
     const int64_t n = cursor.n;
@@ -654,7 +660,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   for (int64_t i = 0; i < g.channels * taps; ++i) {
     T lanes[kBlock] = {};
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-      const T* partial = partials.depth.data() + chunk * partials.depth_size + i * kBlock;
+      const T* partial = partials.depth(chunk) + i * kBlock;
       for (int64_t j = 0; j < kBlock; ++j) lanes[j] += partial[j];
     }
     for (int64_t half = kBlock / 2; half > 0; half /= 2) {
