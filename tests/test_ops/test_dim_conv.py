@@ -199,6 +199,25 @@ def test_fused_matches_shifted_sum(device, kernel_size, dilation):
                         'reference')
 
 
+@requires_ext
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('size', [(9, 3), (3, 9), (5, 2), (1, 1), (4, 16), (3, 28)],
+                         ids=lambda size: f'{size[0]}x{size[1]}')
+@pytest.mark.parametrize('kernel_size,dilation', [(3, (3, 1, 3)), (5, (2, 3, 2))])
+def test_fused_matches_on_narrow_planes(device, size, kernel_size, dilation):
+    """Shifts as wide as the plane or wider (taps that read only zero padding),
+    planes smaller than one block, and rows that are already multiples of 8."""
+    inputs = make_inputs(2, 6, size, size, kernel_size, torch.float64, device, seed=2)
+    output, grads, grad_output = values_and_grads(
+        lambda *t: torch.ops.mmdice.dim_conv(*t, list(dilation)), inputs)
+    assert_close_scaled(output, shifted_sum_dim_conv(*inputs, dilation), torch.float64, 'output')
+    _, expected_grads, _ = values_and_grads(lambda *t: dim_conv_reference(*t, dilation), inputs,
+                                            grad_output)
+    for name, grad, expected in zip(('input', 'weight_depth', 'weight_height', 'weight_width'),
+                                    grads, expected_grads):
+        assert_close_scaled(grad, expected, torch.float64, f'grad of {name}')
+
+
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('size,build_size', [((7, 7), (9, 5)), ((6, 9), (4, 12)),
                                              ((8, 5), (8, 7))])
