@@ -15,7 +15,7 @@
 // [0, H * W), whose results go straight into the output, and 7x7 planes
 // vectorise as well as 28x28 ones. The taps' source pointers are bound once
 // per thread to window slots, so moving to the next plane costs one new
-// channel's copies and a few pointer updates. Scratch rows start on 64-byte
+// channel's copies and a few pointer updates. Scratch planes start on 64-byte
 // boundaries; the height-/width-wise weights are laid out once per call as
 // dense, aligned "weight planes".
 //
