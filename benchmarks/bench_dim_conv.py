@@ -16,6 +16,8 @@ for widen factor 1.0 and 2.4. Times are medians over ``--repeat`` runs after
 Example::
 
     python benchmarks/bench_dim_conv.py --batch 1 32 --repeat 10 --markdown
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647 \
+        python benchmarks/bench_dim_conv.py --batch 32   # large blocks reused, no page faults
     python benchmarks/bench_dim_conv.py --device cuda --dtype float16 --peak-gbps 3350
 """
 import argparse
@@ -185,6 +187,13 @@ def machine_info(device):
         f'torch {torch.__version__}, Python {platform.python_version()}, '
         f'fused extension built: {EXT_AVAILABLE}',
     ]
+    # glibc maps allocations above its mmap threshold (32 MB at most by default)
+    # afresh on every call, so their first touch page-faults; the tunables below
+    # make malloc reuse them, as jemalloc/tcmalloc would.
+    tunables = os.environ.get('GLIBC_TUNABLES')
+    if device.type == 'cpu':
+        lines.append(f'malloc: GLIBC_TUNABLES={tunables}' if tunables else
+                     'malloc: default (outputs of 32 MB or more are fresh pages on every call)')
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         lines.append(f'GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA '
