@@ -403,8 +403,12 @@ class TapList {
         for (int64_t j = 0; j < kBlock; ++j) acc[j] += weights[j] * source[j];
       }
       const int64_t count = plane - start;  // < kBlock in the last block only
-      for (int64_t j = 0; j < kBlock; ++j) {
-        if (j < count) out[start + j] = static_cast<Out>(acc[j]);
+      if (count >= kBlock) {
+        for (int64_t j = 0; j < kBlock; ++j) out[start + j] = static_cast<Out>(acc[j]);
+      } else {
+        for (int64_t j = 0; j < kBlock; ++j) {
+          if (j < count) out[start + j] = static_cast<Out>(acc[j]);
+        }
       }
     }
   }
