@@ -16,11 +16,11 @@ for widen factor 1.0 and 2.4. Times are medians over ``--repeat`` runs after
 Example::
 
     python benchmarks/bench_dim_conv.py --batch 1 32 --repeat 10 --markdown
-    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=2147483647 \
-        python benchmarks/bench_dim_conv.py --batch 32   # large blocks reused, no page faults
+    python benchmarks/bench_dim_conv.py --batch 32 --system-malloc  # glibc's defaults
     python benchmarks/bench_dim_conv.py --device cuda --dtype float16 --peak-gbps 3350
 """
 import argparse
+import ctypes
 import os
 import platform
 import statistics
@@ -180,6 +180,27 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
+def reuse_large_allocations():
+    """Make glibc's malloc keep freed blocks of any size for reuse; returns a description.
+
+    By default glibc maps each allocation above its mmap threshold (which adapts
+    up to 32 MB) afresh and unmaps it on free, so every call page-faults its
+    output in again; on a VM that costs about 1 ms per 5 MB, paid by both paths
+    but dominating the large shapes, and whether a shape pays it depends on the
+    heap's history. Reusing blocks, as jemalloc or tcmalloc do, times the
+    kernels themselves.
+    """
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+        reused = (libc.mallopt(m_mmap_threshold, 1 << 30) == 1
+                  and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1)
+    except (OSError, AttributeError):
+        reused = False
+    return ('large blocks reused (glibc mallopt: mmap threshold 1 GiB, trim threshold 2 GiB)'
+            if reused else 'system default (not glibc)')
+
+
 def machine_info(device):
     lines = [
         f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: '
@@ -187,13 +208,6 @@ def machine_info(device):
         f'torch {torch.__version__}, Python {platform.python_version()}, '
         f'fused extension built: {EXT_AVAILABLE}',
     ]
-    # glibc maps allocations above its mmap threshold (32 MB at most by default)
-    # afresh on every call, so their first touch page-faults; the tunables below
-    # make malloc reuse them, as jemalloc/tcmalloc would.
-    tunables = os.environ.get('GLIBC_TUNABLES')
-    if device.type == 'cpu':
-        lines.append(f'malloc: GLIBC_TUNABLES={tunables}' if tunables else
-                     'malloc: default (outputs of 32 MB or more are fresh pages on every call)')
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         lines.append(f'GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA '
@@ -261,6 +275,9 @@ def parse_args():
     parser.add_argument('--threads', type=positive_int, default=None,
                         help='CPU threads for torch (default: torch.get_num_threads())')
     parser.add_argument('--markdown', action='store_true', help='print a markdown table')
+    parser.add_argument('--system-malloc', action='store_true',
+                        help="keep the C library's malloc settings (by default glibc is told to "
+                        'reuse large blocks, so that page faults of fresh outputs are not timed)')
     return parser.parse_args()
 
 
@@ -276,6 +293,9 @@ def main():
     dtype = DTYPES[args.dtype]
     for line in machine_info(device):
         print(line)
+    if device.type == 'cpu':
+        malloc = 'system default' if args.system_malloc else reuse_large_allocations()
+        print(f'malloc: {malloc}')
     print(f'device {device.type}, dtype {args.dtype}, median of {args.repeat} runs after '
           f'{args.warmup} warm-up runs, times in ms')
     rows = [time_shape(batch, shape, dtype, device, args.warmup, args.repeat)
