@@ -1,12 +1,5 @@
-# DiCENet s=0.1 (6.49 MFLOPs at 224x224), DiCENet-E150-B512 recipe:
-# 8 GPUs x 64 images, 150 epochs; RandomResizedCrop scale (0.2, 1.0) (under 80 MFLOPs).
-_base_ = [
-    '../_base_/models/dicenet_s1.0.py',
-    '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
-    '../_base_/schedules/imagenet_bs512_dicenet_e150.py',
-    '../_base_/default_runtime.py',
-]
+# DiCENet s=0.1 (6.49 MFLOPs at 224x224), DiCENet-E150-B512 recipe: the s=1.0
+# config (dicenet-s1.0_8xb64_in1k.py) with the s=0.1 widths.
+_base_ = './dicenet-s1.0_8xb64_in1k.py'
 
-model = dict(
-    backbone=dict(widen_factor=0.1),
-    head=dict(in_channels=64, mid_channels=512, dropout_ratio=0.1))
+model = dict(backbone=dict(widen_factor=0.1), head=dict(in_channels=64, mid_channels=512))

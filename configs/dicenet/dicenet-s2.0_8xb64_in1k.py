@@ -1,12 +1,5 @@
-# DiCENet s=2.0 (236.29 MFLOPs at 224x224), DiCENet-E150-B512 recipe:
-# 8 GPUs x 64 images, 150 epochs; RandomResizedCrop scale (0.08, 1.0) (above 80 MFLOPs).
-_base_ = [
-    '../_base_/models/dicenet_s1.0.py',
-    '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
-    '../_base_/schedules/imagenet_bs512_dicenet_e150.py',
-    '../_base_/default_runtime.py',
-]
+# DiCENet s=2.0 (236.29 MFLOPs at 224x224), DiCENet-E150-B512 recipe: the s=2.4
+# config (dicenet-s2.4_8xb64_in1k.py) with the s=2.0 widths.
+_base_ = './dicenet-s2.4_8xb64_in1k.py'
 
-model = dict(
-    backbone=dict(widen_factor=2.0),
-    head=dict(in_channels=976, mid_channels=1024, dropout_ratio=0.2))
+model = dict(backbone=dict(widen_factor=2.0), head=dict(in_channels=976, mid_channels=1024))

@@ -1,18 +1,5 @@
-# DiCENet s=0.5, Cityscapes, stage 2 of EdgeNets: fine-tunes the 512x256 model on
-# 1024x512 (w x h) crops, batch 6, lr 0.005 (decoder x10), 100 epochs, BatchNorm
-# affine parameters frozen (running statistics still update).
-_base_ = [
-    '../_base_/models/dicenet_seg_cityscapes.py', '../_base_/datasets/cityscapes_1024x512.py',
-    '../_base_/seg_runtime.py', '../_base_/schedules/seg_hybrid_100e.py'
-]
-crop_size = (512, 1024)
-data_preprocessor = dict(size=crop_size)
-norm_cfg = dict(type='BN', requires_grad=False)
-model = dict(
-    data_preprocessor=data_preprocessor,
-    backbone=dict(widen_factor=0.5, norm_cfg=norm_cfg),
-    decode_head=dict(
-        in_channels=[24, 24, 48, 96],
-        norm_cfg=norm_cfg))
-optim_wrapper = dict(optimizer=dict(lr=0.005))
+# DiCENet s=0.5, Cityscapes, stage 2 of EdgeNets (1024x512 fine-tuning):
+# the s=1.0 recipe (dicenet-s1.0_1xb6-100e_cityscapes-512x1024.py) with the s=0.5 widths.
+_base_ = './dicenet-s1.0_1xb6-100e_cityscapes-512x1024.py'
+model = dict(backbone=dict(widen_factor=0.5), decode_head=dict(in_channels=[24, 24, 48, 96]))
 load_from = 'work_dirs/dicenet-s0.5_1xb25-100e_cityscapes-256x512/epoch_100.pth'
