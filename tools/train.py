@@ -7,15 +7,12 @@ Example::
     bash tools/dist_train.sh CONFIG 8 --amp          # 8 processes through torchrun
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
-from mmdice.utils.launch import prepare_cpu_distributed
+from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
+                                 parse_launch_args, prepare_cpu_distributed)
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 
@@ -39,32 +36,13 @@ def parse_args(argv=None):
         action='store_true',
         help='scale the learning rate by the actual total batch size / '
         'auto_scale_lr.base_batch_size')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs, e.g. '
-        'train_cfg.max_epochs=5 optim_wrapper.optimizer.lr=0.01; lists as key="[a,b]"')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_launch_args(parser, 'train_cfg.max_epochs=5 optim_wrapper.optimizer.lr=0.01')
+    return parse_launch_args(parser, argv)
 
 
 def merge_args(cfg, args):
     """Apply the command-line arguments to the config (CLI > config > defaults)."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    apply_launch_args(cfg, args)
 
     if args.no_validate:
         cfg.val_cfg = None
@@ -97,13 +75,6 @@ def merge_args(cfg, args):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     return cfg
-
-
-def build_runner(cfg):
-    """The default Runner, or the config's ``runner_type`` from the RUNNERS registry."""
-    if 'runner_type' not in cfg:
-        return Runner.from_cfg(cfg)
-    return RUNNERS.build(cfg)
 
 
 def main():

@@ -1,7 +1,62 @@
-"""Distributed runs of mmengine's Runner on machines without a GPU."""
+"""What tools/train.py and tools/test.py share: launcher arguments, work
+directory, config overrides, Runner construction, and distributed runs of
+mmengine's Runner on machines without a GPU."""
 import os
+import os.path as osp
 
 import torch
+
+
+def add_launch_args(parser, cfg_options_example):
+    """Adds --cfg-options, --launcher and --local-rank to an argparse parser.
+
+    Args:
+        parser (argparse.ArgumentParser): the tool's parser.
+        cfg_options_example (str): key=value pairs shown in the help.
+    """
+    from mmengine.config import DictAction
+
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help=f'override config settings, key=value pairs, e.g. {cfg_options_example}; '
+        'lists as key="[a,b]"')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_launch_args(parser, argv=None):
+    """``parser.parse_args(argv)``, exporting LOCAL_RANK when the launcher did not."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def apply_launch_args(cfg, args):
+    """Sets ``cfg.launcher`` and ``cfg.work_dir`` (--work-dir, else the config's,
+    else ./work_dirs/<config name>)."""
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+
+def build_runner(cfg):
+    """The default Runner, or the config's ``runner_type`` from the RUNNERS registry."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    if 'runner_type' not in cfg:
+        return Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg)
 
 
 def prepare_cpu_distributed(cfg, launcher):
