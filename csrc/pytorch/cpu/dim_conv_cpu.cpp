@@ -40,10 +40,6 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "../dim_conv.h"
 
 // Portable binaries: the per-thread workers are compiled for AVX-512, AVX2+FMA
