@@ -574,6 +574,12 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
     }
   }
 
+  // Window slot of each branch's gradient plane c itself.
+  std::array<int64_t, kNumBranches> own_grad_slots;
+  for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+    own_grad_slots[branch] = grad_windows[branch]->slot(0, 0);
+  }
+
   T* depth_partial = partials.depth(chunk);
   const int64_t begin = chunk * partials.chunk_size();
   const int64_t end = std::min(g.batch * g.channels, begin + partials.chunk_size());
@@ -588,7 +594,7 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
 
     // The zeros past the end of the gradient copies mask the reads past the plane.
     for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-      const T* grad = grad_windows[branch]->plane(grad_windows[branch]->slot(0, 0));
+      const T* grad = grad_windows[branch]->plane(own_grad_slots[branch]);
       TapList<scalar_t>& list = input_taps[branch];
       list.bind(c);
       for (int64_t t = 0; t < list.scalar_count(); ++t) {
