@@ -123,20 +123,16 @@ def _depth_branch(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
                     dilation=dilation, groups=x.shape[1])
 
 
-def _height_branch(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
-    height, rows = x.shape[2], weight.shape[0]
-    rows_first = _resize_axis(x, 2, rows).transpose(1, 2)  # (N, Hm, C, W)
-    y = F.conv2d(rows_first, weight, padding=_padding(weight.shape[-1], dilation),
-                 dilation=dilation, groups=rows)
-    return _resize_axis(y.transpose(1, 2), 2, height)
-
-
-def _width_branch(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
-    width, columns = x.shape[3], weight.shape[0]
-    columns_first = _resize_axis(x, 3, columns).transpose(1, 3)  # (N, Wm, H, C)
-    y = F.conv2d(columns_first, weight, padding=_padding(weight.shape[-1], dilation),
-                 dilation=dilation, groups=columns)
-    return _resize_axis(y.transpose(1, 3), 3, width)
+def _spatial_branch(x: Tensor, weight: Tensor, dilation: int, axis: int) -> Tensor:
+    """Height- (axis 2) or width-wise (axis 3) branch: one kernel per row
+    (column) over the plane that ``x.transpose(1, axis)`` puts behind it; the
+    axis is resampled to the build size ``weight.shape[0]`` and back."""
+    size, build_size = x.shape[axis], weight.shape[0]
+    # (N, Hm, C, W) for the height branch, (N, Wm, H, C) for the width branch
+    permuted = _resize_axis(x, axis, build_size).transpose(1, axis)
+    y = F.conv2d(permuted, weight, padding=_padding(weight.shape[-1], dilation),
+                 dilation=dilation, groups=build_size)
+    return _resize_axis(y.transpose(1, axis), axis, size)
 
 
 def _interleave(y_depth: Tensor, y_height: Tensor, y_width: Tensor) -> Tensor:
@@ -161,8 +157,8 @@ def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
     d_depth, d_height, d_width = _as_dilation(dilation)
     return _interleave(
         _depth_branch(x, weight_depth, d_depth),
-        _height_branch(x, weight_height, d_height),
-        _width_branch(x, weight_width, d_width))
+        _spatial_branch(x, weight_height, d_height, axis=2),
+        _spatial_branch(x, weight_width, d_width, axis=3))
 
 
 def _device_kernels() -> frozenset:

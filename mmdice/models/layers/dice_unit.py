@@ -1,5 +1,4 @@
 """DiCE unit: DimConv followed by DimFuse (DiCENet Sec. 3)."""
-import numbers
 from typing import Optional, Sequence, Union
 
 from mmcv.cnn import build_norm_layer
@@ -55,12 +54,10 @@ class DiCEUnit(BaseModule):
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
                  act_cfg: dict = dict(type='PReLU'), init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(build_size, numbers.Integral):
-            build_size = (build_size, build_size)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.build_size = tuple(build_size)
-        self.dim_conv = DimConv2d(in_channels, self.build_size, kernel_size, dilation)
+        self.dim_conv = DimConv2d(in_channels, build_size, kernel_size, dilation)
+        self.build_size = self.dim_conv.build_size
         self.dim_norm = build_norm_layer(norm_cfg, 3 * in_channels)[1]
         self.dim_act = build_act(act_cfg, 3 * in_channels)
         self.dim_fuse = DimFuse(in_channels, out_channels, norm_cfg=norm_cfg, act_cfg=act_cfg)

@@ -1,5 +1,4 @@
 """StridedDiCE: the down-sampling unit of DiCENet (doubles the channels)."""
-import numbers
 from typing import Optional, Sequence, Union
 
 import torch
@@ -39,8 +38,6 @@ class StridedDiCE(BaseModule):
                  act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if isinstance(build_size, numbers.Integral):
-            build_size = (build_size, build_size)
         self.in_channels = in_channels
         self.out_channels = 2 * in_channels
         self.with_cp = with_cp
