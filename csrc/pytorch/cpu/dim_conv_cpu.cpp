@@ -337,6 +337,14 @@ struct Problem {
 
   // Element (0, 0) of an all-zero plane copy.
   const T* zeros() const { return zero_plane.data() + layout.origin; }
+
+  // A window over the input with every channel offset and column shift a tap uses.
+  PlaneWindow<scalar_t, T> input_window() const {
+    const std::initializer_list<int64_t> all = {kDepthBranch, kHeightBranch, kWidthBranch};
+    return PlaneWindow<scalar_t, T>(input, geometry.channels, geometry.channels, 1, 0,
+                                    taps.channel_radius(all), taps.column_shifts(all), layout,
+                                    zeros());
+  }
 };
 
 // The terms of one plane, out[o] = sum of weight * source[o] (depth-wise
@@ -477,10 +485,7 @@ DIM_CONV_INLINE void forward_planes_impl(const Problem<scalar_t>& problem, scala
   using T = at::opmath_type<scalar_t>;
   const DimConvGeometry& g = problem.geometry;
   const BranchTaps& taps = problem.taps;
-  const std::initializer_list<int64_t> all = {kDepthBranch, kHeightBranch, kWidthBranch};
-  PlaneWindow<scalar_t, T> window(problem.input, g.channels, g.channels, 1, 0,
-                                  taps.channel_radius(all), taps.column_shifts(all),
-                                  problem.layout, problem.zeros());
+  PlaneWindow<scalar_t, T> window = problem.input_window();
   std::vector<TapList<scalar_t>> lists(kNumBranches, TapList<scalar_t>(problem));
   for (int64_t branch = 0; branch < kNumBranches; ++branch) {
     for (const TapGeometry& tap : taps.branches[branch]) {
@@ -543,9 +548,7 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
   const DimConvGeometry& g = problem.geometry;
   const BranchTaps& taps = problem.taps;
   const int64_t length = problem.layout.length;
-  const std::initializer_list<int64_t> all = {kDepthBranch, kHeightBranch, kWidthBranch};
-  Window x_window(problem.input, g.channels, g.channels, 1, 0, taps.channel_radius(all),
-                  taps.column_shifts(all), problem.layout, problem.zeros());
+  Window x_window = problem.input_window();
 
   // grad_input plane c is each branch's transposed convolution: the forward
   // taps with negated channel, row and column offsets, over the gradient
