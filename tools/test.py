@@ -13,7 +13,8 @@ from mmengine.evaluator import DumpResults
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
-                                 parse_launch_args, prepare_cpu_distributed)
+                                 distributed_session, parse_launch_args,
+                                 prepare_cpu_distributed)
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 
@@ -80,11 +81,12 @@ def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
     cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    if args.out is not None:
-        runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
-    runner.test()
+    with distributed_session():
+        prepare_cpu_distributed(cfg, args.launcher)
+        runner = build_runner(cfg)
+        if args.out is not None:
+            runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
+        runner.test()
 
 
 if __name__ == '__main__':

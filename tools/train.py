@@ -12,7 +12,8 @@ from mmengine.config import Config
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
-                                 parse_launch_args, prepare_cpu_distributed)
+                                 distributed_session, parse_launch_args,
+                                 prepare_cpu_distributed)
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 
@@ -81,9 +82,9 @@ def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
     cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    runner.train()
+    with distributed_session():
+        prepare_cpu_distributed(cfg, args.launcher)
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

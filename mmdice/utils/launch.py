@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: launcher arguments, work
 directory, config overrides, Runner construction, and distributed runs of
 mmengine's Runner on machines without a GPU."""
+import contextlib
 import os
 import os.path as osp
 
@@ -95,3 +96,33 @@ def prepare_cpu_distributed(cfg, launcher):
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
     return True
+
+
+@contextlib.contextmanager
+def distributed_session():
+    """Leave the process group cleanly when the wrapped run ends.
+
+    mmengine's Runner joins a process group (or :func:`prepare_cpu_distributed`
+    does) but never leaves it. A gloo group still alive at interpreter exit is
+    torn down by static destructors while its worker threads run, which
+    aborts a rank with ``terminate called without an active exception``
+    (SIGABRT) after a successful run. On success every rank meets at a
+    barrier, so none tears the group down while another still uses it, and
+    then destroys it; on an error the group is destroyed without the barrier
+    (the other ranks may never reach it) and the error propagates.
+    """
+    try:
+        yield
+    except BaseException:
+        _destroy_process_group(barrier=False)
+        raise
+    _destroy_process_group(barrier=True)
+
+
+def _destroy_process_group(barrier):
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized()):
+        return
+    if barrier:
+        distributed.barrier()
+    distributed.destroy_process_group()
