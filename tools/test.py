@@ -7,14 +7,15 @@ Example::
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
+import sys
 
 from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
-                                 distributed_session, parse_launch_args,
-                                 prepare_cpu_distributed)
+                                 check_dataset_paths, distributed_session,
+                                 parse_launch_args, prepare_cpu_distributed)
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 
@@ -81,6 +82,10 @@ def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
     cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        check_dataset_paths(cfg, ('test_dataloader', ))
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
     with distributed_session():
         prepare_cpu_distributed(cfg, args.launcher)
         runner = build_runner(cfg)

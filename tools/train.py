@@ -7,13 +7,14 @@ Example::
     bash tools/dist_train.sh CONFIG 8 --amp          # 8 processes through torchrun
 """
 import argparse
+import sys
 
 from mmengine.config import Config
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
-                                 distributed_session, parse_launch_args,
-                                 prepare_cpu_distributed)
+                                 check_dataset_paths, distributed_session,
+                                 parse_launch_args, prepare_cpu_distributed)
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 
@@ -82,6 +83,10 @@ def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
     cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
     with distributed_session():
         prepare_cpu_distributed(cfg, args.launcher)
         build_runner(cfg).train()

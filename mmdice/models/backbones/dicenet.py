@@ -157,6 +157,12 @@ class DiCENet(BaseModule):
 
         Levels deeper than the deepest requested one are not computed.
         """
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f'DiCENet input must be an image batch (N, 3, H, W), got {shape}')
+        if not x.is_floating_point():
+            raise ValueError(f'DiCENet input must be a floating-point tensor (normalised '
+                             f'images), got dtype {x.dtype}')
         outs = []
         for level, module in enumerate((self.stem, self.maxpool, *self.layers)):
             x = module(x)
