@@ -671,3 +671,14 @@ def test_device_without_kernel_uses_reference(monkeypatch):
     assert len(reference_calls) == 1
     assert_close_scaled(output, shifted_sum_dim_conv(x, *weights, (1, 2, 1)), torch.float64,
                         'output')
+
+
+@pytest.mark.parametrize('version,supported', [('2.3.1', False), ('1.13.0+cu117', False),
+                                               ('2.4.0', True), ('2.14.1+cpu', True),
+                                               ('3.0.0a0', True), ('unknown', False)])
+def test_torch_version_check(version, supported):
+    if supported:
+        dim_conv_module._check_torch_version(version)
+    else:
+        with pytest.raises(ImportError, match=rf'needs torch >= 2.4.*found torch {version}'):
+            dim_conv_module._check_torch_version(version)
