@@ -7,12 +7,12 @@ Example::
     bash tools/dist_train.sh CONFIG 8 --amp          # 8 processes through torchrun
 """
 import argparse
-
-from mmengine.config import Config
+import sys
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
                                  parse_launch_args, prepare_cpu_distributed)
+from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 AMP_OPTIM_WRAPPERS = ('AmpOptimWrapper', 'mmdice.BF16OptimWrapper', 'BF16OptimWrapper')
@@ -95,7 +95,12 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = merge_args(load_config(args.config), args)
+        if args.resume not in (None, 'auto') and '://' not in args.resume:
+            read_checkpoint(args.resume)
+    except InputFileError as error:
+        sys.exit(f'error: {error}')
     prepare_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     runner.train()
