@@ -111,11 +111,11 @@ at::Tensor dim_conv_cpu(const at::Tensor& input, const at::Tensor& weight_depth,
                       dilation);
 }
 
-OptionalGrads dim_conv_backward_cpu_impl(const at::Tensor& grad_output, const at::Tensor& input,
-                                     const at::Tensor& weight_depth,
-                                     const at::Tensor& weight_height,
-                                     const at::Tensor& weight_width, at::IntArrayRef dilation,
-                                     std::array<bool, 4> output_mask) {
+OptionalGrads dim_conv_backward_cpu_impl(const at::Tensor& grad_output,
+                                         const at::Tensor& input, const at::Tensor& weight_depth,
+                                         const at::Tensor& weight_height,
+                                         const at::Tensor& weight_width, at::IntArrayRef dilation,
+                                         std::array<bool, 4> output_mask) {
   return backward_impl(dim_conv_backward_cpu, grad_output, input, weight_depth, weight_height,
                        weight_width, dilation, output_mask);
 }
@@ -128,11 +128,11 @@ at::Tensor dim_conv_cuda(const at::Tensor& input, const at::Tensor& weight_depth
                       dilation);
 }
 
-OptionalGrads dim_conv_backward_cuda_impl(const at::Tensor& grad_output, const at::Tensor& input,
-                                     const at::Tensor& weight_depth,
-                                     const at::Tensor& weight_height,
-                                     const at::Tensor& weight_width, at::IntArrayRef dilation,
-                                     std::array<bool, 4> output_mask) {
+OptionalGrads dim_conv_backward_cuda_impl(const at::Tensor& grad_output,
+                                          const at::Tensor& input, const at::Tensor& weight_depth,
+                                          const at::Tensor& weight_height,
+                                          const at::Tensor& weight_width, at::IntArrayRef dilation,
+                                          std::array<bool, 4> output_mask) {
   return backward_impl(dim_conv_backward_cuda, grad_output, input, weight_depth, weight_height,
                        weight_width, dilation, output_mask);
 }
