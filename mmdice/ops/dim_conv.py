@@ -17,14 +17,33 @@ When H != Hm (or W != Wm) only the height (width) branch's own axis is
 resampled to the build size and back: bilinear with ``align_corners=True``
 when growing, adaptive average pooling when shrinking (the reference's dynamic
 scaling). Same-size inputs run the fused kernel of ``mmdice._ext`` in one pass.
+
+Inside ``torch.autocast`` the input and weights are cast to the autocast
+dtype (float64 tensors excepted), as autocast does for ``conv2d``.
 """
 import numbers
+import re
 import warnings
 from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+#: torch.library.register_fake / register_autograd and the autocast queries
+#: by device type appeared in torch 2.4; tested with torch 2.14.1.
+MIN_TORCH_VERSION = (2, 4)
+
+
+def _check_torch_version(version: str) -> None:
+    """Raise ImportError when ``version`` (e.g. '2.14.1+cpu') is below MIN_TORCH_VERSION."""
+    match = re.match(r'(\d+)\.(\d+)', version)
+    if match is None or tuple(int(part) for part in match.groups()) < MIN_TORCH_VERSION:
+        raise ImportError(f'mmdice.ops needs torch >= 2.4 (torch.library.register_fake and '
+                          f'register_autograd), found torch {version}')
+
+
+_check_torch_version(torch.__version__)
 
 try:
     from mmdice import _ext  # noqa: F401  (loading it registers torch.ops.mmdice.*)
@@ -103,6 +122,16 @@ def _check_inputs(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
                          f'got {tuple(weight_depth.shape)}')
 
 
+def _autocast(x: Tensor, *weights: Tensor) -> Tuple[Tensor, ...]:
+    """``(x, *weights)`` cast to the autocast dtype of ``x``'s device when
+    autocast is enabled there; float64 and non-tensor arguments are left as is."""
+    if not isinstance(x, Tensor) or not torch.is_autocast_enabled(x.device.type):
+        return (x, *weights)
+    dtype = torch.get_autocast_dtype(x.device.type)
+    return tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point()
+                 and t.dtype != torch.float64 else t for t in (x, *weights))
+
+
 def _resize_axis(x: Tensor, axis: int, size: int) -> Tensor:
     """Resample one spatial axis (2 = height, 3 = width) of ``x`` to ``size``."""
     if x.shape[axis] == size:
@@ -153,6 +182,8 @@ def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
     Returns:
         Tensor (N, 3C, H, W), interleaved [D, H, W] per channel.
     """
+    x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
+                                                             weight_width)
     _check_inputs(x, weight_depth, weight_height, weight_width)
     d_depth, d_height, d_width = _as_dilation(dilation)
     return _interleave(
@@ -186,6 +217,8 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
     the build size (H == Hm, W == Wm); otherwise the depth-wise branch runs on
     ``x`` and each spatial branch on ``x`` resampled along its own axis.
     """
+    x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
+                                                             weight_width)
     _check_inputs(x, weight_depth, weight_height, weight_width)
     dilation = _as_dilation(dilation)
     same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
@@ -197,23 +230,51 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
     return dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation)
 
 
+def _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation):
+    """Shape rules of the fused op (those of its C++ check) for fake tensors."""
+    torch._check(x.dim() == 4, lambda: f'input must be (N, C, H, W), got {tuple(x.shape)}')
+    torch._check(len(dilation) == 3, lambda: f'dilation must be three ints, got {dilation}')
+    kernel_size = weight_depth.shape[-1]
+    for name, weight, rows in (('weight_depth', weight_depth, x.shape[1]),
+                               ('weight_height', weight_height, x.shape[2]),
+                               ('weight_width', weight_width, x.shape[3])):
+        torch._check(
+            weight.dim() == 4 and weight.shape[0] == rows and weight.shape[1] == 1
+            and weight.shape[2] == kernel_size and weight.shape[3] == kernel_size,
+            lambda name=name, weight=weight, rows=rows: (
+                f'{name} must have shape ({rows}, 1, {kernel_size}, {kernel_size}), '
+                f'got {tuple(weight.shape)}'))
+        torch._check(weight.dtype == x.dtype,
+                     lambda name=name, weight=weight: f'{name} dtype {weight.dtype} differs '
+                     f'from input dtype {x.dtype}')
+
+
 if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dim_conv')
     def _dim_conv_fake(x, weight_depth, weight_height, weight_width, dilation):
+        _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation)
         n, c, h, w = x.shape
         return x.new_empty((n, 3 * c, h, w))
 
     @torch.library.register_fake('mmdice::dim_conv_backward')
     def _dim_conv_backward_fake(grad_output, x, weight_depth, weight_height, weight_width,
-                                dilation):
-        return (x.new_empty(x.shape), weight_depth.new_empty(weight_depth.shape),
-                weight_height.new_empty(weight_height.shape),
-                weight_width.new_empty(weight_width.shape))
+                                dilation, output_mask):
+        _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation)
+        n, c, h, w = x.shape
+        torch._check(tuple(grad_output.shape) == (n, 3 * c, h, w),
+                     lambda: f'grad_output must have shape {(n, 3 * c, h, w)}, got '
+                     f'{tuple(grad_output.shape)}')
+        return tuple(t.new_empty(t.shape) if needed else None
+                     for t, needed in zip((x, weight_depth, weight_height, weight_width),
+                                          output_mask))
 
     def _setup_context(ctx, inputs, output):
         x, weight_depth, weight_height, weight_width, dilation = inputs
-        ctx.save_for_backward(x, weight_depth, weight_height, weight_width)
+        # grad_input needs the weights (tiny), the weight gradients need x.
+        needs_x = any(ctx.needs_input_grad[1:4])
+        ctx.save_for_backward(x if needs_x else None, weight_depth, weight_height, weight_width)
+        ctx.input_shape = x.shape
         ctx.dilation = dilation
 
     def _backward(ctx, grad_output):
@@ -222,8 +283,11 @@ if EXT_AVAILABLE:
                 'mmdice::dim_conv is differentiable once only; double backward '
                 '(create_graph=True) needs dim_conv_reference')
         x, weight_depth, weight_height, weight_width = ctx.saved_tensors
+        if x is None:  # the op reads only the shape of an input whose weights need no grad
+            x = grad_output.new_zeros(()).expand(ctx.input_shape)
         grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, weight_depth,
-                                                   weight_height, weight_width, ctx.dilation)
+                                                   weight_height, weight_width, ctx.dilation,
+                                                   list(ctx.needs_input_grad[:4]))
         return (*grads, None)
 
     torch.library.register_autograd('mmdice::dim_conv', _backward,

@@ -179,6 +179,23 @@ def test_distributed_session_leaves_the_process_group(tmp_path):
         torchrun([script], cwd=tmp_path)
 
 
+def test_train_amp(shapes_root, tmp_path):
+    """--amp trains in mixed precision: mmengine's AmpOptimWrapper with a GPU,
+    mmdice.BF16OptimWrapper (bfloat16 autocast) on a CPU."""
+    work_dir = tmp_path / 'amp'
+    log = run([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--amp', '--work-dir', work_dir,
+               *data_options(shapes_root, **{'train_cfg.max_epochs': 1,
+                                             'train_dataloader.dataset.indices': 64,
+                                             'val_dataloader.dataset.indices': 32})],
+              cwd=tmp_path)
+    wrapper = 'AmpOptimWrapper' if torch.cuda.is_available() else 'mmdice.BF16OptimWrapper'
+    assert f"type='{wrapper}'" in log
+    assert logged_train_iter(log, 1, 2, 2)
+    losses = [float(loss) for loss in re.findall(r'\bloss: ([\d.]+)', log)]
+    assert losses and all(0 < loss < 10 for loss in losses)
+    assert (work_dir / 'epoch_1.pth').is_file()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU set-up is skipped with a GPU')
 def test_cpu_distributed_needs_gloo_and_torchrun():
     from mmengine.config import Config
