@@ -1,10 +1,10 @@
 # The main job of `make demo`: a small DiCENet-SSD300 (DiCENet s=0.5) trained from scratch
 # on the embedded synthetic shapes detection set (COCO json), on a CPU in minutes:
 #   python tools/dataset_converters/generate_shapes.py --task detection \
-#       --out data/shapes/detection --num-images 2000
+#       --out data/shapes/detection --num-images 1600
 #   python tools/train.py configs/ssd/dicenet-s0.5_ssd300_shapes.py
 #   python tools/test.py configs/ssd/dicenet-s0.5_ssd300_shapes.py \
-#       work_dirs/dicenet-s0.5_ssd300_shapes/epoch_8.pth --show-dir vis
+#       work_dirs/dicenet-s0.5_ssd300_shapes/epoch_5.pth --show-dir vis
 _base_ = [
     '../_base_/models/dicenet_ssd300.py', '../_base_/datasets/coco_detection.py',
     '../_base_/det_runtime.py'
@@ -26,7 +26,7 @@ train_pipeline = [
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(
-    batch_size=16,
+    batch_size=8,
     num_workers=0,
     persistent_workers=False,
     dataset=dict(data_root=data_root, metainfo=metainfo, ann_file='annotations/train.json',
@@ -42,10 +42,10 @@ test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + '/annotations/val.json')
 test_evaluator = val_evaluator
 
-max_epochs = 8
+max_epochs = 5
 # AdamW converges in far fewer steps than SGD on this small task
 optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+                     optimizer=dict(type='AdamW', lr=5e-3, weight_decay=1e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', T_max=max_epochs, by_epoch=True, begin=0, end=max_epochs,
@@ -59,4 +59,4 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=max_epochs, max_keep_ckpts=1))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 randomness = dict(seed=0)
-auto_scale_lr = dict(base_batch_size=16)
+auto_scale_lr = dict(base_batch_size=8)

@@ -66,7 +66,7 @@ def test_expected_configs_exist():
 
 
 @pytest.mark.parametrize('name', CONFIGS)
-def test_config_builds_computes_loss_and_predicts(name):
+def test_config_builds_trains_a_step_and_predicts(name):
     cfg, model = build(name)
     size = input_size(cfg)
     # two images: BatchNorm needs more than one value per channel on the 1x1 map
@@ -75,8 +75,13 @@ def test_config_builds_computes_loss_and_predicts(name):
     losses = model.loss(images, data_samples)
     total = sum(sum(value) if isinstance(value, list) else value for value in losses.values())
     assert torch.isfinite(total) and total > 0
+    stem = model.backbone.stem.conv.weight
+    before = stem.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    optimizer.zero_grad()
     total.backward()
-    assert model.backbone.stem.conv.weight.grad is not None
+    optimizer.step()
+    assert stem.grad is not None and not torch.equal(stem.detach(), before)
     model.eval()
     with torch.no_grad():
         results = model.predict(images, data_samples)
