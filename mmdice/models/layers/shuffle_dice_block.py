@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
-from .channel_shuffle import channel_shuffle
+from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
 
 
@@ -49,6 +49,8 @@ class ShuffleDiCEBlock(BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
+        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one pass.
+        self.deploy = False
         branch_in = in_channels - self.left_channels
         branch_out = out_channels - self.left_channels
         self.branch = Sequential(
@@ -58,6 +60,8 @@ class ShuffleDiCEBlock(BaseModule):
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         left, right = x[:, :self.left_channels], x[:, self.left_channels:]
+        if self.deploy:
+            return shuffled_concat((left, self.branch(right)), 2)
         return channel_shuffle(torch.cat((left, self.branch(right)), dim=1), 2)
 
     def forward(self, x: Tensor) -> Tensor:
