@@ -5,6 +5,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, ModuleList, Sequential
+import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -170,8 +171,13 @@ class DiCENet(BaseModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first.
 
-        Levels deeper than the deepest requested one are not computed.
+        Levels deeper than the deepest requested one are not computed. The
+        deploy form runs channels-last inside (its pooling and depth-wise
+        convolutions are several times faster so on CPU), so its outputs are
+        channels-last tensors.
         """
+        if self.deploy:
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for level, module in enumerate((self.stem, self.maxpool, *self.layers)):
             x = module(x)

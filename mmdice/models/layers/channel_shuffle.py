@@ -18,6 +18,14 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     return x.transpose(1, 2).reshape(batch, channels, height, width)
 
 
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-D tensor whose channels are its innermost
+    axis (channels-last, or a channel slice of it), else ``torch.contiguous_format``."""
+    if x.dim() == 4 and x.shape[1] > 1 and x.stride(1) == 1 and x.shape[2] * x.shape[3] > 1:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def shuffled_concat(parts: Sequence[Tensor], groups: int) -> Tensor:
     """``channel_shuffle(torch.cat(parts, dim=1), groups)`` in one pass.
 
@@ -30,11 +38,8 @@ def shuffled_concat(parts: Sequence[Tensor], groups: int) -> Tensor:
     if channels % groups:
         raise ValueError(f'channels ({channels}) must be divisible by groups ({groups})')
     group_channels = channels // groups
-    memory_format = (torch.channels_last if parts[0].dim() == 4 and not parts[0].is_contiguous()
-                     and parts[0].is_contiguous(memory_format=torch.channels_last)
-                     else torch.contiguous_format)
     out = torch.empty((batch, channels, height, width), dtype=parts[0].dtype,
-                      device=parts[0].device, memory_format=memory_format)
+                      device=parts[0].device, memory_format=memory_format_of(parts[0]))
     # grouped[:, j, k] is output channel k * groups + j, i.e. concat channel j * group_channels + k.
     grouped = out.view(batch, group_channels, groups, height, width).transpose(1, 2)
     start = 0

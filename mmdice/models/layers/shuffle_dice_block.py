@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
-from .channel_shuffle import channel_shuffle, shuffled_concat
+from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
 
 
@@ -61,6 +61,9 @@ class ShuffleDiCEBlock(BaseModule):
     def _inner_forward(self, x: Tensor) -> Tensor:
         left, right = x[:, :self.left_channels], x[:, self.left_channels:]
         if self.deploy:
+            # A channel slice of a channels-last tensor is neither layout, and
+            # convolutions return such inputs in NCHW: copy it (once) instead.
+            right = right.contiguous(memory_format=memory_format_of(x))
             return shuffled_concat((left, self.branch(right)), 2)
         return channel_shuffle(torch.cat((left, self.branch(right)), dim=1), 2)
 
