@@ -49,7 +49,9 @@ class ShuffleDiCEBlock(BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
-        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one pass.
+        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one
+        #: pass when eager (compiled and exported graphs keep cat + shuffle, which
+        #: the compilers fuse).
         self.deploy = False
         branch_in = in_channels - self.left_channels
         branch_out = out_channels - self.left_channels
@@ -60,7 +62,7 @@ class ShuffleDiCEBlock(BaseModule):
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         left, right = x[:, :self.left_channels], x[:, self.left_channels:]
-        if self.deploy:
+        if self.deploy and not torch.compiler.is_compiling():
             # A channel slice of a channels-last tensor is neither layout, and
             # convolutions return such inputs in NCHW: copy it (once) instead.
             right = right.contiguous(memory_format=memory_format_of(x))

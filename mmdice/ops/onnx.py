@@ -1,0 +1,104 @@
+"""ONNX translations of the mmdice ops through standard operators (opset 18).
+
+For ``torch.onnx.export(..., dynamo=True, custom_translation_table=
+onnx_translation_table())``. Needs onnxscript, imported only here (importing
+``mmdice.ops`` does not import this module).
+
+The height- and width-wise DimConv branches become depth-wise ``Conv``s on
+transposed tensors: (N, C, H, W) -> (N, H, C, W) puts the rows on the channel
+axis with the (channel, width) kernel plane behind them, (N, W, H, C) the
+columns with the (height, channel) plane. In the fused DiCE op the per-channel
+affine terms and PReLU of each branch are applied in that transposed layout
+(broadcast over the channel axis there), so each branch costs one transpose
+in and one out. DimConv and the fused op are only called at their build size
+(other sizes run the standard-operator resampling path, which exports as it
+is, followed by ``mmdice::dice_fuse_epilogue`` in the deploy form).
+"""
+from typing import Dict
+
+
+def _padding(kernel_size: int, dilation: int):
+    pad = dilation * (kernel_size - 1) // 2
+    return [pad, pad, pad, pad]
+
+
+def onnx_translation_table() -> Dict:
+    """{torch op overload: onnxscript function} for mmdice::dim_conv, mmdice::dice_fuse
+    and mmdice::dice_fuse_epilogue."""
+    import onnxscript
+    import torch
+    from onnxscript import opset18 as op
+
+    from . import dim_conv  # noqa: F401  (loads mmdice._ext, which defines the ops)
+
+    def conv(x, weight, dilation):
+        kernel_size = weight.shape[2]
+        return op.Conv(x, weight, group=weight.shape[0], pads=_padding(kernel_size, dilation),
+                       dilations=[dilation, dilation])
+
+    def branches(x, weight_depth, weight_height, weight_width, dilation):
+        """The three branch outputs, the spatial ones still transposed:
+        depth (N, C, H, W), height (N, H, C, W), width (N, W, H, C)."""
+        depth = conv(x, weight_depth, dilation[0])
+        height = conv(op.Transpose(x, perm=[0, 2, 1, 3]), weight_height, dilation[1])
+        width = conv(op.Transpose(x, perm=[0, 3, 2, 1]), weight_width, dilation[2])
+        return depth, height, width
+
+    def column(values, index, shape):
+        """values[:, index] of a (C, 3) initializer, reshaped to broadcast as ``shape``."""
+        picked = op.Gather(values, op.Constant(value_int=index), axis=1)
+        return op.Reshape(picked, op.Constant(value_ints=shape))
+
+    def dim_conv(x, weight_depth, weight_height, weight_width, dilation):
+        depth, height, width = branches(x, weight_depth, weight_height, weight_width, dilation)
+        height = op.Transpose(height, perm=[0, 2, 1, 3])
+        width = op.Transpose(width, perm=[0, 3, 2, 1])
+        stacked = op.Concat(op.Unsqueeze(depth, op.Constant(value_ints=[2])),
+                            op.Unsqueeze(height, op.Constant(value_ints=[2])),
+                            op.Unsqueeze(width, op.Constant(value_ints=[2])), axis=2)
+        # (N, C, 3, H, W) -> (N, 3C, H, W): channel 3c + g is branch g of channel c.
+        shape = op.Shape(depth)
+        channels3 = op.Mul(op.Slice(shape, op.Constant(value_ints=[1]),
+                                    op.Constant(value_ints=[2])), op.Constant(value_ints=[3]))
+        new_shape = op.Concat(op.Slice(shape, op.Constant(value_ints=[0]),
+                                       op.Constant(value_ints=[1])), channels3,
+                              op.Slice(shape, op.Constant(value_ints=[2]),
+                                       op.Constant(value_ints=[4])), axis=0)
+        return op.Reshape(stacked, new_shape)
+
+    def dice_fuse(x, weight_depth, weight_height, weight_width, dilation, branch_scale,
+                  branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope):
+        depth, height, width = branches(x, weight_depth, weight_height, weight_width, dilation)
+        # Channel axis: 1 for depth (N, C, H, W), 2 for height (N, H, C, W), 3 for width.
+        layouts = ((depth, [-1, 1, 1], None), (height, [-1, 1], [0, 2, 1, 3]),
+                   (width, [-1], [0, 3, 2, 1]))
+        total = None
+        for index, (value, shape, perm) in enumerate(layouts):
+            value = op.Add(op.Mul(value, column(branch_scale, index, shape)),
+                           column(branch_bias, index, shape))
+            value = op.PRelu(value, column(branch_slope, index, shape))
+            value = op.Mul(value, column(fuse_weight, index, shape))
+            if perm is not None:
+                value = op.Transpose(value, perm=perm)
+            total = value if total is None else op.Add(total, value)
+        total = op.Add(total, op.Reshape(fuse_bias, op.Constant(value_ints=[-1, 1, 1])))
+        return op.PRelu(total, op.Reshape(out_slope, op.Constant(value_ints=[-1, 1, 1])))
+
+    def dice_fuse_epilogue(dim_output, branch_scale, branch_bias, branch_slope, fuse_weight,
+                           fuse_bias, out_slope):
+        # The training form with folded norms: affine + PReLU over the 3C interleaved
+        # channels, then the grouped 1x1 conv (3 -> 1 per channel) and PReLU.
+        per_channel = op.Constant(value_ints=[-1, 1, 1])
+        value = op.Add(op.Mul(dim_output, op.Reshape(branch_scale, per_channel)),
+                       op.Reshape(branch_bias, per_channel))
+        value = op.PRelu(value, op.Reshape(branch_slope, per_channel))
+        weight = op.Reshape(fuse_weight, op.Constant(value_ints=[-1, 3, 1, 1]))
+        value = op.Conv(value, weight, fuse_bias, group=fuse_weight.shape[0])
+        return op.PRelu(value, op.Reshape(out_slope, per_channel))
+
+    del onnxscript
+    return {
+        torch.ops.mmdice.dim_conv.default: dim_conv,
+        torch.ops.mmdice.dice_fuse.default: dice_fuse,
+        torch.ops.mmdice.dice_fuse_epilogue.default: dice_fuse_epilogue,
+    }
