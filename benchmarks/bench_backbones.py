@@ -121,26 +121,24 @@ def build_model(name: str) -> nn.Module:
     return getattr(torchvision.models, name)(weights=None).eval()
 
 
-def complexity(model: nn.Module, size: int):
-    """(paper-convention GFLOPs, M params) at batch 1."""
+def complexity(name: str, model: nn.Module, size: int):
+    """(paper-convention GFLOPs, M params) at batch 1; a deploy form gets the
+    FLOPs of its training form (the same network; the fused op is not counted
+    by the analyzer) and its own parameter count."""
     from mmdice.utils.complexity import count_complexity
-    counts = count_complexity(model, (torch.randn(1, 3, size, size), ))
-    return counts['paper_flops'] / 1e9, counts['params'] / 1e6
+    counted = build_model(name.replace('-deploy', '')) if name.endswith('-deploy') else model
+    counts = count_complexity(counted, (torch.randn(1, 3, size, size), ))
+    return counts['paper_flops'] / 1e9, sum(p.numel() for p in model.parameters()) / 1e6
 
 
 class OnnxRunner:
     """onnxruntime session of the model's ONNX export, called like the model."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor, threads: int):
-        import onnxruntime as ort
-
-        from tools.deployment.pytorch2onnx import export_onnx
+        from mmdice.utils.onnx_export import export_onnx, onnx_session
         path = osp.join(tempfile.mkdtemp(prefix='bench_onnx_'), 'model.onnx')
         export_onnx(model, example, path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        self.session = onnx_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x):
@@ -216,7 +214,7 @@ def print_table(rows, header, markdown):
 
 def run_classifiers(args):
     models = {name: build_model(name) for name in args.models}
-    info = {name: complexity(model, args.size) for name, model in models.items()} \
+    info = {name: complexity(name, model, args.size) for name, model in models.items()} \
         if args.complexity else {}
     header = ['model', 'form', 'batch', 'median ms', 'spread ms', 'images/s',
               f'x {BASELINE}', 'GFLOPs', 'M params']
@@ -288,7 +286,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    logging.getLogger('mmengine').setLevel(logging.WARNING)
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance().setLevel(logging.WARNING)  # no init_weights report
     malloc = 'system default' if args.system_malloc else reuse_large_allocations()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -30,19 +30,24 @@ def flat_outputs(outputs) -> List[torch.Tensor]:
 
 def export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:
     """Export ``module(example)`` to ``path`` with the mmdice ops translated."""
-    from mmdice.ops.onnx import onnx_translation_table
+    from mmdice.ops.onnx import onnx_translation_table, prelu_slopes_at_most_one
     module.eval()
+    table = onnx_translation_table(prelu_slopes_at_most_one(module))
     with torch.no_grad():
         torch.onnx.export(module, (example, ), path, dynamo=True, opset_version=OPSET,
-                          input_names=['input'],
-                          custom_translation_table=onnx_translation_table())
+                          input_names=['input'], custom_translation_table=table)
 
 
 def onnx_session(path: str, threads: int = 0):
-    """An onnxruntime CPU session; ``threads`` intra-op threads (0: its default)."""
+    """An onnxruntime CPU session; ``threads`` intra-op threads (0: its default).
+
+    Its threads do not spin while waiting: on a machine shared with other
+    processes spinning threads steal the cores the work needs.
+    """
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     if threads:
         options.inter_op_num_threads = 1
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
