@@ -87,10 +87,12 @@ class DiCEUnit(BaseModule):
             for weight in (dim_conv.weight_depth, dim_conv.weight_height, dim_conv.weight_width):
                 nn.init.kaiming_normal_(weight, mode='fan_out', nonlinearity='relu')
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+        """``out``: optional (N, C', H, W) tensor (e.g. a view of a larger one)
+        that receives the result."""
         if self.deploy:
-            return self.dim_fuse(self.dim_conv_fuse(x))
-        return self.dim_fuse(self.dim_act(self.dim_norm(self.dim_conv(x))))
+            return self.dim_fuse(self.dim_conv_fuse(x), out=out)
+        return self.dim_fuse(self.dim_act(self.dim_norm(self.dim_conv(x))), out=out)
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:

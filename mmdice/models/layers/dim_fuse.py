@@ -96,9 +96,13 @@ class DimFuse(BaseModule):
                                          norm_cfg=norm_cfg,
                                          act_cfg=act_cfg_for(act_cfg, out_channels))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+        """``out``: optional (N, C', H, W) tensor (e.g. a view of a larger one)
+        that receives the result."""
         fused = x if self.deploy else self.local_fusion(x)
-        return self.spatial_fusion(fused) * self.gate(fused)
+        if out is None:
+            return self.spatial_fusion(fused) * self.gate(fused)
+        return torch.mul(self.spatial_fusion(fused), self.gate(fused), out=out)
 
     def switch_to_deploy(self) -> None:
         """Drop ``local_fusion`` (its caller computes it) and fold the BatchNorm
