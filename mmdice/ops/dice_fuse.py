@@ -122,7 +122,12 @@ if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dice_fuse')
     def _dice_fuse_fake(x, weight_depth, weight_height, weight_width, dilation, *coefficients):
-        return x.new_empty(x.shape)
+        # The kernel keeps a channels-last input's layout, otherwise writes NCHW.
+        channels_last = not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        return torch.empty(x.shape, dtype=x.dtype, device=x.device,
+                           memory_format=torch.channels_last if channels_last
+                           else torch.contiguous_format)
 
     @torch.library.register_fake('mmdice::dice_fuse_epilogue')
     def _dice_fuse_epilogue_fake(dim_output, *coefficients):

@@ -39,7 +39,6 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
     as ``Max(x, a * x)``, exact when every slope a <= 1 (``slopes_at_most_one``,
     see :func:`prelu_slopes_at_most_one`), else as ``Relu(x) + a * Min(x, 0)``.
     """
-    import onnxscript
     import torch
     from onnxscript import opset18 as op
     from onnxscript.function_libs.torch_lib.ops.core import aten_convolution
@@ -149,7 +148,6 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
         value = op.Conv(value, weight, fuse_bias, group=fuse_weight.shape[0])
         return prelu(value, op.Reshape(out_slope, per_channel))
 
-    del onnxscript
     return {
         torch.ops.mmdice.dim_conv.default: dim_conv,
         torch.ops.mmdice.dice_fuse.default: dice_fuse,

@@ -140,7 +140,9 @@ def test_ops_have_fake_kernels():
     coefficients = [c.detach() for c in unit.coefficients()]
     weights = [w.detach() for w in unit.dim_weights()]
     utils = ('test_schema', 'test_faketensor')
-    torch.library.opcheck(torch.ops.mmdice.dice_fuse.default,
-                          (x, *weights, [1, 1, 1], *coefficients), test_utils=utils)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        torch.library.opcheck(torch.ops.mmdice.dice_fuse.default,
+                              (x.contiguous(memory_format=layout), *weights, [1, 1, 1],
+                               *coefficients), test_utils=utils)
     torch.library.opcheck(torch.ops.mmdice.dice_fuse_epilogue.default,
                           (torch.randn(2, 18, 4, 5), *coefficients), test_utils=utils)
