@@ -3,7 +3,8 @@
 //
 //   mmdice::dice_fuse(input, weight_depth, weight_height, weight_width, dilation,
 //                     branch_scale, branch_bias, branch_slope, fuse_weight, fuse_bias,
-//                     out_slope) -> output (N, C, H, W)
+//                     out_slope, channels_last) -> output (N, C, H, W), channels-last
+//                     if channels_last (the input may be NCHW or channels-last either way)
 //   mmdice::dice_fuse_epilogue(dim_output, branch_scale, branch_bias, branch_slope,
 //                              fuse_weight, fuse_bias, out_slope) -> output (N, C, H, W)
 //
@@ -57,7 +58,7 @@ at::Tensor dice_fuse_cpu(const at::Tensor& input, const at::Tensor& weight_depth
                          at::IntArrayRef dilation, const at::Tensor& branch_scale,
                          const at::Tensor& branch_bias, const at::Tensor& branch_slope,
                          const at::Tensor& fuse_weight, const at::Tensor& fuse_bias,
-                         const at::Tensor& out_slope) {
+                         const at::Tensor& out_slope, bool channels_last) {
   TORCH_CHECK(input.dim() == 4, "mmdice::dice_fuse: input must be (N, C, H, W), got ",
               input.sizes());
   TORCH_CHECK(dilation.size() == 3 && dilation[0] >= 1 && dilation[1] >= 1 && dilation[2] >= 1,
@@ -80,12 +81,11 @@ at::Tensor dice_fuse_cpu(const at::Tensor& input, const at::Tensor& weight_depth
                                                    fuse_weight, fuse_bias, out_slope);
   check_params(params, input.size(1), input);
   const auto geometry = make_dim_conv_geometry(input, weight_depth, dilation);
-  const bool channels_last = !input.is_contiguous() &&
-                             input.is_contiguous(at::MemoryFormat::ChannelsLast);
-  return dice_fuse_forward_cpu(channels_last ? input : input.contiguous(),
-                               weight_depth.contiguous(),
-                               weight_height.contiguous(), weight_width.contiguous(), geometry,
-                               params);
+  const bool channels_last_input = !input.is_contiguous() &&
+                                   input.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return dice_fuse_forward_cpu(channels_last_input ? input : input.contiguous(),
+                               weight_depth.contiguous(), weight_height.contiguous(),
+                               weight_width.contiguous(), geometry, params, channels_last);
 }
 
 at::Tensor dice_fuse_epilogue_cpu_impl(const at::Tensor& dim_output,
@@ -109,7 +109,7 @@ TORCH_LIBRARY_FRAGMENT(mmdice, m) {
   m.def(
       "dice_fuse(Tensor input, Tensor weight_depth, Tensor weight_height, Tensor weight_width, "
       "int[] dilation, Tensor branch_scale, Tensor branch_bias, Tensor branch_slope, "
-      "Tensor fuse_weight, Tensor fuse_bias, Tensor out_slope) -> Tensor");
+      "Tensor fuse_weight, Tensor fuse_bias, Tensor out_slope, bool channels_last) -> Tensor");
   m.def(
       "dice_fuse_epilogue(Tensor dim_output, Tensor branch_scale, Tensor branch_bias, "
       "Tensor branch_slope, Tensor fuse_weight, Tensor fuse_bias, Tensor out_slope) -> Tensor");

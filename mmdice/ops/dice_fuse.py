@@ -8,8 +8,8 @@ with DimConv branch outputs y_g (g = 0 depth, 1 height, 2 width):
     z_g = prelu(branch_scale[c, g] * y_g + branch_bias[c, g], branch_slope[c, g])
     out = prelu(sum_g fuse_weight[c, g] * z_g + fuse_bias[c], out_slope[c])
 
-``torch.ops.mmdice.dice_fuse`` computes it in one pass over the input at the
-build size, the 3C DimConv output never leaving the cache; at other sizes
+``torch.ops.mmdice.dice_fuse`` (its last argument: whether the output is
+channels-last) computes it in one pass over the input at the build size, the 3C DimConv output never leaving the cache; at other sizes
 DimConv runs through :func:`~mmdice.ops.dim_conv` (its resampling path) and
 ``torch.ops.mmdice.dice_fuse_epilogue`` does the rest in one pass. Inference
 only: the ops have no autograd.
@@ -112,8 +112,12 @@ def dice_fuse(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_wid
     device_type = x.device.type
     if same_size and _has_kernel('dice_fuse', device_type) \
             and x.dtype in FUSED_DTYPES.get(device_type, ()):
+        # Eager, the output keeps a channels-last input's layout. Compiled graphs
+        # get NCHW: a compiler may hand the op other strides than it traced.
+        channels_last = not torch.compiler.is_compiling() and not x.is_contiguous() \
+            and x.is_contiguous(memory_format=torch.channels_last)
         return torch.ops.mmdice.dice_fuse(x, weight_depth, weight_height, weight_width,
-                                          list(dilation), *coefficients)
+                                          list(dilation), *coefficients, channels_last)
     return dice_fuse_epilogue(dim_conv(x, weight_depth, weight_height, weight_width, dilation),
                               *coefficients)
 
@@ -121,10 +125,8 @@ def dice_fuse(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_wid
 if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dice_fuse')
-    def _dice_fuse_fake(x, weight_depth, weight_height, weight_width, dilation, *coefficients):
-        # The kernel keeps a channels-last input's layout, otherwise writes NCHW.
-        channels_last = not x.is_contiguous() and x.is_contiguous(
-            memory_format=torch.channels_last)
+    def _dice_fuse_fake(x, weight_depth, weight_height, weight_width, dilation, *arguments):
+        channels_last = arguments[-1]
         return torch.empty(x.shape, dtype=x.dtype, device=x.device,
                            memory_format=torch.channels_last if channels_last
                            else torch.contiguous_format)

@@ -119,7 +119,8 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
         return op.Reshape(stacked, new_shape)
 
     def dice_fuse(x, weight_depth, weight_height, weight_width, dilation, branch_scale,
-                  branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope):
+                  branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope, channels_last):
+        del channels_last  # a memory layout, not part of the ONNX graph
         depth, height, width = branches(x, weight_depth, weight_height, weight_width, dilation)
         # Channel axis: 1 for depth (N, C, H, W), 2 for height (N, H, C, W) and width (N, W, C, H).
         layouts = ((depth, [-1, 1, 1], None), (height, [-1, 1], [0, 2, 1, 3]),

@@ -141,8 +141,9 @@ def test_ops_have_fake_kernels():
     weights = [w.detach() for w in unit.dim_weights()]
     utils = ('test_schema', 'test_faketensor')
     for layout in (torch.contiguous_format, torch.channels_last):
-        torch.library.opcheck(torch.ops.mmdice.dice_fuse.default,
-                              (x.contiguous(memory_format=layout), *weights, [1, 1, 1],
-                               *coefficients), test_utils=utils)
+        for channels_last_output in (False, True):
+            torch.library.opcheck(torch.ops.mmdice.dice_fuse.default,
+                                  (x.contiguous(memory_format=layout), *weights, [1, 1, 1],
+                                   *coefficients, channels_last_output), test_utils=utils)
     torch.library.opcheck(torch.ops.mmdice.dice_fuse_epilogue.default,
                           (torch.randn(2, 18, 4, 5), *coefficients), test_utils=utils)

@@ -115,8 +115,8 @@ void transpose_tiles(const scalar_t* src, int64_t src_stride, int64_t rows, int6
 template <typename scalar_t>
 void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
                     const at::Tensor& weight_height, const at::Tensor& weight_width,
-                    const DimConvGeometry& g, const DiceFuseTensors& tensors, bool channels_last,
-                    at::Tensor& output) {
+                    const DimConvGeometry& g, const DiceFuseTensors& tensors,
+                    bool input_channels_last, bool output_channels_last, at::Tensor& output) {
   using T = at::opmath_type<scalar_t>;
   const ParamsBuffer<T> buffer(tensors, scalar_t());
   const DiceFuseParams<T> params = buffer.params();
@@ -147,7 +147,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
       slab_geometry.batch = 1;
       slab_geometry.channels = hi - lo;
       const scalar_t* slab_source = x + (n * channels + lo) * plane;
-      if (channels_last) {
+      if (input_channels_last) {
         staged_input.resize((hi - lo) * plane);
         transpose_tiles(x + n * plane * channels + lo, channels, plane, hi - lo,
                         staged_input.data(), plane);
@@ -164,7 +164,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
                                slab_geometry);
       const scalar_t* dim_planes =
           slab_output.data_ptr<scalar_t>() + (begin - lo) * kNumBranches * plane;
-      if (!channels_last) {
+      if (!output_channels_last) {
         fuse_channels(dim_planes, begin, end, plane, params, y + (n * channels + begin) * plane);
         continue;
       }
@@ -200,17 +200,18 @@ void epilogue_kernel(const at::Tensor& dim_output, const DiceFuseTensors& tensor
 
 at::Tensor dice_fuse_forward_cpu(const at::Tensor& input, const at::Tensor& weight_depth,
                                  const at::Tensor& weight_height, const at::Tensor& weight_width,
-                                 const DimConvGeometry& geometry, const DiceFuseTensors& params) {
-  const bool channels_last = !input.is_contiguous() &&
-                             input.is_contiguous(at::MemoryFormat::ChannelsLast);
+                                 const DimConvGeometry& geometry, const DiceFuseTensors& params,
+                                 bool channels_last_output) {
+  const bool input_channels_last = !input.is_contiguous();
   auto output = at::empty({geometry.batch, geometry.channels, geometry.height, geometry.width},
-                          input.options().memory_format(channels_last
+                          input.options().memory_format(channels_last_output
                                                             ? at::MemoryFormat::ChannelsLast
                                                             : at::MemoryFormat::Contiguous));
   if (output.numel() == 0) return output;
+  const bool output_channels_last = !output.is_contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "dice_fuse_forward_cpu", [&] {
     forward_kernel<scalar_t>(input, weight_depth, weight_height, weight_width, geometry, params,
-                             channels_last, output);
+                             input_channels_last, output_channels_last, output);
   });
   return output;
 }
