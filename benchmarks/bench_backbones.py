@@ -125,7 +125,7 @@ def complexity(name: str, model: nn.Module, size: int):
     """(paper-convention GFLOPs, M params) at batch 1; a deploy form gets the
     FLOPs of its training form (the same network; the fused op is not counted
     by the analyzer) and its own parameter count."""
-    from mmdice.utils.complexity import count_complexity
+    from mmdice.models.utils.complexity import count_complexity
     counted = build_model(name.replace('-deploy', '')) if name.endswith('-deploy') else model
     counts = count_complexity(counted, (torch.randn(1, 3, size, size), ))
     return counts['paper_flops'] / 1e9, sum(p.numel() for p in model.parameters()) / 1e6

@@ -11,7 +11,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import mmdice.models  # noqa: E402,F401
-from mmdice.utils import count_complexity  # noqa: E402
+from mmdice.models.utils import count_complexity  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG_DIR = osp.join(REPO, 'configs', 'ssd')

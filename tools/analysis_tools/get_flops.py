@@ -22,7 +22,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
-from mmdice.utils import count_complexity
+from mmdice.models.utils import count_complexity
 
 
 def parse_args(argv=None):

@@ -148,7 +148,7 @@ COMPLEXITY = [
 
 @pytest.mark.parametrize('config,size,params,mflops', COMPLEXITY)
 def test_params_and_flops_match_edgenets(config, size, params, mflops):
-    from mmdice.utils import count_complexity
+    from mmdice.models.utils import count_complexity
     model = build_segmentor(config)
     result = count_complexity(model, (torch.randn(1, 3, size, size), ))
     assert result['params'] == pytest.approx(params, rel=0.01)

@@ -11,9 +11,9 @@ import torch
 
 from mmdice.models.backbones import DiCENet
 from mmdice.ops import EXT_AVAILABLE
-from mmdice.utils import count_complexity, dim_conv_flop_jit
+from mmdice.models.utils import count_complexity, dim_conv_flop_jit
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DIM_CONV_MODULE = importlib.import_module('mmdice.ops.dim_conv')
 CONFIG_DIR = REPO_ROOT / 'tests' / 'data' / 'configs'
 
