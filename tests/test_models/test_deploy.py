@@ -99,13 +99,16 @@ def test_deploy_outputs_are_channels_last():
 
 def test_generic_conversion_of_a_classifier():
     """Any model: every DiCE unit fused, every conv + BN ConvModule folded (the head too)."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
     torch.manual_seed(0)
-    classifier = ImageClassifier(
-        backbone=dict(type='mmdice.DiCENet', widen_factor=0.5, input_size=64),
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='mmdice.DiCEClsHead', num_classes=7, in_channels=192,
-                  mid_channels=64, loss=dict(type='CrossEntropyLoss')))
+    # the scope of its own codebase, whatever an earlier test left as the default
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = ImageClassifier(
+            backbone=dict(type='mmdice.DiCENet', widen_factor=0.5, input_size=64),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='mmdice.DiCEClsHead', num_classes=7, in_channels=192,
+                      mid_channels=64, loss=dict(type='CrossEntropyLoss')))
     classifier.extra = ConvModule(3, 4, 3, norm_cfg=dict(type='BN'))  # not a DiCE module
     randomize_statistics(classifier)
     deployed = switch_to_deploy(copy.deepcopy(classifier))
