@@ -2,6 +2,10 @@
 // library and binds the CPU and (when built) CUDA kernels to it.
 //
 //   mmdice::dim_conv(input, weight_depth, weight_height, weight_width, dilation) -> output
+//
+// weight_depth is (C, 1, k, k); weight_height (H, Bh, k, k) and weight_width
+// (W, Bw, k, k) hold Bh (Bw) kernels per output row (column), the banded form of
+// csrc/common/dim_conv_common.h (odd Bh, Bw; 1 is the plain DimConv).
 //   mmdice::dim_conv_backward(grad_output, input, weight_depth, weight_height, weight_width,
 //                             dilation) -> (grad_input, grad_weight_depth,
 //                                           grad_weight_height, grad_weight_width)
@@ -17,12 +21,15 @@ namespace mmdice {
 
 namespace {
 
+// `banded`: dim 1 may hold any odd number of kernels per row, else exactly one.
 void check_weight(const at::Tensor& weight, const char* name, int64_t rows,
-                  int64_t kernel_size, const at::Tensor& input) {
-  TORCH_CHECK(weight.dim() == 4 && weight.size(0) == rows && weight.size(1) == 1 &&
+                  int64_t kernel_size, const at::Tensor& input, bool banded) {
+  TORCH_CHECK(weight.dim() == 4 && weight.size(0) == rows &&
+                  (banded ? weight.size(1) % 2 == 1 : weight.size(1) == 1) &&
                   weight.size(2) == kernel_size && weight.size(3) == kernel_size,
-              "mmdice::dim_conv: ", name, " must have shape (", rows, ", 1, ", kernel_size, ", ",
-              kernel_size, "), got ", weight.sizes());
+              "mmdice::dim_conv: ", name, " must have shape (", rows, ", ",
+              banded ? "odd band" : "1", ", ", kernel_size, ", ", kernel_size, "), got ",
+              weight.sizes());
   TORCH_CHECK(weight.scalar_type() == input.scalar_type(), "mmdice::dim_conv: ", name,
               " dtype ", weight.scalar_type(), " differs from input dtype ", input.scalar_type());
   TORCH_CHECK(weight.device() == input.device(), "mmdice::dim_conv: ", name, " is on ",
@@ -41,9 +48,9 @@ void check_inputs(const at::Tensor& input, const at::Tensor& weight_depth,
   const int64_t kernel_size = weight_depth.size(2);
   TORCH_CHECK(kernel_size % 2 == 1, "mmdice::dim_conv: kernel size must be odd, got ",
               kernel_size);
-  check_weight(weight_depth, "weight_depth", input.size(1), kernel_size, input);
-  check_weight(weight_height, "weight_height", input.size(2), kernel_size, input);
-  check_weight(weight_width, "weight_width", input.size(3), kernel_size, input);
+  check_weight(weight_depth, "weight_depth", input.size(1), kernel_size, input, false);
+  check_weight(weight_height, "weight_height", input.size(2), kernel_size, input, true);
+  check_weight(weight_width, "weight_width", input.size(3), kernel_size, input, true);
 }
 
 template <typename Forward>
@@ -51,7 +58,8 @@ at::Tensor forward_impl(Forward forward, const at::Tensor& input, const at::Tens
                         const at::Tensor& weight_height, const at::Tensor& weight_width,
                         at::IntArrayRef dilation) {
   check_inputs(input, weight_depth, weight_height, weight_width, dilation);
-  const auto geometry = make_dim_conv_geometry(input, weight_depth, dilation);
+  const auto geometry =
+      make_dim_conv_geometry(input, weight_depth, weight_height, weight_width, dilation);
   return forward(input.contiguous(), weight_depth.contiguous(), weight_height.contiguous(),
                  weight_width.contiguous(), geometry);
 }
@@ -67,7 +75,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_impl(
                   grad_output.size(2) == input.size(2) && grad_output.size(3) == input.size(3),
               "mmdice::dim_conv_backward: grad_output must have shape (N, 3C, H, W), got ",
               grad_output.sizes());
-  const auto geometry = make_dim_conv_geometry(input, weight_depth, dilation);
+  const auto geometry =
+      make_dim_conv_geometry(input, weight_depth, weight_height, weight_width, dilation);
   return backward(grad_output.contiguous(), input.contiguous(), weight_depth.contiguous(),
                   weight_height.contiguous(), weight_width.contiguous(), geometry);
 }
@@ -105,10 +114,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cud
 }  // namespace
 
 DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor& weight_depth,
-                                       at::IntArrayRef dilation) {
-  return DimConvGeometry{input.size(0),        input.size(1), input.size(2),
+                                       const at::Tensor& weight_height,
+                                       const at::Tensor& weight_width, at::IntArrayRef dilation) {
+  return DimConvGeometry{input.size(0),        input.size(1),        input.size(2),
                          input.size(3),        weight_depth.size(2), dilation[0],
-                         dilation[1],          dilation[2]};
+                         dilation[1],          dilation[2],          weight_height.size(1),
+                         weight_width.size(1)};
 }
 
 TORCH_LIBRARY(mmdice, m) {

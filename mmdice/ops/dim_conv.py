@@ -16,7 +16,8 @@ which is the authors' concat [D, H, W] followed by a 3-group channel shuffle.
 When H != Hm (or W != Wm) only the height (width) branch's own axis is
 resampled to the build size and back: bilinear with ``align_corners=True``
 when growing, adaptive average pooling when shrinking (the reference's dynamic
-scaling). Same-size inputs run the fused kernel of ``mmdice._ext`` in one pass.
+scaling). The fused kernel of ``mmdice._ext`` runs every size in one pass:
+other sizes as banded per-row kernels (see :mod:`mmdice.ops.dynamic_scaling`).
 """
 import numbers
 import warnings
@@ -25,6 +26,8 @@ from typing import Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .dynamic_scaling import band_kernels, resize_axis
 
 try:
     from mmdice import _ext  # noqa: F401  (loading it registers torch.ops.mmdice.*)
@@ -103,17 +106,6 @@ def _check_inputs(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
                          f'got {tuple(weight_depth.shape)}')
 
 
-def _resize_axis(x: Tensor, axis: int, size: int) -> Tensor:
-    """Resample one spatial axis (2 = height, 3 = width) of ``x`` to ``size``."""
-    if x.shape[axis] == size:
-        return x
-    target = [x.shape[2], x.shape[3]]
-    target[axis - 2] = size
-    if x.shape[axis] < size:
-        return F.interpolate(x, size=target, mode='bilinear', align_corners=True)
-    return F.adaptive_avg_pool2d(x, target)
-
-
 def _padding(kernel_size: int, dilation: int) -> int:
     return dilation * (kernel_size - 1) // 2
 
@@ -129,10 +121,10 @@ def _spatial_branch(x: Tensor, weight: Tensor, dilation: int, axis: int) -> Tens
     axis is resampled to the build size ``weight.shape[0]`` and back."""
     size, build_size = x.shape[axis], weight.shape[0]
     # (N, Hm, C, W) for the height branch, (N, Wm, H, C) for the width branch
-    permuted = _resize_axis(x, axis, build_size).transpose(1, axis)
+    permuted = resize_axis(x, axis, build_size).transpose(1, axis)
     y = F.conv2d(permuted, weight, padding=_padding(weight.shape[-1], dilation),
                  dilation=dilation, groups=build_size)
-    return _resize_axis(y.transpose(1, axis), axis, size)
+    return resize_axis(y.transpose(1, axis), axis, size)
 
 
 def _interleave(y_depth: Tensor, y_height: Tensor, y_width: Tensor) -> Tensor:
@@ -182,15 +174,16 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
              dilation: IntTriple = 1) -> Tensor:
     """DimConv of ``x`` (N, C, H, W) -> (N, 3C, H, W); see the module docstring.
 
-    Runs the fused ``torch.ops.mmdice.dim_conv`` kernel when the input matches
-    the build size (H == Hm, W == Wm); otherwise the depth-wise branch runs on
-    ``x`` and each spatial branch on ``x`` resampled along its own axis.
+    Runs the fused ``torch.ops.mmdice.dim_conv`` kernel; for an input of
+    another size than the build size (H != Hm or W != Wm) with the banded
+    kernels of the resampled branches (:func:`band_kernels`).
     """
     _check_inputs(x, weight_depth, weight_height, weight_width)
     dilation = _as_dilation(dilation)
-    same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
-    if same_size and _fused_supported(x):
-        return torch.ops.mmdice.dim_conv(x, weight_depth, weight_height, weight_width,
+    if _fused_supported(x):
+        return torch.ops.mmdice.dim_conv(x, weight_depth,
+                                         band_kernels(weight_height, x.shape[2]),
+                                         band_kernels(weight_width, x.shape[3]),
                                          list(dilation))
     if not EXT_AVAILABLE:
         _warn_fallback_once()

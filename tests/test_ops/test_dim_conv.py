@@ -221,7 +221,7 @@ def test_fused_matches_on_narrow_planes(device, size, kernel_size, dilation):
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('size,build_size', [((7, 7), (9, 5)), ((6, 9), (4, 12)),
                                              ((8, 5), (8, 7))])
-def test_scaled_input_uses_reference_path(device, size, build_size):
+def test_scaled_input_matches_reference(device, size, build_size):
     inputs = make_inputs(2, 3, size, build_size, 3, torch.float64, device)
     output, grads, grad_output = values_and_grads(
         lambda *t: dim_conv(*t, (1, 2, 1)), inputs)

@@ -1,0 +1,126 @@
+"""Tests of DimConv on inputs of another size than the build size: the banded
+kernels of mmdice.ops.dynamic_scaling and the fused op that runs them, against
+the reference's resample / convolve / resample-back path."""
+import pytest
+import torch
+
+from mmdice.ops import EXT_AVAILABLE, dim_conv, dim_conv_reference
+from mmdice.ops.dynamic_scaling import band_kernels, resampling_matrix, resize_axis
+
+requires_ext = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+DEVICES = ['cpu', pytest.param('cuda', marks=requires_cuda)]
+
+# (channels, build size Hm = Wm) of DiCENet's three stages at widen factors 1.0 and 2.4,
+# and the feature sizes of their inputs at 300, 512, 256 and 384 pixels (SSD, segmentation).
+STAGES = [(116, 28), (232, 14), (464, 7), (278, 28), (556, 14), (1112, 7)]
+RUN_SIZES = {28: (38, 64, 32, 48), 14: (19, 32, 16, 24), 7: (10, 16, 8, 12)}
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_inputs(batch, channels, size, build_size, kernel_size, dtype, device, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, channels, *size, generator=generator, dtype=torch.float64)
+    weights = [
+        torch.randn(rows, 1, kernel_size, kernel_size, generator=generator,
+                    dtype=torch.float64) / kernel_size for rows in (channels, *build_size)
+    ]
+    return [t.to(device=device, dtype=dtype).requires_grad_() for t in (x, *weights)]
+
+
+def output_and_grads(fn, inputs, grad_output=None):
+    output = fn(*inputs)
+    if grad_output is None:
+        grad_output = torch.randn(output.shape, generator=torch.Generator().manual_seed(1),
+                                  dtype=output.dtype).to(output.device)
+    return output, torch.autograd.grad(output, inputs, grad_output), grad_output
+
+
+@pytest.mark.parametrize('size_in,size_out', [(7, 12), (12, 7), (38, 28), (28, 64), (1, 4),
+                                              (5, 1), (6, 6)])
+def test_resampling_matrix_is_resize_axis(size_in, size_out):
+    x = torch.randn(2, 3, size_in, 4, dtype=torch.float64)
+    matrix = resampling_matrix(size_in, size_out)
+    assert matrix.shape == (size_out, size_in)
+    expected = resize_axis(x, 2, size_out)
+    torch.testing.assert_close(torch.einsum('ij,ncjw->nciw', matrix, x), expected)
+    torch.testing.assert_close(
+        torch.einsum('ij,nchj->nchi', matrix, x.transpose(2, 3)), expected.transpose(2, 3))
+
+
+def test_band_kernels_same_size_is_the_weight():
+    weight = torch.randn(6, 1, 3, 3)
+    assert band_kernels(weight, 6) is weight
+
+
+@pytest.mark.parametrize('build_size,size,band', [(28, 38, 5), (28, 64, 9), (7, 10, 5),
+                                                  (28, 20, 3)])
+def test_band_kernels_shape_and_rows(build_size, size, band):
+    """Entry [i, t] of the band is M[i, i + t - R] of M = U diag(K) D, zero outside [0, H)."""
+    weight = torch.randn(build_size, 1, 3, 3, dtype=torch.float64)
+    kernels = band_kernels(weight, size)
+    assert kernels.shape == (size, band, 3, 3)
+    down, up = resampling_matrix(size, build_size), resampling_matrix(build_size, size)
+    effective = torch.einsum('ir,rab,rj->ijab', up, weight[:, 0], down)
+    radius = band // 2
+    for i in (0, size // 2, size - 1):
+        for t in range(band):
+            j = i + t - radius
+            expected = effective[i, j] if 0 <= j < size else torch.zeros(3, 3, dtype=weight.dtype)
+            torch.testing.assert_close(kernels[i, t], expected)
+    assert torch.count_nonzero(effective.abs().sum((2, 3))) == torch.count_nonzero(
+        kernels.abs().sum((2, 3)))
+
+
+@requires_ext
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('size,build_size', [
+    ((9, 10), (6, 6)),  # both axes pooled to the build size and interpolated back
+    ((4, 3), (6, 7)),  # both axes interpolated up and pooled back
+    ((9, 4), (6, 7)),  # height down, width up
+    ((4, 11), (6, 5)),  # height up, width down
+    ((6, 11), (6, 5)),  # height at the build size, width down
+], ids=['down', 'up', 'h-down-w-up', 'h-up-w-down', 'w-only'])
+@pytest.mark.parametrize('kernel_size,dilation', [(3, (1, 1, 1)), (3, (1, 2, 3)),
+                                                  (5, (1, 1, 2))], ids=['k3', 'k3-d123', 'k5'])
+def test_gradcheck(device, size, build_size, kernel_size, dilation):
+    inputs = make_inputs(2, 4, size, build_size, kernel_size, torch.float64, device)
+    assert torch.autograd.gradcheck(lambda *t: dim_conv(*t, dilation), inputs, fast_mode=True)
+
+
+@requires_ext
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('size,build_size', [((9, 10), (6, 6)), ((4, 3), (6, 7)),
+                                             ((9, 4), (6, 7)), ((4, 11), (6, 5))])
+def test_float64_matches_reference(device, size, build_size):
+    inputs = make_inputs(2, 5, size, build_size, 3, torch.float64, device)
+    output, grads, grad_output = output_and_grads(lambda *t: dim_conv(*t, (1, 2, 1)), inputs)
+    expected, expected_grads, _ = output_and_grads(lambda *t: dim_conv_reference(*t, (1, 2, 1)),
+                                                   inputs, grad_output)
+    torch.testing.assert_close(output, expected, rtol=0, atol=1e-12)
+    for grad, expected_grad in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-11)
+
+
+@requires_ext
+@pytest.mark.parametrize('channels,build_size', STAGES, ids=[f'{c}x{s}' for c, s in STAGES])
+def test_float32_matches_reference_at_detection_and_segmentation_sizes(channels, build_size):
+    """Every benchmarked (stage, run size), forward and backward, batch 1."""
+    for size in RUN_SIZES[build_size]:
+        inputs = make_inputs(1, channels, (size, size), (build_size, build_size), 3,
+                             torch.float32, 'cpu', seed=size)
+        output, grads, grad_output = output_and_grads(dim_conv, inputs)
+        expected, expected_grads, _ = output_and_grads(dim_conv_reference, inputs, grad_output)
+        for name, actual, wanted in zip(
+                ('output', 'input', 'weight_depth', 'weight_height', 'weight_width'),
+            (output, *grads), (expected, *expected_grads)):
+            scale = max(1.0, wanted.abs().max().item())
+            error = (actual - wanted).abs().max().item()
+            assert error <= 1e-5 * scale, f'{name} at {size}: error {error:.3g} x {scale:.3g}'
