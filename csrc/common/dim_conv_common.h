@@ -13,7 +13,9 @@
 // kernels per output column:
 //   y_H[n,c,h,w] = sum_{t,a,b} Wh[h][t][a][b] * x[n, c + oa_h, h + t - rh, w + ob_h]
 //   y_W[n,c,h,w] = sum_{t,a,b} Ww[w][t][a][b] * x[n, c + ob_w, h + oa_w, w + t - rw]
-// Bh = Bw = 1 is the plain DimConv above.
+// Bh = Bw = 1 is the plain DimConv above. A branch given no kernels (Bh = 0,
+// Bw = 0, or Bd = 0 for the depth-wise one, whose Bd is otherwise 1) is left
+// out: its output channels are zero and nothing is computed for it.
 #pragma once
 
 #include <cstdint>
@@ -42,13 +44,16 @@ struct DimConvGeometry {
   int64_t dilation_depth;
   int64_t dilation_height;
   int64_t dilation_width;
-  // Kernels per output row (height-wise) and per output column (width-wise); odd.
+  // Kernels per output row (height-wise) and per output column (width-wise): odd,
+  // or 0 for a branch left out; kernels per channel (depth-wise): 1 or 0.
   int64_t band_height = 1;
   int64_t band_width = 1;
+  int64_t band_depth = 1;
 
   DIM_CONV_HOST_DEVICE int64_t radius() const { return (kernel_size - 1) / 2; }
   DIM_CONV_HOST_DEVICE int64_t taps() const { return kernel_size * kernel_size; }
   // Taps of one output row's (height-wise) / column's (width-wise) kernels.
+  DIM_CONV_HOST_DEVICE int64_t depth_taps() const { return band_depth * taps(); }
   DIM_CONV_HOST_DEVICE int64_t height_taps() const { return band_height * taps(); }
   DIM_CONV_HOST_DEVICE int64_t width_taps() const { return band_width * taps(); }
   // Input row (column) offset of the t-th kernel of a band of `band` kernels.

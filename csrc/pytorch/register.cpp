@@ -5,7 +5,8 @@
 //
 // weight_depth is (C, 1, k, k); weight_height (H, Bh, k, k) and weight_width
 // (W, Bw, k, k) hold Bh (Bw) kernels per output row (column), the banded form of
-// csrc/common/dim_conv_common.h (odd Bh, Bw; 1 is the plain DimConv).
+// csrc/common/dim_conv_common.h (odd Bh, Bw; 1 is the plain DimConv). A weight
+// with 0 kernels in dim 1 (any branch) leaves its branch out: zero outputs.
 //   mmdice::dim_conv_backward(grad_output, input, weight_depth, weight_height, weight_width,
 //                             dilation) -> (grad_input, grad_weight_depth,
 //                                           grad_weight_height, grad_weight_width)
@@ -21,15 +22,17 @@ namespace mmdice {
 
 namespace {
 
-// `banded`: dim 1 may hold any odd number of kernels per row, else exactly one.
+// Dim 1 holds the kernels per row: 0 (branch left out), 1, or with `banded`
+// any odd number.
 void check_weight(const at::Tensor& weight, const char* name, int64_t rows,
                   int64_t kernel_size, const at::Tensor& input, bool banded) {
   TORCH_CHECK(weight.dim() == 4 && weight.size(0) == rows &&
-                  (banded ? weight.size(1) % 2 == 1 : weight.size(1) == 1) &&
+                  (weight.size(1) == 0 || weight.size(1) == 1 ||
+                   (banded && weight.size(1) % 2 == 1)) &&
                   weight.size(2) == kernel_size && weight.size(3) == kernel_size,
               "mmdice::dim_conv: ", name, " must have shape (", rows, ", ",
-              banded ? "odd band" : "1", ", ", kernel_size, ", ", kernel_size, "), got ",
-              weight.sizes());
+              banded ? "0 or an odd band" : "0 or 1", ", ", kernel_size, ", ", kernel_size,
+              "), got ", weight.sizes());
   TORCH_CHECK(weight.scalar_type() == input.scalar_type(), "mmdice::dim_conv: ", name,
               " dtype ", weight.scalar_type(), " differs from input dtype ", input.scalar_type());
   TORCH_CHECK(weight.device() == input.device(), "mmdice::dim_conv: ", name, " is on ",
@@ -51,6 +54,8 @@ void check_inputs(const at::Tensor& input, const at::Tensor& weight_depth,
   check_weight(weight_depth, "weight_depth", input.size(1), kernel_size, input, false);
   check_weight(weight_height, "weight_height", input.size(2), kernel_size, input, true);
   check_weight(weight_width, "weight_width", input.size(3), kernel_size, input, true);
+  TORCH_CHECK(weight_depth.size(1) + weight_height.size(1) + weight_width.size(1) > 0,
+              "mmdice::dim_conv: at least one weight must hold kernels (dim 1 > 0)");
 }
 
 template <typename Forward>
@@ -119,7 +124,7 @@ DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor
   return DimConvGeometry{input.size(0),        input.size(1),        input.size(2),
                          input.size(3),        weight_depth.size(2), dilation[0],
                          dilation[1],          dilation[2],          weight_height.size(1),
-                         weight_width.size(1)};
+                         weight_width.size(1), weight_depth.size(1)};
 }
 
 TORCH_LIBRARY(mmdice, m) {

@@ -16,8 +16,9 @@ which is the authors' concat [D, H, W] followed by a 3-group channel shuffle.
 When H != Hm (or W != Wm) only the height (width) branch's own axis is
 resampled to the build size and back: bilinear with ``align_corners=True``
 when growing, adaptive average pooling when shrinking (the reference's dynamic
-scaling). The fused kernel of ``mmdice._ext`` runs every size in one pass:
-other sizes as banded per-row kernels (see :mod:`mmdice.ops.dynamic_scaling`).
+scaling). The fused kernel of ``mmdice._ext`` runs every size: other sizes
+as banded per-row kernels or resampling passes around it
+(:mod:`mmdice.ops.dynamic_scaling`).
 """
 import numbers
 import warnings
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .dynamic_scaling import band_kernels, resize_axis
+from .dynamic_scaling import fused_dim_conv, resize_axis
 
 try:
     from mmdice import _ext  # noqa: F401  (loading it registers torch.ops.mmdice.*)
@@ -175,16 +176,13 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
     """DimConv of ``x`` (N, C, H, W) -> (N, 3C, H, W); see the module docstring.
 
     Runs the fused ``torch.ops.mmdice.dim_conv`` kernel; for an input of
-    another size than the build size (H != Hm or W != Wm) with the banded
-    kernels of the resampled branches (:func:`band_kernels`).
+    another size than the build size (H != Hm or W != Wm) with banded kernels
+    or resampling passes (:func:`~mmdice.ops.dynamic_scaling.fused_dim_conv`).
     """
     _check_inputs(x, weight_depth, weight_height, weight_width)
     dilation = _as_dilation(dilation)
     if _fused_supported(x):
-        return torch.ops.mmdice.dim_conv(x, weight_depth,
-                                         band_kernels(weight_height, x.shape[2]),
-                                         band_kernels(weight_width, x.shape[3]),
-                                         list(dilation))
+        return fused_dim_conv(x, weight_depth, weight_height, weight_width, list(dilation))
     if not EXT_AVAILABLE:
         _warn_fallback_once()
     return dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation)

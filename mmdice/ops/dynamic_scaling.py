@@ -15,15 +15,25 @@ K_r the kernel of build row r. M is non-zero only on a narrow band
 (:func:`band_kernels`; the width-wise branch is the same along W). M is a
 differentiable function of K, so autograd turns the op's banded weight
 gradient into the gradient of K.
+
+A band costs B times the taps of the plain kernel, so wide bands (large
+resampling ratios, e.g. 28 -> 64: B = 9) run the resampling as passes around
+the op instead: matrix products along the axis, and the op at the build size
+with only that branch computed (:func:`fused_dim_conv`).
 """
 import functools
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['resize_axis', 'resampling_matrix', 'band_kernels']
+__all__ = ['resize_axis', 'resampling_matrix', 'band_size', 'band_kernels', 'fused_dim_conv']
+
+# Widest band run as banded kernels; wider ones run as resampling passes. At
+# B = 5 the banded kernel is faster than the passes, at B = 7 slower (forward +
+# backward, benchmarks/RESULTS.md "Inputs of another size").
+MAX_FUSED_BAND = 5
 
 
 def resize_axis(x: Tensor, axis: int, size: int) -> Tensor:
@@ -62,6 +72,13 @@ def _band_plan(build_size: int, size: int, device: torch.device,
     return (down.to(device, dtype), up.to(device, dtype), index.to(device), radius)
 
 
+def band_size(build_size: int, size: int) -> int:
+    """B, the kernels per output row of a branch built for ``build_size`` run at ``size``."""
+    if build_size == size:
+        return 1
+    return 2 * _band_plan(int(build_size), int(size), torch.device('cpu'), torch.float64)[3] + 1
+
+
 def band_kernels(weight: Tensor, size: int) -> Tensor:
     """Banded per-row kernels of a height- or width-wise DimConv branch.
 
@@ -85,3 +102,46 @@ def band_kernels(weight: Tensor, size: int) -> Tensor:
     padded = F.pad(effective, (radius, radius))
     band = padded.gather(2, index[:, None, :].expand(size, k * k, -1))
     return band.transpose(1, 2).reshape(size, 2 * radius + 1, k, k)
+
+
+
+
+def _left_out(weight: Tensor, rows: int) -> Tensor:
+    """A weight with no kernels: the op leaves its branch out (zero outputs)."""
+    return weight.new_empty((rows, 0, *weight.shape[2:]))
+
+
+def fused_dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
+                   weight_width: Tensor, dilation: List[int]) -> Tensor:
+    """``torch.ops.mmdice.dim_conv`` of ``x`` (N, C, H, W) -> (N, 3C, H, W) at any size.
+
+    Weights (C | Hm | Wm, 1, k, k) as in :func:`mmdice.ops.dim_conv`. One op
+    call runs the depth-wise branch and every spatial branch at its build size
+    or with a band of at most MAX_FUSED_BAND kernels; a wider-banded branch
+    runs the op alone on ``x`` resampled to its build size along its axis,
+    whose result is resampled back (matrix products).
+    """
+    n, c, h, w = x.shape
+    op = torch.ops.mmdice.dim_conv
+    banded = {
+        axis: band_size(weight.shape[0], size) <= MAX_FUSED_BAND
+        for axis, weight, size in ((2, weight_height, h), (3, weight_width, w))
+    }
+    base = op(x, weight_depth,
+              band_kernels(weight_height, h) if banded[2] else _left_out(weight_height, h),
+              band_kernels(weight_width, w) if banded[3] else _left_out(weight_width, w),
+              dilation)
+    if banded[2] and banded[3]:
+        return base
+    y_depth, y_height, y_width = base[:, 0::3], base[:, 1::3], base[:, 2::3]
+    if not banded[2]:
+        down, up, _, _ = _band_plan(weight_height.shape[0], h, x.device, x.dtype)
+        z = op(torch.matmul(down, x), _left_out(weight_depth, c), weight_height,
+               _left_out(weight_width, w), dilation)[:, 1::3]
+        y_height = torch.matmul(up, z)
+    if not banded[3]:
+        down, up, _, _ = _band_plan(weight_width.shape[0], w, x.device, x.dtype)
+        z = op(torch.matmul(x, down.T), _left_out(weight_depth, c), _left_out(weight_height, h),
+               weight_width, dilation)[:, 2::3]
+        y_width = torch.matmul(z, up.T)
+    return torch.stack((y_depth, y_height, y_width), dim=2).reshape(n, 3 * c, h, w)

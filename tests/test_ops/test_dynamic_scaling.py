@@ -1,11 +1,13 @@
 """Tests of DimConv on inputs of another size than the build size: the banded
-kernels of mmdice.ops.dynamic_scaling and the fused op that runs them, against
-the reference's resample / convolve / resample-back path."""
+kernels and resampling passes of mmdice.ops.dynamic_scaling and the fused op
+that runs them, against the reference's resample / convolve / resample-back
+path; and the op's left-out branches (weights with no kernels)."""
 import pytest
 import torch
 
 from mmdice.ops import EXT_AVAILABLE, dim_conv, dim_conv_reference
-from mmdice.ops.dynamic_scaling import band_kernels, resampling_matrix, resize_axis
+from mmdice.ops.dynamic_scaling import (MAX_FUSED_BAND, band_kernels, band_size, fused_dim_conv,
+                                        resampling_matrix, resize_axis)
 
 requires_ext = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -55,6 +57,12 @@ def test_resampling_matrix_is_resize_axis(size_in, size_out):
         torch.einsum('ij,nchj->nchi', matrix, x.transpose(2, 3)), expected.transpose(2, 3))
 
 
+@pytest.mark.parametrize('build_size,size,band', [(28, 28, 1), (28, 38, 5), (28, 64, 9),
+                                                  (28, 48, 7), (7, 16, 7), (7, 8, 3), (6, 4, 3)])
+def test_band_size(build_size, size, band):
+    assert band_size(build_size, size) == band
+
+
 def test_band_kernels_same_size_is_the_weight():
     weight = torch.randn(6, 1, 3, 3)
     assert band_kernels(weight, 6) is weight
@@ -79,15 +87,30 @@ def test_band_kernels_shape_and_rows(build_size, size, band):
         kernels.abs().sum((2, 3)))
 
 
+# (size, build size): the band of each axis (B <= MAX_FUSED_BAND: banded kernels,
+# wider: resampling passes) is in the id.
+SCALED_SIZES = [
+    ((9, 10), (6, 6)),  # both axes pooled to the build size and interpolated back, B 5, 5
+    ((4, 3), (6, 7)),  # both axes interpolated up and pooled back, B 3, 3
+    ((9, 4), (6, 7)),  # height down, width up, B 5, 3
+    ((4, 11), (6, 5)),  # height up, width down, B 3, 7
+    ((6, 11), (6, 5)),  # height at the build size, width down, B 1, 7
+    ((11, 12), (5, 4)),  # both wide bands, B 7, 9
+    ((11, 4), (4, 7)),  # height wide band, width up, B 9, 3
+]
+SCALED_IDS = ['down-b5-b5', 'up-b3-b3', 'h-down-w-up-b5-b3', 'h-up-w-down-b3-b7',
+              'w-only-b1-b7', 'down-b7-b9', 'h-down-w-up-b9-b3']
+
+
+def test_scaled_sizes_cover_both_regimes():
+    bands = [band_size(b, s) for size, build in SCALED_SIZES for s, b in zip(size, build)]
+    assert min(bands) == 1 and max(bands) > MAX_FUSED_BAND >= 3
+    assert any(3 <= band <= MAX_FUSED_BAND for band in bands)
+
+
 @requires_ext
 @pytest.mark.parametrize('device', DEVICES)
-@pytest.mark.parametrize('size,build_size', [
-    ((9, 10), (6, 6)),  # both axes pooled to the build size and interpolated back
-    ((4, 3), (6, 7)),  # both axes interpolated up and pooled back
-    ((9, 4), (6, 7)),  # height down, width up
-    ((4, 11), (6, 5)),  # height up, width down
-    ((6, 11), (6, 5)),  # height at the build size, width down
-], ids=['down', 'up', 'h-down-w-up', 'h-up-w-down', 'w-only'])
+@pytest.mark.parametrize('size,build_size', SCALED_SIZES, ids=SCALED_IDS)
 @pytest.mark.parametrize('kernel_size,dilation', [(3, (1, 1, 1)), (3, (1, 2, 3)),
                                                   (5, (1, 1, 2))], ids=['k3', 'k3-d123', 'k5'])
 def test_gradcheck(device, size, build_size, kernel_size, dilation):
@@ -97,8 +120,7 @@ def test_gradcheck(device, size, build_size, kernel_size, dilation):
 
 @requires_ext
 @pytest.mark.parametrize('device', DEVICES)
-@pytest.mark.parametrize('size,build_size', [((9, 10), (6, 6)), ((4, 3), (6, 7)),
-                                             ((9, 4), (6, 7)), ((4, 11), (6, 5))])
+@pytest.mark.parametrize('size,build_size', SCALED_SIZES, ids=SCALED_IDS)
 def test_float64_matches_reference(device, size, build_size):
     inputs = make_inputs(2, 5, size, build_size, 3, torch.float64, device)
     output, grads, grad_output = output_and_grads(lambda *t: dim_conv(*t, (1, 2, 1)), inputs)
@@ -124,3 +146,49 @@ def test_float32_matches_reference_at_detection_and_segmentation_sizes(channels,
             scale = max(1.0, wanted.abs().max().item())
             error = (actual - wanted).abs().max().item()
             assert error <= 1e-5 * scale, f'{name} at {size}: error {error:.3g} x {scale:.3g}'
+
+
+@requires_ext
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('kept', [(True, False, False), (False, True, False), (False, False, True),
+                                  (True, True, False), (False, True, True)],
+                         ids=['depth', 'height', 'width', 'depth-height', 'height-width'])
+def test_left_out_branches_are_zero_and_skip_their_gradients(device, kept):
+    """A weight with no kernels (dim 1 = 0) leaves its branch out of the op."""
+    x, *weights = [t.detach() for t in make_inputs(2, 5, (6, 7), (6, 7), 3, torch.float64,
+                                                   device)]
+    given = [w if keep else w[:, :0] for w, keep in zip(weights, kept)]
+    output = torch.ops.mmdice.dim_conv(x, *given, [1, 2, 1])
+    full = torch.ops.mmdice.dim_conv(x, *weights, [1, 2, 1])
+    grad_output = torch.randn_like(full)
+    masked_grad_output = grad_output.clone()
+    for branch, keep in enumerate(kept):
+        expected = full[:, branch::3] if keep else torch.zeros_like(full[:, branch::3])
+        torch.testing.assert_close(output[:, branch::3], expected, rtol=0, atol=0)
+        if not keep:
+            masked_grad_output[:, branch::3] = 0
+    grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, *given, [1, 2, 1])
+    expected_grads = torch.ops.mmdice.dim_conv_backward(masked_grad_output, x, *weights,
+                                                        [1, 2, 1])
+    torch.testing.assert_close(grads[0], expected_grads[0], rtol=0, atol=1e-12)
+    for grad, expected, weight in zip(grads[1:], expected_grads[1:], given):
+        assert grad.shape == weight.shape
+        if weight.shape[1]:
+            torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
+
+
+@requires_ext
+def test_all_branches_left_out_raises():
+    x = torch.zeros(1, 2, 3, 4)
+    with pytest.raises(RuntimeError, match='at least one weight'):
+        torch.ops.mmdice.dim_conv(x, torch.zeros(2, 0, 3, 3), torch.zeros(3, 0, 3, 3),
+                                  torch.zeros(4, 0, 3, 3), [1, 1, 1])
+
+
+@requires_ext
+def test_same_size_is_the_plain_op():
+    x, *weights = [t.detach() for t in make_inputs(1, 3, (5, 6), (5, 6), 3, torch.float32,
+                                                   'cpu')]
+    torch.testing.assert_close(fused_dim_conv(x, *weights, [1, 1, 1]),
+                               torch.ops.mmdice.dim_conv(x, *weights, [1, 1, 1]),
+                               rtol=0, atol=0)

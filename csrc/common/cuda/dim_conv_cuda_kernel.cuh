@@ -80,10 +80,11 @@ inline DimConvWeightGradPlan make_dim_conv_weight_grad_plan(const DimConvGeometr
   const auto ceil_div = [](int64_t numerator, int64_t denominator) {
     return (numerator + denominator - 1) / denominator;
   };
+  const int64_t depth_rows = c * geometry.band_depth;
   const int64_t height_rows = h * geometry.band_height;
   const int64_t width_rows = w * geometry.band_width;
-  const int64_t rows[kNumBranches] = {c, height_rows, width_rows};
-  const int64_t row_groups[kNumBranches] = {c, height_rows,
+  const int64_t rows[kNumBranches] = {depth_rows, height_rows, width_rows};
+  const int64_t row_groups[kNumBranches] = {depth_rows, height_rows,
                                             ceil_div(width_rows, kDimConvWidthTile)};
   const int64_t domain[kNumBranches] = {n * h * w, n * c * w, n * c * h};
   const int64_t threads_per_row[kNumBranches] = {kDimConvThreads, kDimConvThreads,
@@ -94,8 +95,9 @@ inline DimConvWeightGradPlan make_dim_conv_weight_grad_plan(const DimConvGeometr
   int64_t next_partial = 0;
   for (int64_t branch = 0; branch < kNumBranches; ++branch) {
     const int64_t min_chunk_length = threads_per_row[branch] * kDimConvMinPositionsPerThread;
+    // A branch left out (no weight rows) gets no blocks.
     const int64_t wanted_chunks = std::max<int64_t>(
-        1, std::min(ceil_div(target_blocks, row_groups[branch]),
+        1, std::min(ceil_div(target_blocks, std::max<int64_t>(1, row_groups[branch])),
                     ceil_div(domain[branch], min_chunk_length)));
     const int64_t chunk_length = ceil_div(domain[branch], wanted_chunks);
     plan.rows[branch] = rows[branch];
@@ -152,16 +154,18 @@ __global__ void __launch_bounds__(kDimConvThreads)
     const scalar_t* kernel_depth = weight_depth + c * k * k;
 
     acc_t sum_depth = 0;
+    if (geometry.band_depth > 0) {
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_depth);
-      if (!in_range(hh, height)) continue;
+      for (int a = 0; a < k; ++a) {
+        const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_depth);
+        if (!in_range(hh, height)) continue;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_depth);
-        if (in_range(ww, width)) {
-          sum_depth += static_cast<acc_t>(kernel_depth[a * k + b]) *
-                       static_cast<acc_t>(x_nc[hh * width + ww]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_depth);
+          if (in_range(ww, width)) {
+            sum_depth += static_cast<acc_t>(kernel_depth[a * k + b]) *
+                         static_cast<acc_t>(x_nc[hh * width + ww]);
+          }
         }
       }
     }
@@ -247,16 +251,18 @@ __global__ void __launch_bounds__(kDimConvThreads)
     acc_t sum = 0;
 
     const scalar_t* go_depth = go_n + (kNumBranches * c + kDepthBranch) * plane;
+    if (geometry.band_depth > 0) {
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_depth);
-      if (!in_range(hh, height)) continue;
+      for (int a = 0; a < k; ++a) {
+        const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_depth);
+        if (!in_range(hh, height)) continue;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_depth);
-        if (in_range(ww, width)) {
-          sum += static_cast<acc_t>(kernel_depth[a * k + b]) *
-                 static_cast<acc_t>(go_depth[hh * width + ww]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_depth);
+          if (in_range(ww, width)) {
+            sum += static_cast<acc_t>(kernel_depth[a * k + b]) *
+                   static_cast<acc_t>(go_depth[hh * width + ww]);
+          }
         }
       }
     }

@@ -5,7 +5,8 @@
 // on the row (height-wise: Wh[h][tap]) or the column (width-wise: Ww[w][tap]).
 // A tap reads plane c + channel_offset shifted by (rows, columns). The banded
 // form (inputs of another size than the build size) only adds taps: the t-th
-// kernel of a row (column) shifts the rows (columns) by t - (B - 1) / 2.
+// kernel of a row (column) shifts the rows (columns) by t - (B - 1) / 2, and a
+// branch without kernels has no taps (its output planes are written as zeros).
 //
 // Each thread walks a contiguous run of (n, c) planes through a "plane
 // window": L1-sized copies, in the accumulation type (bf16 is converted once
@@ -146,7 +147,7 @@ struct BranchTaps {
     const int64_t w = g.width;
     // Kernel axes: depth (row, column), height (channel, column), width (row, channel);
     // the t-th kernel of a height-wise (width-wise) band shifts rows (columns) too.
-    for (int64_t a = 0; a < k; ++a) {
+    for (int64_t a = 0; a < k * g.band_depth; ++a) {
       for (int64_t b = 0; b < k; ++b) {
         branches[kDepthBranch].push_back(
             {0, g.offset(a, g.dilation_depth) * w, g.offset(b, g.dilation_depth), a * k + b});
@@ -419,10 +420,10 @@ class TapList {
   }
 
   DIM_CONV_INLINE void bind(int64_t c) {
-    const scalar_t* depth_weights = problem_.weight_depth + c * problem_.geometry.taps();
     for (size_t t = 0; t < scalar_.size(); ++t) {
       scalar_sources_[t] = scalar_[t].source();
-      scalar_weights_[t] = static_cast<T>(depth_weights[scalar_[t].index]);
+      scalar_weights_[t] = static_cast<T>(
+          problem_.weight_depth[c * problem_.geometry.taps() + scalar_[t].index]);
     }
     for (size_t t = 0; t < vector_.size(); ++t) vector_sources_[t] = vector_[t].source();
   }
@@ -626,7 +627,7 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
   // Window slot of each branch's gradient plane c itself.
   std::array<int64_t, kNumBranches> own_grad_slots;
   for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-    own_grad_slots[branch] = grad_windows[branch]->slot(0, 0);
+    if (!taps.branches[branch].empty()) own_grad_slots[branch] = grad_windows[branch]->slot(0, 0);
   }
 
   T* depth_partial = partials.depth(chunk);
@@ -643,6 +644,7 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
 
     // The zeros past the end of the gradient copies mask the reads past the plane.
     for (int64_t branch = 0; branch < kNumBranches; ++branch) {
+      if (taps.branches[branch].empty()) continue;
       const T* grad = grad_windows[branch]->plane(own_grad_slots[branch]);
       TapList<scalar_t>& list = input_taps[branch];
       list.bind(c);
@@ -696,7 +698,6 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g,
                                   /*backward=*/true);
   const PlaneLayout& layout = problem.layout;
-  const int64_t taps = g.taps();
 
   // One chunk of planes per thread, each with its own partial weight gradients.
   const int64_t planes = g.batch * g.channels;
@@ -714,7 +715,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   // Deterministic reduction: chunks in order, then the columns (height) or
   // rows (width) of the flat partial planes.
   scalar_t* grad_depth_weights = grad_weight_depth.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < g.channels * taps; ++i) {
+  for (int64_t i = 0; i < g.channels * g.depth_taps(); ++i) {
     T lanes[kBlock] = {};
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       const T* partial = partials.depth(chunk) + i * kBlock;
