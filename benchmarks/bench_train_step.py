@@ -14,13 +14,16 @@ built from its config:
   head's loss does.
 
 Path ``fused`` is the package as shipped (torch.ops.mmdice.dim_conv);
-``authors`` monkeypatches DimConv2d to ``dim_conv_reference``, the authors'
-three grouped convolutions with axis transposes and resampling. Every
-(model, path) runs in its own process, so its peak resident memory
-(``ru_maxrss``) is its own; "step peak" is that peak above the resident size
-once the model, optimizer and batch exist. Times are the median and the
-min..max of ``--steps`` steps after ``--warmup`` steps, in ms. "loss" is the
-first step's loss, which both paths compute from the same weights and batch.
+``authors`` switches DimConv2d to ``dim_conv_reference``, the authors' three
+grouped convolutions with axis transposes and resampling; ``compiled``
+(``--compile``) is torch.compile(model) with the fused op. All paths of a model
+run in one process from the same initial weights and batch, a step of each in
+turn, so changes of machine load hit them alike. Times are the median and the
+min..max of ``--steps`` steps per path after ``1 + --warmup`` untimed ones, in
+ms; "loss" is each path's first-step loss. Peak memory is ``ru_maxrss`` of a
+fresh process running two steps of one path alone with glibc's own malloc
+settings (so freed large blocks leave the resident set); "step peak" is that
+peak above the resident size once the model, optimizer and batch exist.
 
 Example::
 
@@ -97,10 +100,16 @@ def build(model_name, batch, size):
     return model, optimizer, loss_fn, images
 
 
-def use_authors_dim_conv():
-    """Make every DimConv2d compute the authors' way (dim_conv_reference)."""
-    dim_conv_module = importlib.import_module('mmdice.ops.dim_conv')
-    dim_conv_module.dim_conv = dim_conv_module.dim_conv_reference
+# The functions DimConv2d may call, filled on first use: 'fused' and 'authors'.
+DIM_CONV_FUNCTIONS = {}
+
+
+def select_dim_conv(path):
+    """Make every DimConv2d compute the fused way or the authors' way (dim_conv_reference)."""
+    module = importlib.import_module('mmdice.ops.dim_conv')
+    if not DIM_CONV_FUNCTIONS:
+        DIM_CONV_FUNCTIONS.update(fused=module.dim_conv, authors=module.dim_conv_reference)
+    module.dim_conv = DIM_CONV_FUNCTIONS[path]
 
 
 def top_ops(step, count):
@@ -120,56 +129,89 @@ def explain(model, images, loss_fn):
                 break_reasons=[str(reason.reason) for reason in explanation.break_reasons])
 
 
-def worker(args):
-    """Time one (model, path) in this process and print one JSON line."""
+def setup_worker(args):
     import torch
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    model_name = args.worker[0]
+    size = args.size or MODELS[model_name]['size']
+    return model_name, size, build(model_name, args.batch, size)
+
+
+def time_worker(args):
+    """Time every path of one model in this process, a step of each in turn (so that
+    changes of machine load hit all paths alike); print one JSON line."""
+    import copy
+
+    import torch
     if not args.system_malloc:
         from bench_dim_conv import reuse_large_allocations
         reuse_large_allocations()
-    model_name, path = args.worker
-    if path == 'authors':
-        use_authors_dim_conv()
-    size = args.size or MODELS[model_name]['size']
-    model, optimizer, loss_fn, images = build(model_name, args.batch, size)
-    result = dict(model=model_name, path=path, batch=args.batch, size=size,
-                  compiled=args.compile)
+    model_name, size, (model, optimizer, loss_fn, images) = setup_worker(args)
+    paths = list(args.paths) + (['compiled'] if args.compile else [])
+    forwards = {path: model for path in args.paths}
+    if args.compile:
+        forwards['compiled'] = torch.compile(model)
+    result = dict(model=model_name, batch=args.batch, size=size, paths={})
     if args.explain:
+        select_dim_conv('fused')
         result['explain'] = explain(model, images, loss_fn)
-    forward = torch.compile(model) if args.compile else model
 
-    def step():
+    def step(path):
+        select_dim_conv('authors' if path == 'authors' else 'fused')
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(forward(images, mode='tensor'))
+        loss = loss_fn(forwards[path](images, mode='tensor'))
         loss.backward()
         optimizer.step()
         return loss.item()
 
-    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    torch.manual_seed(0)
-    first_start = time.perf_counter()
-    result['loss'] = step()
-    result['first_step_ms'] = (time.perf_counter() - first_start) * 1e3
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
+    initial = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
+    for path in paths:  # the first step of each path from the same weights
+        torch.manual_seed(0)
         start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1e3)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result.update(median_ms=statistics.median(times), min_ms=min(times), max_ms=max(times),
-                  peak_mib=peak_kib / 1024, step_peak_mib=(peak_kib - baseline_kib) / 1024)
-    if args.profile:
-        result['profile'] = top_ops(step, args.profile)
+        loss = step(path)
+        result['paths'][path] = dict(loss=loss, first_step_ms=(time.perf_counter() - start) * 1e3)
+        model.load_state_dict(initial[0])
+        optimizer.load_state_dict(initial[1])
+    for _ in range(args.warmup):
+        for path in paths:
+            step(path)
+    times = {path: [] for path in paths}
+    for _ in range(args.steps):
+        for path in paths:
+            start = time.perf_counter()
+            step(path)
+            times[path].append((time.perf_counter() - start) * 1e3)
+    for path in paths:
+        result['paths'][path].update(median_ms=statistics.median(times[path]),
+                                     min_ms=min(times[path]), max_ms=max(times[path]))
+        if args.profile:
+            result['paths'][path]['profile'] = top_ops(lambda: step(path), args.profile)
     print('RESULT ' + json.dumps(result), flush=True)
 
 
-def run_worker(args, model_name, path):
-    command = [sys.executable, os.path.abspath(__file__), '--worker', model_name, path,
+def memory_worker(args):
+    """Peak resident memory of steps of one (model, path) alone in this process, with
+    the C library's own malloc settings (freed large blocks go back to the system)."""
+    path = args.worker[1]
+    model_name, size, (model, optimizer, loss_fn, images) = setup_worker(args)
+    select_dim_conv(path)
+    baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for _ in range(2):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(images, mode='tensor')).backward()
+        optimizer.step()
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print('RESULT ' + json.dumps(dict(peak_mib=peak_kib / 1024,
+                                      step_peak_mib=(peak_kib - baseline_kib) / 1024)),
+          flush=True)
+
+
+def run_worker(args, model_name, mode):
+    """Runs this script as a worker for ``model_name``: ``mode`` 'time' or a path (memory)."""
+    command = [sys.executable, os.path.abspath(__file__), '--worker', model_name, mode,
                '--batch', str(args.batch), '--steps', str(args.steps), '--warmup',
-               str(args.warmup)]
+               str(args.warmup), '--paths', *args.paths]
     for flag, value in (('--size', args.size), ('--threads', args.threads),
                         ('--profile', args.profile)):
         if value:
@@ -182,8 +224,20 @@ def run_worker(args, model_name, path):
     completed = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith('RESULT ')]
     if completed.returncode != 0 or not lines:
-        raise SystemExit(f'{model_name} / {path} failed:\n{completed.stderr[-4000:]}')
+        raise SystemExit(f'{model_name} / {mode} failed:\n{completed.stderr[-4000:]}')
     return json.loads(lines[-1][len('RESULT '):])
+
+
+def measure(args, model_name):
+    """Rows (one per path) of one model: times, first loss, peak memory."""
+    timing = run_worker(args, model_name, 'time')
+    rows = []
+    for path, values in timing['paths'].items():
+        memory = run_worker(args, model_name, 'fused' if path == 'compiled' else path) \
+            if path != 'compiled' else dict(peak_mib=float('nan'), step_peak_mib=float('nan'))
+        rows.append(dict(model=model_name, batch=timing['batch'], size=timing['size'], path=path,
+                         **values, **memory, explain=timing.get('explain')))
+    return rows
 
 
 def format_table(rows, markdown):
@@ -196,7 +250,7 @@ def format_table(rows, markdown):
         speed_up = f"{reference['median_ms'] / row['median_ms']:.2f}x" if reference else '-'
         body.append([
             row['model'], str(row['batch']), str(row['size']),
-            row['path'] + (' (compiled)' if row['compiled'] else ''), f"{row['median_ms']:.0f}",
+            row['path'], f"{row['median_ms']:.0f}",
             f"{row['min_ms']:.0f}..{row['max_ms']:.0f}", speed_up, f"{row['peak_mib']:.0f}",
             f"{row['step_peak_mib']:.0f}", f"{row['loss']:.6f}"
         ])
@@ -209,7 +263,7 @@ def format_table(rows, markdown):
 
 
 def losses_agree(rows):
-    """Per model: the relative difference of the first losses of its paths."""
+    """Per model: the largest relative difference of the first losses of its paths."""
     by_model = {}
     for row in rows:
         by_model.setdefault(row['model'], []).append(row['loss'])
@@ -246,38 +300,40 @@ def parse_args():
     parser.add_argument('--profile', type=non_negative_int, default=0, metavar='N',
                         help='also print the N ops with the most self CPU time of one step')
     parser.add_argument('--compile', action='store_true',
-                        help='time torch.compile(model) (inductor) instead of eager')
+                        help='also time torch.compile(model) (inductor) with the fused op')
     parser.add_argument('--explain', action='store_true',
                         help='report graphs and graph breaks of torch._dynamo.explain')
     parser.add_argument('--system-malloc', action='store_true',
                         help="keep the C library's malloc settings (default: glibc reuses "
                         'large blocks, as in bench_dim_conv.py)')
     parser.add_argument('--markdown', action='store_true', help='print a markdown table')
-    parser.add_argument('--worker', nargs=2, metavar=('MODEL', 'PATH'), help=argparse.SUPPRESS)
+    parser.add_argument('--worker', nargs=2, metavar=('MODEL', 'MODE'), help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
     if args.worker:
-        worker(args)
+        (time_worker if args.worker[1] == 'time' else memory_worker)(args)
         return
     import torch
-    print(f'CPU: {platform.processor() or platform.machine()} ({os.cpu_count()} logical '
-          f'cores), torch threads: {args.threads or torch.get_num_threads()}, torch '
-          f'{torch.__version__}, Python {platform.python_version()}')
-    print(f'batch {args.batch}, median and min..max of {args.steps} steps after '
-          f'{1 + args.warmup} untimed steps; malloc: '
-          f"{'system default' if args.system_malloc else 'large blocks reused'}")
-    rows = [run_worker(args, model, path) for model in args.models for path in args.paths]
+    from bench_dim_conv import cpu_model
+    print(f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: '
+          f'{args.threads or torch.get_num_threads()}, torch {torch.__version__}, Python '
+          f'{platform.python_version()}')
+    print(f'batch {args.batch}; median and min..max of {args.steps} steps per path after '
+          f'{1 + args.warmup} untimed ones, the paths\' steps in turn in one process (malloc: '
+          f"{'system default' if args.system_malloc else 'large blocks reused'}); peak memory "
+          'of 2 steps of each path alone in a fresh process (malloc: system default)')
+    rows = [row for model in args.models for row in measure(args, model)]
     print(format_table(rows, args.markdown))
     for model, difference in losses_agree(rows).items():
         verdict = 'agree' if difference <= LOSS_TOLERANCE else 'DIFFER'
         print(f'losses {verdict}: {model} relative difference {difference:.2e}')
     for row in rows:
-        if 'explain' in row:
+        if row['explain'] and row['path'] == args.paths[0]:
             info = row['explain']
-            print(f"dynamo explain {row['model']} / {row['path']}: {info['graphs']} graph(s), "
+            print(f"dynamo explain {row['model']}: {info['graphs']} graph(s), "
                   f"{info['graph_breaks']} graph break(s) {info['break_reasons']}")
         if 'profile' in row:
             print(f"profile {row['model']} / {row['path']} (one step):\n{row['profile']}")
