@@ -48,10 +48,38 @@ def resize_axis(x: Tensor, axis: int, size: int) -> Tensor:
 
 
 @functools.lru_cache(maxsize=None)
+def _resampling_rows(size_in: int, size_out: int) -> Tuple[Tuple[Tuple[int, float], ...], ...]:
+    """Row i: the (input index, weight) pairs, weight != 0, of output i of
+    resize_axis, from its index rules in plain Python (which torch.compile
+    folds into constants)."""
+    if size_in == size_out:
+        return tuple(((i, 1.0), ) for i in range(size_in))
+    rows = []
+    if size_in < size_out:  # bilinear, align_corners=True (ATen's index and weight rule)
+        scale = (size_in - 1) / (size_out - 1)
+        for i in range(size_out):
+            source = scale * i
+            first = int(source)
+            second = first + 1 if first < size_in - 1 else first
+            weight = source - first
+            pairs = {first: 1.0 - weight}
+            pairs[second] = pairs.get(second, 0.0) + weight
+            rows.append(tuple((j, w) for j, w in sorted(pairs.items()) if w != 0.0))
+    else:  # adaptive average pooling: the mean of inputs [start, end)
+        for i in range(size_out):
+            start = i * size_in // size_out
+            end = -(-(i + 1) * size_in // size_out)
+            rows.append(tuple((j, 1.0 / (end - start)) for j in range(start, end)))
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=None)
 def _resampling_matrix_cpu(size_in: int, size_out: int) -> Tensor:
-    # Column j is resize_axis of the j-th unit vector: an exact copy of its rule.
-    basis = torch.eye(size_in, dtype=torch.float64).reshape(1, size_in, size_in, 1)
-    return resize_axis(basis, 2, size_out)[0, :, :, 0].T.contiguous()
+    matrix = [[0.0] * size_in for _ in range(size_out)]
+    for i, row in enumerate(_resampling_rows(size_in, size_out)):
+        for j, weight in row:
+            matrix[i][j] = weight
+    return torch.tensor(matrix, dtype=torch.float64)
 
 
 def resampling_matrix(size_in: int, size_out: int) -> Tensor:
@@ -60,23 +88,23 @@ def resampling_matrix(size_in: int, size_out: int) -> Tensor:
     return _resampling_matrix_cpu(int(size_in), int(size_out)).clone()
 
 
+def _resampling_pair(build_size: int, size: int, like: Tensor) -> Tuple[Tensor, Tensor]:
+    """down (Hm, H) to the build size and up (H, Hm) back, in ``like``'s dtype and device."""
+    return (_resampling_matrix_cpu(size, build_size).to(like.device, like.dtype),
+            _resampling_matrix_cpu(build_size, size).to(like.device, like.dtype))
+
+
 @functools.lru_cache(maxsize=None)
-def _band_plan(build_size: int, size: int, device: torch.device,
-               dtype: torch.dtype) -> Tuple[Tensor, Tensor, Tensor, int]:
-    """down (Hm, H), up (H, Hm), gather index (H, B) into M padded by R, and R."""
-    down = _resampling_matrix_cpu(size, build_size)
-    up = _resampling_matrix_cpu(build_size, size)
-    rows, columns = ((up.abs() @ down.abs()) > 0).nonzero(as_tuple=True)
-    radius = int((columns - rows).abs().max())
-    index = torch.arange(size)[:, None] + torch.arange(2 * radius + 1)[None, :]
-    return (down.to(device, dtype), up.to(device, dtype), index.to(device), radius)
+def _band_radius(build_size: int, size: int) -> int:
+    """R = max |j - i| over the non-zero entries (i, j) of up @ down."""
+    down = _resampling_rows(size, build_size)
+    up = _resampling_rows(build_size, size)
+    return max(abs(j - i) for i, row in enumerate(up) for r, _ in row for j, _ in down[r])
 
 
 def band_size(build_size: int, size: int) -> int:
     """B, the kernels per output row of a branch built for ``build_size`` run at ``size``."""
-    if build_size == size:
-        return 1
-    return 2 * _band_plan(int(build_size), int(size), torch.device('cpu'), torch.float64)[3] + 1
+    return 2 * _band_radius(int(build_size), int(size)) + 1
 
 
 def band_kernels(weight: Tensor, size: int) -> Tensor:
@@ -94,8 +122,10 @@ def band_kernels(weight: Tensor, size: int) -> Tensor:
     build_size, _, k, _ = weight.shape
     if build_size == size:
         return weight
-    down, up, index, radius = _band_plan(int(build_size), int(size), weight.device,
-                                         weight.dtype)
+    down, up = _resampling_pair(build_size, size, weight)
+    radius = _band_radius(int(build_size), int(size))
+    index = (torch.arange(size, device=weight.device)[:, None] +
+             torch.arange(2 * radius + 1, device=weight.device)[None, :])
     kernels = weight.reshape(build_size, k * k)
     # effective[i, tap, j] = sum_r up[i, r] * kernels[r, tap] * down[r, j]
     effective = torch.matmul(up[:, None, :] * kernels.T[None], down)
@@ -135,12 +165,12 @@ def fused_dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
         return base
     y_depth, y_height, y_width = base[:, 0::3], base[:, 1::3], base[:, 2::3]
     if not banded[2]:
-        down, up, _, _ = _band_plan(weight_height.shape[0], h, x.device, x.dtype)
+        down, up = _resampling_pair(weight_height.shape[0], h, x)
         z = op(torch.matmul(down, x), _left_out(weight_depth, c), weight_height,
                _left_out(weight_width, w), dilation)[:, 1::3]
         y_height = torch.matmul(up, z)
     if not banded[3]:
-        down, up, _, _ = _band_plan(weight_width.shape[0], w, x.device, x.dtype)
+        down, up = _resampling_pair(weight_width.shape[0], w, x)
         z = op(torch.matmul(x, down.T), _left_out(weight_depth, c), _left_out(weight_height, h),
                weight_width, dilation)[:, 2::3]
         y_width = torch.matmul(z, up.T)

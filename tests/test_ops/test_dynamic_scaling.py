@@ -192,3 +192,13 @@ def test_same_size_is_the_plain_op():
     torch.testing.assert_close(fused_dim_conv(x, *weights, [1, 1, 1]),
                                torch.ops.mmdice.dim_conv(x, *weights, [1, 1, 1]),
                                rtol=0, atol=0)
+
+
+@requires_ext
+def test_dynamo_traces_without_graph_breaks():
+    """Height-wise as resampling passes (B = 9), width-wise as banded kernels (B = 3)."""
+    inputs = [t.detach() for t in make_inputs(1, 3, (11, 4), (4, 7), 3, torch.float32, 'cpu')]
+    explanation = torch._dynamo.explain(lambda *t: dim_conv(*t, (1, 1, 1)))(*inputs)
+    torch._dynamo.reset()
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
