@@ -166,12 +166,13 @@ def fused_dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
     y_depth, y_height, y_width = base[:, 0::3], base[:, 1::3], base[:, 2::3]
     if not banded[2]:
         down, up = _resampling_pair(weight_height.shape[0], h, x)
+        # contiguous: the product saves z, which must not keep the op's zero planes alive
         z = op(torch.matmul(down, x), _left_out(weight_depth, c), weight_height,
-               _left_out(weight_width, w), dilation)[:, 1::3]
+               _left_out(weight_width, w), dilation)[:, 1::3].contiguous()
         y_height = torch.matmul(up, z)
     if not banded[3]:
         down, up = _resampling_pair(weight_width.shape[0], w, x)
         z = op(torch.matmul(x, down.T), _left_out(weight_depth, c), _left_out(weight_height, h),
-               weight_width, dilation)[:, 2::3]
+               weight_width, dilation)[:, 2::3].contiguous()
         y_width = torch.matmul(z, up.T)
     return torch.stack((y_depth, y_height, y_width), dim=2).reshape(n, 3 * c, h, w)
