@@ -177,11 +177,14 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
 
     Runs the fused ``torch.ops.mmdice.dim_conv`` kernel; for an input of
     another size than the build size (H != Hm or W != Wm) with banded kernels
-    or resampling passes (:func:`~mmdice.ops.dynamic_scaling.fused_dim_conv`).
+    or resampling passes (:func:`~mmdice.ops.dynamic_scaling.fused_dim_conv`),
+    except under a jit trace (FLOP counting, TorchScript), which records such
+    inputs as the reference's convolutions (the multiply-adds the paper counts).
     """
     _check_inputs(x, weight_depth, weight_height, weight_width)
     dilation = _as_dilation(dilation)
-    if _fused_supported(x):
+    same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
+    if _fused_supported(x) and (same_size or not torch.jit.is_tracing()):
         return fused_dim_conv(x, weight_depth, weight_height, weight_width, list(dilation))
     if not EXT_AVAILABLE:
         _warn_fallback_once()
