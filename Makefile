@@ -13,10 +13,10 @@ test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: env
-	$(PY) benchmarks/bench_dim_conv.py --batch 1 --repeat 5
+	PYTHON=$(PY) bash tools/demo.sh
 
 bench: env
-	$(PY) benchmarks/bench_dim_conv.py
+	$(PY) benchmarks/bench_dim_conv.py --batch 1 32
 
 clean:
 	rm -rf build mmdice/_ext*.so

@@ -31,12 +31,24 @@ def with_cuda(torch):
     return os.getenv('FORCE_CUDA', '0') == '1' or torch.cuda.is_available()
 
 
+# torch.library.register_fake / register_autograd (mmdice/ops/dim_conv.py).
+MIN_TORCH_VERSION = (2, 4)
+
+
+def check_torch_version(torch):
+    match = re.match(r'(\d+)\.(\d+)', torch.__version__)
+    if match is None or tuple(int(part) for part in match.groups()) < MIN_TORCH_VERSION:
+        raise RuntimeError(f'mmdice needs torch >= 2.4 (tested with 2.14.1), found torch '
+                           f'{torch.__version__}')
+
+
 def make_extensions():
     try:
         import torch
         from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
     except ImportError:  # metadata-only queries (e.g. `pip show`) work without torch
         return [], {}
+    check_torch_version(torch)
 
     sources = sorted(glob.glob('csrc/pytorch/*.cpp') + glob.glob('csrc/pytorch/cpu/*.cpp'))
     define_macros = []

@@ -158,6 +158,32 @@ def forward_backward(module, x, grads):
     return torch.autograd.grad(outputs, [x, *module.parameters()], grads)
 
 
+# Largest error of the fused results, relative to max(1, largest reference magnitude).
+TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 1e-2,
+              torch.bfloat16: 5e-2}
+
+
+def check_fused_matches_reference(fused, reference, x, grad_output):
+    """Raise AssertionError unless the fused output and the gradients of x and
+    of the three weights match the reference's: a benchmark of a wrong kernel
+    must not print a table."""
+    tolerance = TOLERANCES[x.dtype]
+    with torch.no_grad():
+        results = {'output': (fused(x), reference(x))}
+    fused_grads = forward_backward(fused, x, [grad_output])
+    reference_grads = forward_backward(reference, x, [grad_output])
+    for name, fused_grad, reference_grad in zip(
+            ('grad_input', 'grad_weight_depth', 'grad_weight_height', 'grad_weight_width'),
+            fused_grads, reference_grads):
+        results[name] = (fused_grad, reference_grad)
+    for name, (actual, expected) in results.items():
+        scale = max(1.0, expected.abs().max().item())
+        error = (actual.double() - expected.double()).abs().max().item() / scale
+        if not error <= tolerance:
+            raise AssertionError(f'fused {name} differs from the reference for input '
+                                 f'{tuple(x.shape)}: relative error {error:.2e} > {tolerance}')
+
+
 def run_size(build_size, input_size):
     """Feature size at the stride where a 224x224 input has ``build_size``: the input
     halved (rounding up, as stride-2 convolutions with padding do) log2(224 / build) times."""
@@ -175,10 +201,8 @@ def time_shape(batch, shape, dtype, device, warmup, repeat, input_size=BUILD_INP
     floor = ThreeDepthwise(channels).to(device, dtype)
     x = torch.randn(batch, channels, height, width, device=device, dtype=dtype)
     x_grad = x.clone().requires_grad_()
-    tolerance = 1e-2 if dtype in (torch.float32, torch.float64) else 5e-2
-    with torch.no_grad():
-        torch.testing.assert_close(fused(x), reference(x), rtol=tolerance, atol=tolerance)
     grad_cat = torch.randn(batch, 3 * channels, height, width, device=device, dtype=dtype)
+    check_fused_matches_reference(fused, reference, x_grad, grad_cat)
     grad_split = list(grad_cat.split(channels, dim=1))
     modules = dict(ref=(reference, [grad_cat]), fused=(fused, [grad_cat]),
                    dw=(floor, grad_split))
@@ -336,6 +360,8 @@ def main():
           f'{args.warmup} warm-up runs, times in ms')
     rows = [time_shape(batch, shape, dtype, device, args.warmup, args.repeat, input_size)
             for batch in args.batch for input_size in args.input_size for shape in SHAPES]
+    print(f'checked: the fused output and gradients match the reference within '
+          f'{TOLERANCES[dtype]:g} on all {len(rows)} cases')
     print(format_table(rows, device, args.peak_gbps, args.markdown))
 
 

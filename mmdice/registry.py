@@ -9,11 +9,13 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'PARAM_SCHEDULERS', 'HOOKS', 'METRICS']
+__all__ = ['MODELS', 'DATASETS', 'TRANSFORMS', 'PARAM_SCHEDULERS', 'OPTIM_WRAPPERS', 'HOOKS',
+           'METRICS']
 
 #: Backbones, necks, heads and layers.
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdice',
@@ -27,6 +29,9 @@ TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='mmdice',
 #: Learning-rate / momentum schedulers.
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
                             scope='mmdice', locations=['mmdice.engine'])
+#: Optimizer wrappers.
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmdice',
+                          locations=['mmdice.engine'])
 #: Runner hooks.
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='mmdice',
                  locations=['mmdice.engine'])

@@ -154,8 +154,8 @@ for (n, c, h, w, k, dilation), dtype in itertools.product(cases, tolerances):
     torch.cuda.synchronize()
     start = time.perf_counter()
     output = torch.ops.mmdice.dim_conv(x, wd, wh, ww, list(dilation))
-    grads = torch.ops.mmdice.dim_conv_backward(go, x, wd, wh, ww, list(dilation))
-    again = torch.ops.mmdice.dim_conv_backward(go, x, wd, wh, ww, list(dilation))
+    grads = torch.ops.mmdice.dim_conv_backward(go, x, wd, wh, ww, list(dilation), [True] * 4)
+    again = torch.ops.mmdice.dim_conv_backward(go, x, wd, wh, ww, list(dilation), [True] * 4)
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
     report = []

@@ -7,13 +7,15 @@ Example::
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
+import sys
 
-from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
+                                 check_dataset_paths, distributed_session,
                                  parse_launch_args, prepare_cpu_distributed)
+from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 
 
@@ -76,15 +78,28 @@ def dump_metric(cfg, out_file):
     return DumpResults(out_file_path=out_file)
 
 
+def check_inputs(args):
+    """Read the config and (a local) checkpoint up front; InputFileError if either is unusable."""
+    cfg = load_config(args.config)
+    if '://' not in args.checkpoint:  # URLs are mmengine's to fetch
+        read_checkpoint(args.checkpoint)
+    return cfg
+
+
 def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
-    cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    if args.out is not None:
-        runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
-    runner.test()
+    try:
+        cfg = merge_args(check_inputs(args), args)
+        check_dataset_paths(cfg, ('test_dataloader', ))
+    except (InputFileError, FileNotFoundError) as error:
+        sys.exit(f'error: {error}')
+    with distributed_session():
+        prepare_cpu_distributed(cfg, args.launcher)
+        runner = build_runner(cfg)
+        if args.out is not None:
+            runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
+        runner.test()
 
 
 if __name__ == '__main__':

@@ -7,13 +7,16 @@ Example::
     bash tools/dist_train.sh CONFIG 8 --amp          # 8 processes through torchrun
 """
 import argparse
-
-from mmengine.config import Config
+import sys
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
+                                 check_dataset_paths, distributed_session,
                                  parse_launch_args, prepare_cpu_distributed)
+from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
+
+AMP_OPTIM_WRAPPERS = ('AmpOptimWrapper', 'mmdice.BF16OptimWrapper', 'BF16OptimWrapper')
 
 
 def parse_args(argv=None):
@@ -28,7 +31,9 @@ def parse_args(argv=None):
         help='resume from this checkpoint; without a path, from the latest '
         'checkpoint in the work directory')
     parser.add_argument(
-        '--amp', action='store_true', help='enable automatic mixed precision training')
+        '--amp',
+        action='store_true',
+        help='mixed precision training: float16 with loss scaling on a GPU, bfloat16 on a CPU')
     parser.add_argument(
         '--no-validate', action='store_true', help='do not evaluate checkpoints during training')
     parser.add_argument(
@@ -38,6 +43,24 @@ def parse_args(argv=None):
         'auto_scale_lr.base_batch_size')
     add_launch_args(parser, 'train_cfg.max_epochs=5 optim_wrapper.optimizer.lr=0.01')
     return parse_launch_args(parser, argv)
+
+
+def enable_amp(cfg):
+    """Mixed precision for --amp: mmengine's AmpOptimWrapper (float16 with dynamic
+    loss scaling) with a GPU; mmdice.BF16OptimWrapper (bfloat16, no loss
+    scaling) without one, as AmpOptimWrapper refuses to run on a CPU."""
+    import torch
+
+    optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if optim_wrapper in AMP_OPTIM_WRAPPERS:
+        print('AMP is already enabled in the config.')
+    elif optim_wrapper != 'OptimWrapper':
+        raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, got {optim_wrapper}')
+    elif torch.cuda.is_available():
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    else:
+        cfg.optim_wrapper.type = 'mmdice.BF16OptimWrapper'
 
 
 def merge_args(cfg, args):
@@ -50,14 +73,7 @@ def merge_args(cfg, args):
         cfg.val_evaluator = None
 
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config.')
-        elif optim_wrapper != 'OptimWrapper':
-            raise ValueError(f'--amp needs optim_wrapper.type OptimWrapper, got {optim_wrapper}')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        enable_amp(cfg)
 
     if args.resume == 'auto':
         cfg.resume = True
@@ -80,10 +96,16 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
-    cfg = merge_args(Config.fromfile(args.config), args)
-    prepare_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    runner.train()
+    try:
+        cfg = merge_args(load_config(args.config), args)
+        if args.resume not in (None, 'auto') and '://' not in args.resume:
+            read_checkpoint(args.resume)
+        check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
+    except (InputFileError, FileNotFoundError) as error:
+        sys.exit(f'error: {error}')
+    with distributed_session():
+        prepare_cpu_distributed(cfg, args.launcher)
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -4,11 +4,22 @@
 
 #include <torch/types.h>
 
+#include <array>
 #include <tuple>
 
 #include "../common/dim_conv_common.h"
 
 namespace mmdice {
+
+// Which gradients a backward call computes, as aten's convolution_backward
+// output_mask: the input's and each branch's weight (indexed by kDepthBranch,
+// kHeightBranch, kWidthBranch). Gradients left out are returned undefined.
+struct DimConvGradMask {
+  bool input;
+  std::array<bool, kNumBranches> weights;
+
+  bool any_weight() const { return weights[0] || weights[1] || weights[2]; }
+};
 
 // Builds the geometry from validated tensors; `dilation` is (depth, height, width).
 DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor& weight_depth,
@@ -19,11 +30,12 @@ at::Tensor dim_conv_forward_cpu(const at::Tensor& input, const at::Tensor& weigh
                                 const at::Tensor& weight_height, const at::Tensor& weight_width,
                                 const DimConvGeometry& geometry);
 
-// Returns (grad_input, grad_weight_depth, grad_weight_height, grad_weight_width).
+// Returns (grad_input, grad_weight_depth, grad_weight_height, grad_weight_width),
+// those not in `mask` undefined; `input` is read only when a weight gradient is.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
     const at::Tensor& weight_height, const at::Tensor& weight_width,
-    const DimConvGeometry& geometry);
+    const DimConvGeometry& geometry, const DimConvGradMask& mask);
 
 #ifdef WITH_CUDA
 at::Tensor dim_conv_forward_cuda(const at::Tensor& input, const at::Tensor& weight_depth,
@@ -33,7 +45,7 @@ at::Tensor dim_conv_forward_cuda(const at::Tensor& input, const at::Tensor& weig
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
     const at::Tensor& weight_height, const at::Tensor& weight_width,
-    const DimConvGeometry& geometry);
+    const DimConvGeometry& geometry, const DimConvGradMask& mask);
 #endif
 
 }  // namespace mmdice

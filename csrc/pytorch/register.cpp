@@ -8,13 +8,21 @@
 // csrc/common/dim_conv_common.h (odd Bh, Bw; 1 is the plain DimConv). A weight
 // with 0 kernels in dim 1 (any branch) leaves its branch out: zero outputs.
 //   mmdice::dim_conv_backward(grad_output, input, weight_depth, weight_height, weight_width,
-//                             dilation) -> (grad_input, grad_weight_depth,
-//                                           grad_weight_height, grad_weight_width)
+//                             dilation, output_mask) -> (grad_input, grad_weight_depth,
+//                                                        grad_weight_height, grad_weight_width)
+//
+// output_mask (four bools, as aten's convolution_backward) selects the
+// gradients to compute; the others come back as None. `input` is read only
+// for weight gradients, so a caller that needs none may pass any tensor of
+// the input's shape, dtype and device (e.g. an expanded scalar).
 //
 // Autograd and the fake (meta) kernels are registered from Python
 // (mmdice/ops/dim_conv.py) through torch.library.
 #include <Python.h>
 #include <torch/library.h>
+
+#include <array>
+#include <optional>
 
 #include "dim_conv.h"
 
@@ -69,21 +77,45 @@ at::Tensor forward_impl(Forward forward, const at::Tensor& input, const at::Tens
                  weight_width.contiguous(), geometry);
 }
 
-template <typename Backward>
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_impl(
-    Backward backward, const at::Tensor& grad_output, const at::Tensor& input,
-    const at::Tensor& weight_depth, const at::Tensor& weight_height,
-    const at::Tensor& weight_width, at::IntArrayRef dilation) {
-  check_inputs(input, weight_depth, weight_height, weight_width, dilation);
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == input.size(0) &&
-                  grad_output.size(1) == kNumBranches * input.size(1) &&
-                  grad_output.size(2) == input.size(2) && grad_output.size(3) == input.size(3),
-              "mmdice::dim_conv_backward: grad_output must have shape (N, 3C, H, W), got ",
+void check_grad_output(const at::Tensor& grad_output, const at::Tensor& input) {
+  TORCH_CHECK(grad_output.device() == input.device(),
+              "mmdice::dim_conv_backward: grad_output is on ", grad_output.device(),
+              " but input is on ", input.device());
+  TORCH_CHECK(grad_output.scalar_type() == input.scalar_type(),
+              "mmdice::dim_conv_backward: grad_output dtype ", grad_output.scalar_type(),
+              " differs from input dtype ", input.scalar_type());
+  const std::array<int64_t, 4> expected = {input.size(0), kNumBranches * input.size(1),
+                                           input.size(2), input.size(3)};
+  TORCH_CHECK(grad_output.sizes() == at::IntArrayRef(expected),
+              "mmdice::dim_conv_backward: grad_output must have shape (N, 3C, H, W) = ",
+              at::IntArrayRef(expected), " for an input of shape ", input.sizes(), ", got ",
               grad_output.sizes());
+}
+
+using OptionalGrads = std::tuple<std::optional<at::Tensor>, std::optional<at::Tensor>,
+                                 std::optional<at::Tensor>, std::optional<at::Tensor>>;
+
+std::optional<at::Tensor> defined_or_none(const at::Tensor& tensor) {
+  return tensor.defined() ? std::optional<at::Tensor>(tensor) : std::nullopt;
+}
+
+template <typename Backward>
+OptionalGrads backward_impl(Backward backward, const at::Tensor& grad_output,
+                            const at::Tensor& input, const at::Tensor& weight_depth,
+                            const at::Tensor& weight_height, const at::Tensor& weight_width,
+                            at::IntArrayRef dilation, std::array<bool, 4> output_mask) {
+  check_inputs(input, weight_depth, weight_height, weight_width, dilation);
+  check_grad_output(grad_output, input);
+  const DimConvGradMask mask{output_mask[0], {output_mask[1], output_mask[2], output_mask[3]}};
   const auto geometry =
       make_dim_conv_geometry(input, weight_depth, weight_height, weight_width, dilation);
-  return backward(grad_output.contiguous(), input.contiguous(), weight_depth.contiguous(),
-                  weight_height.contiguous(), weight_width.contiguous(), geometry);
+  // Only the weight gradients read the input: a placeholder is not copied.
+  const at::Tensor input_read = mask.any_weight() ? input.contiguous() : input;
+  const auto grads = backward(grad_output.contiguous(), input_read, weight_depth.contiguous(),
+                              weight_height.contiguous(), weight_width.contiguous(), geometry,
+                              mask);
+  return {defined_or_none(std::get<0>(grads)), defined_or_none(std::get<1>(grads)),
+          defined_or_none(std::get<2>(grads)), defined_or_none(std::get<3>(grads))};
 }
 
 at::Tensor dim_conv_cpu(const at::Tensor& input, const at::Tensor& weight_depth,
@@ -93,11 +125,13 @@ at::Tensor dim_conv_cpu(const at::Tensor& input, const at::Tensor& weight_depth,
                       dilation);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cpu_impl(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
-    const at::Tensor& weight_height, const at::Tensor& weight_width, at::IntArrayRef dilation) {
+OptionalGrads dim_conv_backward_cpu_impl(const at::Tensor& grad_output,
+                                         const at::Tensor& input, const at::Tensor& weight_depth,
+                                         const at::Tensor& weight_height,
+                                         const at::Tensor& weight_width, at::IntArrayRef dilation,
+                                         std::array<bool, 4> output_mask) {
   return backward_impl(dim_conv_backward_cpu, grad_output, input, weight_depth, weight_height,
-                       weight_width, dilation);
+                       weight_width, dilation, output_mask);
 }
 
 #ifdef WITH_CUDA
@@ -108,11 +142,13 @@ at::Tensor dim_conv_cuda(const at::Tensor& input, const at::Tensor& weight_depth
                       dilation);
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cuda_impl(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
-    const at::Tensor& weight_height, const at::Tensor& weight_width, at::IntArrayRef dilation) {
+OptionalGrads dim_conv_backward_cuda_impl(const at::Tensor& grad_output,
+                                          const at::Tensor& input, const at::Tensor& weight_depth,
+                                          const at::Tensor& weight_height,
+                                          const at::Tensor& weight_width, at::IntArrayRef dilation,
+                                          std::array<bool, 4> output_mask) {
   return backward_impl(dim_conv_backward_cuda, grad_output, input, weight_depth, weight_height,
-                       weight_width, dilation);
+                       weight_width, dilation, output_mask);
 }
 #endif
 
@@ -133,8 +169,8 @@ TORCH_LIBRARY(mmdice, m) {
       "int[] dilation) -> Tensor");
   m.def(
       "dim_conv_backward(Tensor grad_output, Tensor input, Tensor weight_depth, "
-      "Tensor weight_height, Tensor weight_width, int[] dilation) "
-      "-> (Tensor, Tensor, Tensor, Tensor)");
+      "Tensor weight_height, Tensor weight_width, int[] dilation, bool[4] output_mask) "
+      "-> (Tensor?, Tensor?, Tensor?, Tensor?)");
 }
 
 TORCH_LIBRARY_IMPL(mmdice, CPU, m) {

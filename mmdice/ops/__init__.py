@@ -1,4 +1,9 @@
 """Operators of mmdice; importing them needs torch only."""
+from .dice_fuse import (DimConvFuse2d, dice_fuse, dice_fuse_epilogue,
+                        dice_fuse_epilogue_reference, dice_fuse_reference)
 from .dim_conv import EXT_AVAILABLE, DimConv2d, dim_conv, dim_conv_reference
 
-__all__ = ['DimConv2d', 'dim_conv', 'dim_conv_reference', 'EXT_AVAILABLE']
+__all__ = [
+    'DimConv2d', 'dim_conv', 'dim_conv_reference', 'EXT_AVAILABLE', 'DimConvFuse2d', 'dice_fuse',
+    'dice_fuse_reference', 'dice_fuse_epilogue', 'dice_fuse_epilogue_reference'
+]

@@ -19,8 +19,12 @@ when growing, adaptive average pooling when shrinking (the reference's dynamic
 scaling). The fused kernel of ``mmdice._ext`` runs every size: other sizes
 as banded per-row kernels or resampling passes around it
 (:mod:`mmdice.ops.dynamic_scaling`).
+
+Inside ``torch.autocast`` the input and weights are cast to the autocast
+dtype (float64 tensors excepted), as autocast does for ``conv2d``.
 """
 import numbers
+import re
 import warnings
 from typing import Sequence, Tuple, Union
 
@@ -29,6 +33,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .dynamic_scaling import fused_dim_conv, resize_axis
+
+#: torch.library.register_fake / register_autograd and the autocast queries
+#: by device type appeared in torch 2.4; tested with torch 2.14.1.
+MIN_TORCH_VERSION = (2, 4)
+
+
+def _check_torch_version(version: str) -> None:
+    """Raise ImportError when ``version`` (e.g. '2.14.1+cpu') is below MIN_TORCH_VERSION."""
+    match = re.match(r'(\d+)\.(\d+)', version)
+    if match is None or tuple(int(part) for part in match.groups()) < MIN_TORCH_VERSION:
+        raise ImportError(f'mmdice.ops needs torch >= 2.4 (torch.library.register_fake and '
+                          f'register_autograd), found torch {version}')
+
+
+_check_torch_version(torch.__version__)
 
 try:
     from mmdice import _ext  # noqa: F401  (loading it registers torch.ops.mmdice.*)
@@ -107,6 +126,16 @@ def _check_inputs(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
                          f'got {tuple(weight_depth.shape)}')
 
 
+def _autocast(x: Tensor, *weights: Tensor) -> Tuple[Tensor, ...]:
+    """``(x, *weights)`` cast to the autocast dtype of ``x``'s device when
+    autocast is enabled there; float64 and non-tensor arguments are left as is."""
+    if not isinstance(x, Tensor) or not torch.is_autocast_enabled(x.device.type):
+        return (x, *weights)
+    dtype = torch.get_autocast_dtype(x.device.type)
+    return tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point()
+                 and t.dtype != torch.float64 else t for t in (x, *weights))
+
+
 def _padding(kernel_size: int, dilation: int) -> int:
     return dilation * (kernel_size - 1) // 2
 
@@ -146,6 +175,8 @@ def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
     Returns:
         Tensor (N, 3C, H, W), interleaved [D, H, W] per channel.
     """
+    x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
+                                                             weight_width)
     _check_inputs(x, weight_depth, weight_height, weight_width)
     d_depth, d_height, d_width = _as_dilation(dilation)
     return _interleave(
@@ -179,35 +210,74 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
     another size than the build size (H != Hm or W != Wm) with banded kernels
     or resampling passes (:func:`~mmdice.ops.dynamic_scaling.fused_dim_conv`),
     except under a jit trace (FLOP counting, TorchScript), which records such
-    inputs as the reference's convolutions (the multiply-adds the paper counts).
+    inputs as the reference's convolutions (the multiply-adds the paper counts),
+    and under ``torch.export`` (ONNX export), whose translation of the op
+    (:mod:`mmdice.ops.onnx`) takes one kernel per row and column.
     """
+    x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
+                                                             weight_width)
     _check_inputs(x, weight_depth, weight_height, weight_width)
     dilation = _as_dilation(dilation)
     same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
-    if _fused_supported(x) and (same_size or not torch.jit.is_tracing()):
+    recording = torch.jit.is_tracing() or torch.compiler.is_exporting()
+    if _fused_supported(x) and (same_size or not recording):
         return fused_dim_conv(x, weight_depth, weight_height, weight_width, list(dilation))
     if not EXT_AVAILABLE:
         _warn_fallback_once()
     return dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation)
 
 
+def _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation):
+    """Shape rules of the fused op (those of its C++ check) for fake tensors."""
+    torch._check(x.dim() == 4, lambda: f'input must be (N, C, H, W), got {tuple(x.shape)}')
+    torch._check(len(dilation) == 3, lambda: f'dilation must be three ints, got {dilation}')
+    kernel_size = weight_depth.shape[-1]
+    # Dim 1 holds the kernels per channel / row / column: 0 (branch left out),
+    # 1, or for the spatial branches any odd band.
+    for name, weight, rows, banded in (('weight_depth', weight_depth, x.shape[1], False),
+                                       ('weight_height', weight_height, x.shape[2], True),
+                                       ('weight_width', weight_width, x.shape[3], True)):
+        torch._check(
+            weight.dim() == 4 and weight.shape[0] == rows
+            and (weight.shape[1] == 0 or weight.shape[1] == 1
+                 or (banded and weight.shape[1] % 2 == 1))
+            and weight.shape[2] == kernel_size and weight.shape[3] == kernel_size,
+            lambda name=name, weight=weight, rows=rows, banded=banded: (
+                f'{name} must have shape ({rows}, {"0 or an odd band" if banded else "0 or 1"}, '
+                f'{kernel_size}, {kernel_size}), got {tuple(weight.shape)}'))
+        torch._check(weight.dtype == x.dtype,
+                     lambda name=name, weight=weight: f'{name} dtype {weight.dtype} differs '
+                     f'from input dtype {x.dtype}')
+    torch._check(weight_depth.shape[1] + weight_height.shape[1] + weight_width.shape[1] > 0,
+                 lambda: 'at least one weight must hold kernels (dim 1 > 0)')
+
+
 if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dim_conv')
     def _dim_conv_fake(x, weight_depth, weight_height, weight_width, dilation):
+        _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation)
         n, c, h, w = x.shape
         return x.new_empty((n, 3 * c, h, w))
 
     @torch.library.register_fake('mmdice::dim_conv_backward')
     def _dim_conv_backward_fake(grad_output, x, weight_depth, weight_height, weight_width,
-                                dilation):
-        return (x.new_empty(x.shape), weight_depth.new_empty(weight_depth.shape),
-                weight_height.new_empty(weight_height.shape),
-                weight_width.new_empty(weight_width.shape))
+                                dilation, output_mask):
+        _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation)
+        n, c, h, w = x.shape
+        torch._check(tuple(grad_output.shape) == (n, 3 * c, h, w),
+                     lambda: f'grad_output must have shape {(n, 3 * c, h, w)}, got '
+                     f'{tuple(grad_output.shape)}')
+        return tuple(t.new_empty(t.shape) if needed else None
+                     for t, needed in zip((x, weight_depth, weight_height, weight_width),
+                                          output_mask))
 
     def _setup_context(ctx, inputs, output):
         x, weight_depth, weight_height, weight_width, dilation = inputs
-        ctx.save_for_backward(x, weight_depth, weight_height, weight_width)
+        # grad_input needs the weights (tiny), the weight gradients need x.
+        needs_x = any(ctx.needs_input_grad[1:4])
+        ctx.save_for_backward(x if needs_x else None, weight_depth, weight_height, weight_width)
+        ctx.input_shape = x.shape
         ctx.dilation = dilation
 
     def _backward(ctx, grad_output):
@@ -216,8 +286,11 @@ if EXT_AVAILABLE:
                 'mmdice::dim_conv is differentiable once only; double backward '
                 '(create_graph=True) needs dim_conv_reference')
         x, weight_depth, weight_height, weight_width = ctx.saved_tensors
+        if x is None:  # the op reads only the shape of an input whose weights need no grad
+            x = grad_output.new_zeros(()).expand(ctx.input_shape)
         grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, weight_depth,
-                                                   weight_height, weight_width, ctx.dilation)
+                                                   weight_height, weight_width, ctx.dilation,
+                                                   list(ctx.needs_input_grad[:4]))
         return (*grads, None)
 
     torch.library.register_autograd('mmdice::dim_conv', _backward,

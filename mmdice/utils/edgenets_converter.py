@@ -23,6 +23,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from .tool_inputs import read_checkpoint
+
 __all__ = [
     'convert_edgenets_state_dict', 'convert_edgenets_checkpoint', 'load_edgenets_state_dict',
     'reindex_dim_channels', 'EdgeNetsConversion'
@@ -208,7 +210,7 @@ class EdgeNetsConversion:
 
 def load_edgenets_state_dict(path: str) -> Dict[str, Tensor]:
     """Load a released EdgeNets file (legacy pickle, CUDA tensors) on the CPU."""
-    obj = torch.load(path, map_location='cpu', weights_only=True)
+    obj = read_checkpoint(path, weights_only=True)
     if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
         obj = obj['state_dict']
     if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):

@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share: launcher arguments, work
 directory, config overrides, Runner construction, and distributed runs of
 mmengine's Runner on machines without a GPU."""
+import contextlib
 import os
 import os.path as osp
 
@@ -95,3 +96,84 @@ def prepare_cpu_distributed(cfg, launcher):
         cfg.model_wrapper_cfg = dict(
             type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False)
     return True
+
+
+@contextlib.contextmanager
+def distributed_session():
+    """Leave the process group cleanly when the wrapped run ends.
+
+    mmengine's Runner joins a process group (or :func:`prepare_cpu_distributed`
+    does) but never leaves it. A gloo group still alive at interpreter exit is
+    torn down by static destructors while its worker threads run, which
+    aborts a rank with ``terminate called without an active exception``
+    (SIGABRT) after a successful run. On success every rank meets at a
+    barrier, so none tears the group down while another still uses it, and
+    then destroys it; on an error the group is destroyed without the barrier
+    (the other ranks may never reach it) and the error propagates.
+    """
+    try:
+        yield
+    except BaseException:
+        _destroy_process_group(barrier=False)
+        raise
+    _destroy_process_group(barrier=True)
+
+
+def _destroy_process_group(barrier):
+    distributed = torch.distributed
+    if not (distributed.is_available() and distributed.is_initialized()):
+        return
+    if barrier:
+        distributed.barrier()
+    distributed.destroy_process_group()
+
+
+def check_dataset_paths(cfg, loaders):
+    """Fail early, naming the file, when a dataset of the config is not on disk.
+
+    Walks the ``dataset`` of each named dataloader (through wrappers such as
+    ``ConcatDataset`` and ``RepeatDataset``) and checks that every
+    ``data_root`` and every ``ann_file`` (joined to its ``data_root`` when
+    relative) exists, so a missing dataset is reported before a model is
+    built instead of deep inside a dataset class. Remote paths (``s3://``
+    and the like) are not checked.
+
+    Args:
+        cfg (mmengine.Config): the run's config.
+        loaders (Sequence[str]): dataloader keys, e.g. ``('train_dataloader', )``;
+            absent or ``None`` loaders are skipped.
+
+    Raises:
+        FileNotFoundError: naming the loader, the missing path and how to fix it.
+    """
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if loader_cfg is None or loader_cfg.get('dataset') is None:
+            continue
+        for where, dataset in _dataset_cfgs(loader_cfg['dataset'], f'{loader}.dataset'):
+            data_root = dataset.get('data_root')
+            ann_file = dataset.get('ann_file')
+            if any('://' in str(path) for path in (data_root, ann_file)):
+                continue  # remote storage (petrel, s3, http): left to the file backend
+            missing = None
+            if data_root and not osp.isdir(data_root):
+                missing = f'data_root {data_root!r} is not a directory'
+            elif ann_file:
+                path = ann_file if osp.isabs(ann_file) or not data_root \
+                    else osp.join(data_root, ann_file)
+                if not osp.isfile(path):
+                    missing = f'ann_file {path!r} does not exist'
+            if missing:
+                raise FileNotFoundError(
+                    f'{where}: {missing}. Prepare the dataset (see the README of the '
+                    f"config's folder) or point the config at it, e.g. --cfg-options "
+                    f'{where}.data_root=PATH')
+
+
+def _dataset_cfgs(dataset, where):
+    """Yield ``(key path, dataset config)`` of a dataset config and the ones it wraps."""
+    yield where, dataset
+    if dataset.get('dataset') is not None:
+        yield from _dataset_cfgs(dataset['dataset'], f'{where}.dataset')
+    for index, inner in enumerate(dataset.get('datasets') or ()):
+        yield from _dataset_cfgs(inner, f'{where}.datasets.{index}')

@@ -3,6 +3,7 @@ against the authors' transpose-based DimConv written out here independently,
 and against a direct shifted-sum evaluation of the DimConv formulas."""
 import importlib
 import itertools
+import re
 import warnings
 
 import pytest
@@ -28,6 +29,13 @@ DEVICE_DTYPES = [
                  id=f'{device}-{str(dtype).split(".")[1]}')
     for device in ('cpu', 'cuda') for dtype in DTYPES[device]
 ]
+# output_mask of mmdice::dim_conv_backward: all four gradients.
+ALL_GRADS = [True] * 4
+# Which of (input, weight_depth, weight_height, weight_width) need a gradient:
+# all, none, the input only (frozen weights), the weights only, one weight.
+GRADIENT_SUBSETS = [(True, True, True, True), (False, False, False, False),
+                    (True, False, False, False), (False, True, True, True),
+                    (False, False, True, False)]
 # Largest allowed error relative to max(1, largest expected magnitude).
 TOLERANCES = {
     torch.float64: 1e-10,
@@ -155,6 +163,29 @@ class AuthorsDimConv(nn.Module):
         return channel_shuffle(torch.cat((out_ch_wise, out_h_wise, out_w_wise), 1), 3)
 
 
+def authors_dim_conv(x, weight_depth, weight_height, weight_width, dilation):
+    """AuthorsDimConv with the given weights (differentiable in all four tensors)."""
+    d_depth, d_height, d_width = dilation
+    module = AuthorsDimConv(x.shape[1], weight_height.shape[0], weight_width.shape[0],
+                            weight_depth.shape[-1], [d_depth, d_width, d_height])
+    weights = {'conv_channel.weight': weight_depth, 'conv_height.weight': weight_height,
+               'conv_width.weight': weight_width}
+    return torch.func.functional_call(module.to(x.device, x.dtype), weights, (x, ))
+
+
+def count_calls(monkeypatch, name):
+    """Replace ``mmdice.ops.dim_conv.<name>`` by a wrapper; returns its list of calls."""
+    calls = []
+    original = getattr(dim_conv_module, name)
+
+    def wrapper(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(dim_conv_module, name, wrapper)
+    return calls
+
+
 def fused_or_reference(x, weight_depth, weight_height, weight_width, dilation):
     """The fused kernel itself when the sizes allow it, else ``dim_conv``."""
     if x.shape[2:] == (weight_height.shape[0], weight_width.shape[0]) and EXT_AVAILABLE:
@@ -221,12 +252,19 @@ def test_fused_matches_on_narrow_planes(device, size, kernel_size, dilation):
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('size,build_size', [((7, 7), (9, 5)), ((6, 9), (4, 12)),
                                              ((8, 5), (8, 7))])
-def test_scaled_input_matches_reference(device, size, build_size):
+@requires_ext
+def test_scaled_input_uses_fused_path(monkeypatch, device, size, build_size):
+    """Inputs of another size than the build size run the fused op (banded
+    kernels or resampling passes), not the reference, and match the authors'
+    resize-transpose-convolve DimConv."""
+    reference_calls = count_calls(monkeypatch, 'dim_conv_reference')
+    fused_calls = count_calls(monkeypatch, 'fused_dim_conv')
     inputs = make_inputs(2, 3, size, build_size, 3, torch.float64, device)
     output, grads, grad_output = values_and_grads(
         lambda *t: dim_conv(*t, (1, 2, 1)), inputs)
+    assert (len(fused_calls), len(reference_calls)) == (1, 0)
     expected, expected_grads, _ = values_and_grads(
-        lambda *t: dim_conv_reference(*t, (1, 2, 1)), inputs, grad_output)
+        lambda *t: authors_dim_conv(*t, (1, 2, 1)), inputs, grad_output)
     assert output.shape == (2, 9, *size)
     torch.testing.assert_close(output, expected)
     for grad, expected_grad in zip(grads, expected_grads):
@@ -270,43 +308,225 @@ def test_module_matches_authors_dim_conv(device, build_size, size, kernel_size, 
         torch.testing.assert_close(ours.grad, theirs.grad)
 
 
+AUTOCAST_DTYPES = [
+    pytest.param('cpu', torch.bfloat16, id='cpu-bfloat16'),
+    pytest.param('cuda', torch.float16, marks=requires_cuda, id='cuda-float16'),
+    pytest.param('cuda', torch.bfloat16, marks=requires_cuda, id='cuda-bfloat16'),
+]
+
+
+@pytest.mark.parametrize('device,dtype', AUTOCAST_DTYPES)
+@pytest.mark.parametrize('size,build_size', [((7, 6), (7, 6)), ((8, 6), (7, 6))],
+                         ids=['fused', 'resampled'])
+def test_autocast_forward_backward(device, dtype, size, build_size):
+    """Under torch.autocast float32 weights meet a low-precision input (the
+    output of an autocast convolution): the op runs in the autocast dtype, and
+    the float32 leaves get float32 gradients close to the float32 ones."""
+    x, *weights = make_inputs(2, 5, size, build_size, 3, torch.float32, device)
+    grad_output = torch.randn(2, 15, *size, device=device)
+    expected, expected_grads, _ = values_and_grads(lambda *t: dim_conv(*t, (1, 2, 1)),
+                                                   (x, *weights), grad_output)
+
+    def autocast_dim_conv(x, *weights):
+        with torch.autocast(device, dtype=dtype):
+            return dim_conv(x.to(dtype), *weights, (1, 2, 1))
+
+    output, grads, _ = values_and_grads(autocast_dim_conv, (x, *weights), grad_output)
+    assert output.dtype == dtype
+    assert_close_scaled(output, expected, dtype, 'output')
+    for name, grad, expected_grad in zip(('input', 'weight_depth', 'weight_height',
+                                          'weight_width'), grads, expected_grads):
+        assert grad.dtype == torch.float32 and torch.isfinite(grad).all(), name
+        # the gradients sum products over the batch and plane: a few rounding steps each
+        assert_close_scaled(grad, expected_grad, dtype, f'grad of {name}')
+
+
+@pytest.mark.parametrize('device,dtype', AUTOCAST_DTYPES)
+def test_autocast_leaves_float64_alone(device, dtype):
+    """As autocast's conv2d: float64 tensors are not cast, and mixing them
+    with float32 weights is still an error."""
+    x, *weights = make_inputs(1, 3, (5, 5), (5, 5), 3, torch.float64, device)
+    with torch.autocast(device, dtype=dtype):
+        assert dim_conv(x, *weights).dtype == torch.float64
+        with pytest.raises(ValueError, match='weight_depth has dtype .* input has torch.float64'):
+            dim_conv(x, weights[0].float(), *weights[1:])
+
+
 @requires_ext
 @pytest.mark.parametrize('device', DEVICES)
-@pytest.mark.parametrize('kernel_size,dilation', [(3, (1, 1, 1)), (3, (1, 2, 3)),
-                                                  (5, (2, 1, 1))])
-def test_gradcheck(device, kernel_size, dilation):
+@pytest.mark.parametrize('kernel_size,dilation', [(1, (1, 1, 1)), (3, (1, 1, 1)),
+                                                  (3, (1, 2, 3)), (5, (2, 1, 1)),
+                                                  (7, (1, 1, 1))])
+@pytest.mark.parametrize('requires_grad', [(True, True, True, True), (True, False, False, False),
+                                           (False, True, True, True), (False, False, True, False)],
+                         ids=['all', 'input', 'weights', 'weight_height'])
+def test_gradcheck(device, kernel_size, dilation, requires_grad):
     inputs = [
-        t.requires_grad_()
-        for t in make_inputs(2, 4, (5, 6), (5, 6), kernel_size, torch.float64, device)
+        t.requires_grad_(needed) for t, needed in zip(
+            make_inputs(2, 4, (5, 6), (5, 6), kernel_size, torch.float64, device),
+            requires_grad)
     ]
-    assert torch.autograd.gradcheck(lambda *t: dim_conv(*t, dilation), inputs, fast_mode=True)
+    assert torch.autograd.gradcheck(lambda *t: torch.ops.mmdice.dim_conv(*t, list(dilation)),
+                                    inputs, fast_mode=True)
 
 
 @requires_ext
 @pytest.mark.parametrize('device', DEVICES)
-def test_opcheck(device):
-    forward_args = [
-        t.requires_grad_()
-        for t in make_inputs(2, 3, (5, 4), (5, 4), 3, torch.float64, device)
-    ]
-    torch.library.opcheck(torch.ops.mmdice.dim_conv.default, (*forward_args, [1, 2, 1]))
-    grad_output = torch.randn(2, 9, 5, 4, device=device, dtype=torch.float64)
-    backward_args = [t.detach() for t in forward_args]
-    torch.library.opcheck(torch.ops.mmdice.dim_conv_backward.default,
-                          (grad_output, *backward_args, [1, 2, 1]))
+@pytest.mark.parametrize('shape,kernel_size,dilation', [((2, 3, 5, 4), 3, [1, 2, 1]),
+                                                        ((1, 6, 7, 7), 5, [2, 1, 1]),
+                                                        ((3, 2, 4, 6), 1, [1, 1, 1])])
+def test_opcheck(device, shape, kernel_size, dilation):
+    """Schema, autograd registration, fake kernels and AOT dispatch, for
+    inputs that all, some or none need a gradient, and output masks to match."""
+    n, c, h, w = shape
+    tensors = make_inputs(n, c, (h, w), (h, w), kernel_size, torch.float64, device)
+    for requires_grad in GRADIENT_SUBSETS:
+        forward_args = [t.detach().requires_grad_(needed)
+                        for t, needed in zip(tensors, requires_grad)]
+        torch.library.opcheck(torch.ops.mmdice.dim_conv.default, (*forward_args, dilation))
+    grad_output = torch.randn(n, 3 * c, h, w, device=device, dtype=torch.float64)
+    for output_mask in GRADIENT_SUBSETS:
+        torch.library.opcheck(torch.ops.mmdice.dim_conv_backward.default,
+                              (grad_output, *tensors, dilation, list(output_mask)))
 
 
 @requires_ext
-def test_torch_compile_matches_eager():
-    inputs = make_inputs(2, 3, (6, 5), (6, 5), 3, torch.float32, 'cpu')
-    compiled = torch.compile(lambda *t: dim_conv(*t, (1, 1, 2)), fullgraph=True)
-    try:
-        output = compiled(*inputs)
-    except Exception as error:  # noqa: BLE001 - a box without a working inductor toolchain
-        if 'inductor' in type(error).__module__ or 'InductorError' in type(error).__name__:
-            pytest.skip(f'inductor cannot compile here: {error}')
-        raise
-    torch.testing.assert_close(output, dim_conv(*inputs, (1, 1, 2)))
+@pytest.mark.parametrize('device', DEVICES)
+def test_backward_computes_only_the_masked_gradients(device):
+    tensors = make_inputs(2, 5, (6, 7), (6, 7), 3, torch.float64, device)
+    grad_output = torch.randn(2, 15, 6, 7, device=device, dtype=torch.float64)
+    full = torch.ops.mmdice.dim_conv_backward(grad_output, *tensors, [1, 2, 1], ALL_GRADS)
+    _, expected, _ = values_and_grads(lambda *t: dim_conv_reference(*t, (1, 2, 1)), tensors,
+                                      grad_output)
+    for name, grad, expected_grad in zip(('input', 'weight_depth', 'weight_height',
+                                          'weight_width'), full, expected):
+        assert_close_scaled(grad, expected_grad, torch.float64, name)
+    for output_mask in itertools.product((False, True), repeat=4):
+        grads = torch.ops.mmdice.dim_conv_backward(grad_output, *tensors, [1, 2, 1],
+                                                   list(output_mask))
+        for needed, grad, full_grad in zip(output_mask, grads, full):
+            if needed:
+                assert torch.equal(grad, full_grad)
+            else:
+                assert grad is None
+    # without weight gradients the input is not read: an expanded scalar stands in for it
+    stand_in = torch.zeros((), device=device, dtype=torch.float64).expand(tensors[0].shape)
+    grad_input, *no_grads = torch.ops.mmdice.dim_conv_backward(
+        grad_output, stand_in, *tensors[1:], [1, 2, 1], [True, False, False, False])
+    assert torch.equal(grad_input, full[0]) and no_grads == [None] * 3
+
+
+@requires_ext
+@pytest.mark.parametrize('frozen,saves_input,mask', [
+    ('weights', False, [True, False, False, False]),
+    ('input', True, [False, True, True, True]),
+    ('weight_height', True, [True, True, False, True]),
+])
+def test_autograd_saves_and_computes_only_what_is_needed(monkeypatch, frozen, saves_input,
+                                                         mask):
+    """Frozen weights (frozen stages) need no input saved and no weight
+    gradients; an input that needs no gradient gets no grad_input."""
+    x, *weights = make_inputs(2, 4, (5, 6), (5, 6), 3, torch.float64, 'cpu')
+    names = ('input', 'weight_depth', 'weight_height', 'weight_width')
+    leaves = [t.requires_grad_(not (name == frozen or frozen == 'weights' and name != 'input'))
+              for name, t in zip(names, (x, *weights))]
+    masks = []
+    backward_op = torch.ops.mmdice.dim_conv_backward
+
+    def recording_backward(*args):
+        masks.append(args[-1])
+        return backward_op(*args)
+
+    output = dim_conv(*leaves, (1, 1, 2))
+    assert (output.grad_fn.saved_tensors[0] is not None) == saves_input
+    monkeypatch.setattr(torch.ops.mmdice, 'dim_conv_backward', recording_backward)
+    grad_output = torch.randn_like(output)
+    output.backward(grad_output)
+    assert masks == [mask]
+    _, expected, _ = values_and_grads(lambda *t: dim_conv_reference(*t, (1, 1, 2)), leaves,
+                                      grad_output)
+    for name, leaf, needed, expected_grad in zip(names, leaves, mask, expected):
+        if needed:
+            assert_close_scaled(leaf.grad, expected_grad, torch.float64, name)
+        else:
+            assert leaf.grad is None
+
+
+@requires_ext
+@pytest.mark.parametrize('change,message', [
+    (dict(weight_height=(6, 1, 3, 3)),
+     r'weight_height must have shape \(5, 0 or an odd band, 3, 3\)'),
+    (dict(weight_width=(6, 1, 5, 5)),
+     r'weight_width must have shape \(6, 0 or an odd band, 3, 3\)'),
+    (dict(weight_depth=(3, 1, 3, 3)), r'weight_depth must have shape \(4, 0 or 1, 3, 3\)'),
+    (dict(x=(4, 5, 6)), r'input must be \(N, C, H, W\)'),
+])
+def test_fake_kernel_checks_shapes(change, message):
+    """The fake (meta) kernels reject what the C++ kernels reject."""
+    shapes = dict(x=(2, 4, 5, 6), weight_depth=(4, 1, 3, 3), weight_height=(5, 1, 3, 3),
+                  weight_width=(6, 1, 3, 3))
+    shapes.update(change)
+    tensors = [torch.empty(shape, device='meta') for shape in shapes.values()]
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.mmdice.dim_conv(*tensors, [1, 1, 1])
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.mmdice.dim_conv_backward(torch.empty(2, 12, 5, 6, device='meta'), *tensors,
+                                           [1, 1, 1], ALL_GRADS)
+
+
+@requires_ext
+def test_fake_backward_checks_grad_output():
+    tensors = [torch.empty(shape, device='meta')
+               for shape in ((2, 4, 5, 6), (4, 1, 3, 3), (5, 1, 3, 3), (6, 1, 3, 3))]
+    with pytest.raises(RuntimeError, match=r'grad_output must have shape \(2, 12, 5, 6\)'):
+        torch.ops.mmdice.dim_conv_backward(torch.empty(2, 4, 5, 6, device='meta'), *tensors,
+                                           [1, 1, 1], ALL_GRADS)
+
+
+@requires_ext
+@pytest.mark.parametrize('grad_output,message', [
+    (lambda g: g[:, :6], r'grad_output must have shape \(N, 3C, H, W\) = \[2, 12, 5, 6\]'),
+    (lambda g: g.unsqueeze(0), r'grad_output must have shape'),
+    (lambda g: g.float(), r'grad_output dtype Float differs from input dtype Double'),
+])
+def test_backward_checks_grad_output(grad_output, message):
+    tensors = make_inputs(2, 4, (5, 6), (5, 6), 3, torch.float64, 'cpu')
+    good = torch.randn(2, 12, 5, 6, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=message):
+        torch.ops.mmdice.dim_conv_backward(grad_output(good), *tensors, [1, 1, 1], ALL_GRADS)
+
+
+@requires_ext
+@requires_cuda
+def test_backward_checks_grad_output_device():
+    tensors = make_inputs(2, 4, (5, 6), (5, 6), 3, torch.float32, 'cuda')
+    with pytest.raises(RuntimeError, match='grad_output is on cpu but input is on cuda'):
+        torch.ops.mmdice.dim_conv_backward(torch.randn(2, 12, 5, 6), *tensors, [1, 1, 1],
+                                           ALL_GRADS)
+
+
+@requires_ext
+@pytest.mark.parametrize('requires_grad', [(True, True, True, True), (True, False, False, False)],
+                         ids=['all', 'frozen-weights'])
+def test_torch_compile_matches_eager(requires_grad):
+    """Dynamo and AOTAutograd trace the op, its fake kernels and its backward
+    (backend 'aot_eager': no C++ toolchain needed, so nothing to skip)."""
+    torch._dynamo.reset()
+    inputs = make_inputs(2, 3, (6, 5), (6, 5), 3, torch.float64, 'cpu')
+    compiled = torch.compile(lambda *t: dim_conv(*t, (1, 1, 2)), backend='aot_eager',
+                             fullgraph=True)
+    leaves = [t.requires_grad_(needed) for t, needed in zip(inputs, requires_grad)]
+    output = compiled(*leaves)
+    grad_output = torch.randn_like(output)
+    output.backward(grad_output)
+    _, expected_grads, _ = values_and_grads(lambda *t: dim_conv_reference(*t, (1, 1, 2)),
+                                            leaves, grad_output)
+    assert_close_scaled(output, dim_conv_reference(*inputs, (1, 1, 2)), torch.float64, 'output')
+    for leaf, expected_grad in zip(leaves, expected_grads):
+        if leaf.requires_grad:
+            assert_close_scaled(leaf.grad, expected_grad, torch.float64, 'gradient')
+        else:
+            assert leaf.grad is None
 
 
 @requires_ext
@@ -314,8 +534,8 @@ def test_torch_compile_matches_eager():
 def test_backward_is_deterministic(device):
     inputs = make_inputs(3, 16, (7, 7), (7, 7), 3, torch.float32, device)
     grad_output = torch.randn(3, 48, 7, 7, device=device)
-    first = torch.ops.mmdice.dim_conv_backward(grad_output, *inputs, [1, 1, 1])
-    second = torch.ops.mmdice.dim_conv_backward(grad_output, *inputs, [1, 1, 1])
+    first = torch.ops.mmdice.dim_conv_backward(grad_output, *inputs, [1, 1, 1], ALL_GRADS)
+    second = torch.ops.mmdice.dim_conv_backward(grad_output, *inputs, [1, 1, 1], ALL_GRADS)
     for a, b in zip(first, second):
         assert torch.equal(a, b)
 
@@ -330,7 +550,8 @@ def test_threads_agree():
     for threads in (1, 2):
         torch.set_num_threads(threads)
         results[threads] = (torch.ops.mmdice.dim_conv(*inputs, [1, 1, 2]),
-                            *torch.ops.mmdice.dim_conv_backward(grad_output, *inputs, [1, 1, 2]))
+                            *torch.ops.mmdice.dim_conv_backward(grad_output, *inputs, [1, 1, 2],
+                                                                ALL_GRADS))
     _, expected_grads, _ = values_and_grads(lambda *t: dim_conv_reference(*t, (1, 1, 2)),
                                             inputs, grad_output)
     assert torch.equal(results[1][0], results[2][0])
@@ -445,9 +666,25 @@ def test_double_backward_raises():
         torch.autograd.grad(dim_conv(x, *weights).sum(), x, create_graph=True)
 
 
-def test_cuda_tensor_without_cuda_kernel_uses_reference(monkeypatch):
+def test_device_without_kernel_uses_reference(monkeypatch):
+    """A device type mmdice._ext has no kernel for (a CUDA tensor with a
+    CPU-only build) runs the reference instead of failing in the dispatcher."""
     monkeypatch.setattr(dim_conv_module, 'DEVICE_KERNELS', frozenset())
-    x = torch.randn(2, 3, 5, 7)
-    weights = [torch.randn(rows, 1, 3, 3) for rows in (3, 5, 7)]
+    reference_calls = count_calls(monkeypatch, 'dim_conv_reference')
+    x, *weights = make_inputs(2, 3, (5, 7), (5, 7), 3, torch.float64, 'cpu')
     assert not dim_conv_module._fused_supported(x)
-    torch.testing.assert_close(dim_conv(x, *weights), dim_conv_reference(x, *weights))
+    output = dim_conv(x, *weights, (1, 2, 1))
+    assert len(reference_calls) == 1
+    assert_close_scaled(output, shifted_sum_dim_conv(x, *weights, (1, 2, 1)), torch.float64,
+                        'output')
+
+
+@pytest.mark.parametrize('version,supported', [('2.3.1', False), ('1.13.0+cu117', False),
+                                               ('2.4.0', True), ('2.14.1+cpu', True),
+                                               ('3.0.0a0', True), ('unknown', False)])
+def test_torch_version_check(version, supported):
+    if supported:
+        dim_conv_module._check_torch_version(version)
+    else:
+        with pytest.raises(ImportError, match=rf'needs torch >= 2.4.*found torch {re.escape(version)}'):
+            dim_conv_module._check_torch_version(version)

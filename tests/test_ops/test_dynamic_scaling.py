@@ -167,14 +167,61 @@ def test_left_out_branches_are_zero_and_skip_their_gradients(device, kept):
         torch.testing.assert_close(output[:, branch::3], expected, rtol=0, atol=0)
         if not keep:
             masked_grad_output[:, branch::3] = 0
-    grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, *given, [1, 2, 1])
+    all_grads = [True] * 4
+    grads = torch.ops.mmdice.dim_conv_backward(grad_output, x, *given, [1, 2, 1], all_grads)
     expected_grads = torch.ops.mmdice.dim_conv_backward(masked_grad_output, x, *weights,
-                                                        [1, 2, 1])
+                                                        [1, 2, 1], all_grads)
     torch.testing.assert_close(grads[0], expected_grads[0], rtol=0, atol=1e-12)
     for grad, expected, weight in zip(grads[1:], expected_grads[1:], given):
         assert grad.shape == weight.shape
         if weight.shape[1]:
             torch.testing.assert_close(grad, expected, rtol=0, atol=1e-12)
+
+
+@requires_ext
+@pytest.mark.parametrize('bands', [(1, 5, 3), (0, 7, 0), (1, 0, 1)],
+                         ids=['banded', 'height-only-wide', 'height-left-out'])
+def test_opcheck_banded_and_left_out_weights(bands):
+    """Schema, fake kernels (they accept the banded and empty weights the
+    kernels accept), autograd and AOT dispatch with the weights the dynamic
+    path passes, for every output mask of the backward."""
+    torch.manual_seed(0)
+    n, c, h, w = 2, 3, 5, 6
+    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    weights = [torch.randn(rows, band, 3, 3, dtype=torch.float64)
+               for rows, band in zip((c, h, w), bands)]
+    torch.library.opcheck(torch.ops.mmdice.dim_conv.default,
+                          (x.requires_grad_(), *(t.requires_grad_() for t in weights),
+                           [1, 2, 1]))
+    grad_output = torch.randn(n, 3 * c, h, w, dtype=torch.float64)
+    for output_mask in ([True] * 4, [True, False, False, False], [False, True, True, True]):
+        torch.library.opcheck(torch.ops.mmdice.dim_conv_backward.default,
+                              (grad_output, x.detach(), *(t.detach() for t in weights),
+                               [1, 2, 1], output_mask))
+
+
+@requires_ext
+@pytest.mark.parametrize('weight_height,message', [
+    ((5, 2, 3, 3), r'weight_height must have shape \(5, 0 or an odd band, 3, 3\)'),
+    ((5, 1, 3, 3), None),
+])
+def test_fake_kernel_checks_bands(weight_height, message):
+    """An even band is rejected by the fake kernel as by the C++ one; a
+    depth-wise weight has 0 or 1 kernels per channel."""
+    x = torch.empty(2, 4, 5, 6, device='meta')
+    weight_depth = torch.empty(4, 1, 3, 3, device='meta')
+    weight_width = torch.empty(6, 5, 3, 3, device='meta')
+    height = torch.empty(weight_height, device='meta')
+    if message is None:
+        assert torch.ops.mmdice.dim_conv(x, weight_depth, height, weight_width,
+                                         [1, 1, 1]).shape == (2, 12, 5, 6)
+    else:
+        with pytest.raises(RuntimeError, match=message):
+            torch.ops.mmdice.dim_conv(x, weight_depth, height, weight_width, [1, 1, 1])
+    with pytest.raises(RuntimeError, match=r'weight_depth must have shape \(4, 0 or 1, 3, 3\)'):
+        torch.ops.mmdice.dim_conv(x, torch.empty(4, 3, 3, 3, device='meta'),
+                                  torch.empty(5, 1, 3, 3, device='meta'), weight_width,
+                                  [1, 1, 1])
 
 
 @requires_ext

@@ -584,12 +584,12 @@ class PartialWeightGrads {
 };
 
 // Backward of the planes of chunk `chunk`: grad_input and the chunk's partial
-// weight gradients.
+// weight gradients, each only where `mask` asks for it.
 template <typename scalar_t>
 DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
                                          const scalar_t* grad_output, scalar_t* grad_input,
                                          PartialWeightGrads<at::opmath_type<scalar_t>>& partials,
-                                         int64_t chunk) {
+                                         int64_t chunk, const DimConvGradMask& mask) {
   using T = at::opmath_type<scalar_t>;
   using Window = PlaneWindow<scalar_t, T>;
   const DimConvGeometry& g = problem.geometry;
@@ -637,14 +637,16 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
   for (int64_t plane = begin; plane < end; ++plane, cursor.next()) {
     const int64_t n = cursor.n;
     const int64_t c = cursor.c;
-    x_window.move_to(n, c);
+    if (mask.any_weight()) x_window.move_to(n, c);
     for (auto& window : grad_windows) window->move_to(n, c);
-    grad_input_taps.bind(c);
-    grad_input_taps.gather(g.plane(), grad_input + plane * g.plane());
+    if (mask.input) {
+      grad_input_taps.bind(c);
+      grad_input_taps.gather(g.plane(), grad_input + plane * g.plane());
+    }
 
     // The zeros past the end of the gradient copies mask the reads past the plane.
     for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-      if (taps.branches[branch].empty()) continue;
+      if (!mask.weights[branch] || taps.branches[branch].empty()) continue;
       const T* grad = grad_windows[branch]->plane(own_grad_slots[branch]);
       TapList<scalar_t>& list = input_taps[branch];
       list.bind(c);
@@ -668,8 +670,9 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
   }                                                                                             \
   DIM_CONV_CPU_CLONES void backward_chunk(                                                      \
       const Problem<scalar_t>& problem, const scalar_t* grad_output, scalar_t* grad_input,      \
-      PartialWeightGrads<at::opmath_type<scalar_t>>& partials, int64_t chunk) {                 \
-    backward_chunk_impl(problem, grad_output, grad_input, partials, chunk);                     \
+      PartialWeightGrads<at::opmath_type<scalar_t>>& partials, int64_t chunk,                   \
+      const DimConvGradMask& mask) {                                                            \
+    backward_chunk_impl(problem, grad_output, grad_input, partials, chunk, mask);               \
   }
 DIM_CONV_DEFINE_WORKERS(float)
 DIM_CONV_DEFINE_WORKERS(double)
@@ -692,8 +695,9 @@ template <typename scalar_t>
 void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                      const at::Tensor& weight_depth, const at::Tensor& weight_height,
                      const at::Tensor& weight_width, const DimConvGeometry& g,
-                     at::Tensor& grad_input, at::Tensor& grad_weight_depth,
-                     at::Tensor& grad_weight_height, at::Tensor& grad_weight_width) {
+                     const DimConvGradMask& mask, at::Tensor& grad_input,
+                     at::Tensor& grad_weight_depth, at::Tensor& grad_weight_height,
+                     at::Tensor& grad_weight_width) {
   using T = at::opmath_type<scalar_t>;
   const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g,
                                   /*backward=*/true);
@@ -705,12 +709,13 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
       1, std::min<int64_t>(at::get_num_threads(), planes / plane_grain(g)));
   PartialWeightGrads<T> partials(chunks, planes, g, layout);
   const scalar_t* grad_y = grad_output.data_ptr<scalar_t>();
-  scalar_t* grad_x = grad_input.data_ptr<scalar_t>();
+  scalar_t* grad_x = mask.input ? grad_input.data_ptr<scalar_t>() : nullptr;
   at::parallel_for(0, chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
     for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
-      backward_chunk(problem, grad_y, grad_x, partials, chunk);
+      backward_chunk(problem, grad_y, grad_x, partials, chunk, mask);
     }
   });
+  if (!mask.any_weight()) return;
 
   // Deterministic reduction: chunks in order, then the columns (height) or
   // rows (width) of the flat partial planes.
@@ -778,20 +783,29 @@ at::Tensor dim_conv_forward_cpu(const at::Tensor& input, const at::Tensor& weigh
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cpu(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
     const at::Tensor& weight_height, const at::Tensor& weight_width,
-    const DimConvGeometry& geometry) {
-  auto grad_input = at::empty_like(input, at::MemoryFormat::Contiguous);
-  auto grad_weight_depth = at::zeros_like(weight_depth, at::MemoryFormat::Contiguous);
-  auto grad_weight_height = at::zeros_like(weight_height, at::MemoryFormat::Contiguous);
-  auto grad_weight_width = at::zeros_like(weight_width, at::MemoryFormat::Contiguous);
-  if (input.numel() == 0) {
-    return {grad_input, grad_weight_depth, grad_weight_height, grad_weight_width};
+    const DimConvGeometry& geometry, const DimConvGradMask& mask) {
+  const auto options = grad_output.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor grad_input;
+  if (mask.input) grad_input = at::empty(input.sizes(), options);
+  // The three weight gradients come out of one reduction; they are tiny, so
+  // all are computed when one is asked for.
+  at::Tensor grad_weight_depth, grad_weight_height, grad_weight_width;
+  if (mask.any_weight()) {
+    grad_weight_depth = at::zeros(weight_depth.sizes(), options);
+    grad_weight_height = at::zeros(weight_height.sizes(), options);
+    grad_weight_width = at::zeros(weight_width.sizes(), options);
   }
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "dim_conv_backward_cpu", [&] {
-    backward_kernel<scalar_t>(grad_output, input, weight_depth, weight_height, weight_width,
-                              geometry, grad_input, grad_weight_depth, grad_weight_height,
-                              grad_weight_width);
-  });
-  return {grad_input, grad_weight_depth, grad_weight_height, grad_weight_width};
+  if (input.numel() > 0 && (mask.input || mask.any_weight())) {
+    AT_DISPATCH_FLOATING_TYPES_AND(
+        at::kBFloat16, input.scalar_type(), "dim_conv_backward_cpu", [&] {
+          backward_kernel<scalar_t>(grad_output, input, weight_depth, weight_height,
+                                    weight_width, geometry, mask, grad_input, grad_weight_depth,
+                                    grad_weight_height, grad_weight_width);
+        });
+  }
+  return {grad_input, mask.weights[kDepthBranch] ? grad_weight_depth : at::Tensor(),
+          mask.weights[kHeightBranch] ? grad_weight_height : at::Tensor(),
+          mask.weights[kWidthBranch] ? grad_weight_width : at::Tensor()};
 }
 
 }  // namespace mmdice

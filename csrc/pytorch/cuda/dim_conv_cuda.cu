@@ -64,6 +64,66 @@ void dispatch_kernel_size(int64_t kernel_size, const Launch& launch) {
   }
 }
 
+// grad_input of the backward: each branch's transposed convolution, gathered.
+void launch_grad_input(const at::Tensor& grad_output, const at::Tensor& weight_depth,
+                       const at::Tensor& weight_height, const at::Tensor& weight_width,
+                       const DimConvGeometry& geometry, at::Tensor& grad_input) {
+  const dim3 grid = elementwise_grid(grad_input.numel());
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "dim_conv_grad_input_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        dispatch_kernel_size(geometry.kernel_size, [&](auto kernel_size) {
+          dim_conv_grad_input_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>
+              <<<grid, kDimConvThreads, 0, stream>>>(
+                  grad_output.const_data_ptr<scalar_t>(), weight_depth.const_data_ptr<scalar_t>(),
+                  weight_height.const_data_ptr<scalar_t>(),
+                  weight_width.const_data_ptr<scalar_t>(),
+                  grad_input.mutable_data_ptr<scalar_t>(), geometry);
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
+      });
+}
+
+// The three weight gradients of the backward: per-block partial sums, then
+// their fixed-order reduction.
+void launch_grad_weights(const at::Tensor& grad_output, const at::Tensor& input,
+                         const DimConvGeometry& geometry, at::Tensor& grad_weight_depth,
+                         at::Tensor& grad_weight_height, at::Tensor& grad_weight_width) {
+  const int64_t taps = geometry.taps();
+  const bool generic_kernel_size = geometry.kernel_size != 3 && geometry.kernel_size != 5;
+  TORCH_CHECK(!generic_kernel_size || taps <= 65535,
+              "mmdice::dim_conv_backward (CUDA): kernel size ", geometry.kernel_size,
+              " is too large (at most 255)");
+  const DimConvWeightGradPlan plan =
+      make_dim_conv_weight_grad_plan(geometry, multiprocessor_count() * kReductionBlocksPerSm);
+  const dim3 reduction_grid(static_cast<unsigned int>(plan.total_blocks()),
+                            generic_kernel_size ? static_cast<unsigned int>(taps) : 1u);
+  const dim3 finalize_grid = elementwise_grid(
+      (plan.rows[kDepthBranch] + plan.rows[kHeightBranch] + plan.rows[kWidthBranch]) * taps);
+  at::Tensor partials = at::empty({plan.total_partials(taps)},
+                                  input.options().dtype(at::toOpMathType(input.scalar_type())));
+  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "dim_conv_grad_weight_cuda", [&] {
+        using acc_t = at::opmath_type<scalar_t>;
+        dispatch_kernel_size(geometry.kernel_size, [&](auto kernel_size) {
+          dim_conv_grad_weight_partial_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>
+              <<<reduction_grid, kDimConvThreads, 0, stream>>>(
+                  grad_output.const_data_ptr<scalar_t>(), input.const_data_ptr<scalar_t>(),
+                  geometry, plan, partials.mutable_data_ptr<acc_t>());
+          C10_CUDA_KERNEL_LAUNCH_CHECK();
+        });
+        dim_conv_grad_weight_finalize_cuda_kernel<scalar_t, acc_t>
+            <<<finalize_grid, kDimConvThreads, 0, stream>>>(
+                partials.const_data_ptr<acc_t>(), plan, geometry,
+                grad_weight_depth.mutable_data_ptr<scalar_t>(),
+                grad_weight_height.mutable_data_ptr<scalar_t>(),
+                grad_weight_width.mutable_data_ptr<scalar_t>());
+        C10_CUDA_KERNEL_LAUNCH_CHECK();
+      });
+}
+
 }  // namespace
 
 at::Tensor dim_conv_forward_cuda(const at::Tensor& input, const at::Tensor& weight_depth,
@@ -97,61 +157,30 @@ at::Tensor dim_conv_forward_cuda(const at::Tensor& input, const at::Tensor& weig
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
     const at::Tensor& weight_height, const at::Tensor& weight_width,
-    const DimConvGeometry& geometry) {
-  const at::cuda::CUDAGuard device_guard(input.device());
-  at::Tensor grad_input = at::empty(input.sizes(), input.options());
-  if (input.numel() == 0) {
-    return {grad_input, at::zeros(weight_depth.sizes(), weight_depth.options()),
-            at::zeros(weight_height.sizes(), weight_height.options()),
-            at::zeros(weight_width.sizes(), weight_width.options())};
+    const DimConvGeometry& geometry, const DimConvGradMask& mask) {
+  const at::cuda::CUDAGuard device_guard(grad_output.device());
+  const auto options = grad_output.options();
+  at::Tensor grad_input;
+  if (mask.input) grad_input = at::empty(input.sizes(), options);
+  // The three weight gradients come out of one reduction; they are tiny, so
+  // all are computed when one is asked for.
+  at::Tensor grad_weight_depth, grad_weight_height, grad_weight_width;
+  if (mask.any_weight()) {
+    grad_weight_depth = at::zeros(weight_depth.sizes(), options);
+    grad_weight_height = at::zeros(weight_height.sizes(), options);
+    grad_weight_width = at::zeros(weight_width.sizes(), options);
   }
-  at::Tensor grad_weight_depth = at::empty(weight_depth.sizes(), weight_depth.options());
-  at::Tensor grad_weight_height = at::empty(weight_height.sizes(), weight_height.options());
-  at::Tensor grad_weight_width = at::empty(weight_width.sizes(), weight_width.options());
-
-  const int64_t taps = geometry.taps();
-  const bool generic_kernel_size = geometry.kernel_size != 3 && geometry.kernel_size != 5;
-  TORCH_CHECK(!generic_kernel_size || taps <= 65535,
-              "mmdice::dim_conv_backward (CUDA): kernel size ", geometry.kernel_size,
-              " is too large (at most 255)");
-  const DimConvWeightGradPlan plan =
-      make_dim_conv_weight_grad_plan(geometry, multiprocessor_count() * kReductionBlocksPerSm);
-  const dim3 reduction_grid(static_cast<unsigned int>(plan.total_blocks()),
-                            generic_kernel_size ? static_cast<unsigned int>(taps) : 1u);
-  const dim3 input_grid = elementwise_grid(input.numel());
-  const dim3 finalize_grid = elementwise_grid(
-      (plan.rows[kDepthBranch] + plan.rows[kHeightBranch] + plan.rows[kWidthBranch]) * taps);
-  at::Tensor partials = at::empty({plan.total_partials(taps)},
-                                  input.options().dtype(at::toOpMathType(input.scalar_type())));
-  const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, input.scalar_type(), "dim_conv_backward_cuda", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        dispatch_kernel_size(geometry.kernel_size, [&](auto kernel_size) {
-          constexpr int K = decltype(kernel_size)::value;
-          dim_conv_grad_input_cuda_kernel<scalar_t, acc_t, K>
-              <<<input_grid, kDimConvThreads, 0, stream>>>(
-                  grad_output.const_data_ptr<scalar_t>(), weight_depth.const_data_ptr<scalar_t>(),
-                  weight_height.const_data_ptr<scalar_t>(),
-                  weight_width.const_data_ptr<scalar_t>(),
-                  grad_input.mutable_data_ptr<scalar_t>(), geometry);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-          dim_conv_grad_weight_partial_cuda_kernel<scalar_t, acc_t, K>
-              <<<reduction_grid, kDimConvThreads, 0, stream>>>(
-                  grad_output.const_data_ptr<scalar_t>(), input.const_data_ptr<scalar_t>(),
-                  geometry, plan, partials.mutable_data_ptr<acc_t>());
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-        });
-        dim_conv_grad_weight_finalize_cuda_kernel<scalar_t, acc_t>
-            <<<finalize_grid, kDimConvThreads, 0, stream>>>(
-                partials.const_data_ptr<acc_t>(), plan, geometry,
-                grad_weight_depth.mutable_data_ptr<scalar_t>(),
-                grad_weight_height.mutable_data_ptr<scalar_t>(),
-                grad_weight_width.mutable_data_ptr<scalar_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
-      });
-  return {grad_input, grad_weight_depth, grad_weight_height, grad_weight_width};
+  if (input.numel() > 0 && mask.input) {
+    launch_grad_input(grad_output, weight_depth, weight_height, weight_width, geometry,
+                      grad_input);
+  }
+  if (input.numel() > 0 && mask.any_weight()) {
+    launch_grad_weights(grad_output, input, geometry, grad_weight_depth, grad_weight_height,
+                        grad_weight_width);
+  }
+  return {grad_input, mask.weights[kDepthBranch] ? grad_weight_depth : at::Tensor(),
+          mask.weights[kHeightBranch] ? grad_weight_height : at::Tensor(),
+          mask.weights[kWidthBranch] ? grad_weight_width : at::Tensor()};
 }
 
 }  // namespace mmdice

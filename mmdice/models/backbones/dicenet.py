@@ -5,10 +5,12 @@ from typing import Optional, Sequence, Tuple, Union
 
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, ModuleList, Sequential
+import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdice.registry import MODELS
+from ..deploy import switch_to_deploy
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
 
 
@@ -48,6 +50,9 @@ class DiCENet(BaseModule):
             the released checkpoints contain dead BN channels).
         act_cfg: activation config; PReLU gets one slope per channel.
         with_cp: use torch.utils.checkpoint in each unit when training.
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it, e.g. to load a checkpoint of
+            ``tools/model_converters/reparameterize_model.py``.
         init_cfg: initialisation config; default Kaiming-normal fan_out for
             convolutions, weight 1 / bias 0 for norms, as the reference. DimConv
             weights get Kaiming-normal fan_out from ``DiCEUnit.init_weights``
@@ -80,6 +85,7 @@ class DiCENet(BaseModule):
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
                  act_cfg: dict = dict(type='PReLU'),
                  with_cp: bool = False,
+                 deploy: bool = False,
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = (
                      dict(type='Kaiming', layer='Conv2d', mode='fan_out',
                           nonlinearity='relu', distribution='normal'),
@@ -139,7 +145,17 @@ class DiCENet(BaseModule):
         self.level_channels = tuple(level_channels)
         #: channels of the returned levels, shallowest first (as ``forward``).
         self.out_channels = tuple(level_channels[i] for i in sorted(set(out_indices)))
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
         self._freeze_stages()
+
+    def switch_to_deploy(self) -> None:
+        """Convert to the deploy form in place (see
+        :func:`mmdice.models.switch_to_deploy`): fused DiCE units, BatchNorms
+        folded into their convolutions. Exact in eval mode, inference only,
+        idempotent."""
+        switch_to_deploy(self)
 
     @staticmethod
     def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
@@ -155,8 +171,19 @@ class DiCENet(BaseModule):
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first.
 
-        Levels deeper than the deepest requested one are not computed.
+        Levels deeper than the deepest requested one are not computed. The
+        deploy form runs channels-last inside (its pooling and depth-wise
+        convolutions are several times faster so on CPU), so its outputs are
+        channels-last tensors.
         """
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f'DiCENet input must be an image batch (N, 3, H, W), got {shape}')
+        if not x.is_floating_point():
+            raise ValueError(f'DiCENet input must be a floating-point tensor (normalised '
+                             f'images), got dtype {x.dtype}')
+        if self.deploy:
+            x = x.contiguous(memory_format=torch.channels_last)
         outs = []
         for level, module in enumerate((self.stem, self.maxpool, *self.layers)):
             x = module(x)

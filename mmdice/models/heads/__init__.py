@@ -11,3 +11,7 @@ if find_spec('mmpretrain') is not None:
 if find_spec('mmseg') is not None and find_spec(f'{__name__}.dice_seg_head') is not None:
     from .dice_seg_head import DiCESegHead  # noqa: F401
     __all__.append('DiCESegHead')
+
+if find_spec('mmdet') is not None:
+    from .dice_ssd_head import DiCESSDHead  # noqa: F401
+    __all__.append('DiCESSDHead')

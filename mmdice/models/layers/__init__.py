@@ -1,6 +1,6 @@
 """Building blocks of DiCENet."""
 from .activation import act_cfg_for, build_act
-from .channel_shuffle import channel_shuffle
+from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
 from .dim_fuse import ChannelGate, DimFuse
 from .efficient_pw_conv import EfficientPWConv
@@ -9,6 +9,6 @@ from .shuffle_dice_block import ShuffleDiCEBlock
 from .strided_dice import StridedDiCE
 
 __all__ = [
-    'act_cfg_for', 'build_act', 'channel_shuffle', 'ChannelGate', 'DimFuse', 'DiCEUnit',
+    'act_cfg_for', 'build_act', 'channel_shuffle', 'shuffled_concat', 'ChannelGate', 'DimFuse', 'DiCEUnit',
     'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv', 'EfficientPyrPool'
 ]

@@ -4,9 +4,12 @@ from typing import Optional
 
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from mmdice.registry import MODELS
+from ..utils import fold_conv_module
 from .activation import act_cfg_for
 
 
@@ -29,6 +32,9 @@ class ChannelGate(BaseModule):
     def __init__(self, in_channels: int, out_channels: int, reduction: int = 4,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        #: set by :func:`mmdice.models.switch_to_deploy`: the 1x1 convs on the
+        #: pooled vector run as matrix products.
+        self.deploy = False
         hidden_channels = in_channels // reduction
         if hidden_channels < 1:
             raise ValueError(f'in_channels ({in_channels}) must be at least reduction '
@@ -40,6 +46,10 @@ class ChannelGate(BaseModule):
                                  norm_cfg=None, act_cfg=dict(type='Sigmoid'))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.deploy:
+            hidden = F.relu(F.linear(x.mean((2, 3)), self.reduce.conv.weight.flatten(1)))
+            gate = torch.sigmoid(F.linear(hidden, self.expand.conv.weight.flatten(1)))
+            return gate[:, :, None, None]
         return self.expand(self.reduce(self.pool(x)))
 
 
@@ -64,7 +74,10 @@ class DimFuse(BaseModule):
         act_cfg: activation config (PReLU gets one slope per channel).
         init_cfg: initialisation config.
 
-    Shapes: (N, 3C, H, W) -> (N, C', H, W).
+    Deploy form (:meth:`switch_to_deploy`, called by the DiCE unit, whose fused
+    op then computes step 1): no ``local_fusion``, the input is Y_G.
+
+    Shapes: (N, 3C, H, W) -> (N, C', H, W); deploy form (N, C, H, W) -> (N, C', H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, gate_reduction: int = 4,
@@ -73,6 +86,7 @@ class DimFuse(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.deploy = False
         self.local_fusion = ConvModule(3 * in_channels, in_channels, 1, groups=in_channels,
                                        norm_cfg=norm_cfg,
                                        act_cfg=act_cfg_for(act_cfg, in_channels))
@@ -82,6 +96,19 @@ class DimFuse(BaseModule):
                                          norm_cfg=norm_cfg,
                                          act_cfg=act_cfg_for(act_cfg, out_channels))
 
-    def forward(self, x: Tensor) -> Tensor:
-        fused = self.local_fusion(x)
-        return self.spatial_fusion(fused) * self.gate(fused)
+    def forward(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
+        """``out``: optional (N, C', H, W) tensor (e.g. a view of a larger one)
+        that receives the result."""
+        fused = x if self.deploy else self.local_fusion(x)
+        if out is None:
+            return self.spatial_fusion(fused) * self.gate(fused)
+        return torch.mul(self.spatial_fusion(fused), self.gate(fused), out=out)
+
+    def switch_to_deploy(self) -> None:
+        """Drop ``local_fusion`` (its caller computes it) and fold the BatchNorm
+        of ``spatial_fusion``; a no-op once deployed."""
+        if self.deploy:
+            return
+        del self.local_fusion
+        fold_conv_module(self.spatial_fusion)
+        self.deploy = True

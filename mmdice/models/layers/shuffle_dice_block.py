@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
-from .channel_shuffle import channel_shuffle
+from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
 
 
@@ -49,6 +49,10 @@ class ShuffleDiCEBlock(BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
+        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one
+        #: pass when eager (compiled and exported graphs keep cat + shuffle, which
+        #: the compilers fuse).
+        self.deploy = False
         branch_in = in_channels - self.left_channels
         branch_out = out_channels - self.left_channels
         self.branch = Sequential(
@@ -58,7 +62,27 @@ class ShuffleDiCEBlock(BaseModule):
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         left, right = x[:, :self.left_channels], x[:, self.left_channels:]
+        if self.deploy and not torch.compiler.is_compiling():
+            return self._deploy_forward(left, right, memory_format_of(x))
         return channel_shuffle(torch.cat((left, self.branch(right)), dim=1), 2)
+
+    def _deploy_forward(self, left: Tensor, right: Tensor,
+                        memory_format: torch.memory_format) -> Tensor:
+        """Eager deploy form: concat + shuffle without intermediate copies."""
+        # A channel slice of a channels-last tensor is neither layout, and
+        # convolutions return such inputs in NCHW: copy it (once) instead.
+        right = self.branch[0](right.contiguous(memory_format=memory_format))
+        if 2 * self.left_channels != self.out_channels:
+            return shuffled_concat((left, self.branch[1](right)), 2)
+        # Equal halves: output channel 2k is left channel k, 2k + 1 the branch's
+        # channel k; the DiCE unit writes its gated product straight there.
+        batch, _, height, width = left.shape
+        out = torch.empty((batch, self.out_channels, height, width), dtype=left.dtype,
+                          device=left.device, memory_format=memory_format)
+        halves = out.view(batch, self.left_channels, 2, height, width)
+        halves[:, :, 0].copy_(left)
+        self.branch[1](right, out=halves[:, :, 1])
+        return out
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
-from .channel_shuffle import channel_shuffle
+from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
 
 
@@ -41,6 +41,10 @@ class StridedDiCE(BaseModule):
         self.in_channels = in_channels
         self.out_channels = 2 * in_channels
         self.with_cp = with_cp
+        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one
+        #: pass when eager (compiled and exported graphs keep cat + shuffle, which
+        #: the compilers fuse).
+        self.deploy = False
         conv_act_cfg = act_cfg_for(act_cfg, in_channels)
         self.left = Sequential(
             ConvModule(in_channels, in_channels, 3, stride=2, padding=1, groups=in_channels,
@@ -52,6 +56,8 @@ class StridedDiCE(BaseModule):
             ConvModule(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
 
     def _inner_forward(self, x: Tensor) -> Tensor:
+        if self.deploy and not torch.compiler.is_compiling():
+            return shuffled_concat((self.left(x), self.right(x)), 2)
         return channel_shuffle(torch.cat((self.left(x), self.right(x)), dim=1), 2)
 
     def forward(self, x: Tensor) -> Tensor:

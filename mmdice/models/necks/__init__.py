@@ -1,2 +1,4 @@
-"""Necks of mmdice (DiCENet uses the codebases' own necks)."""
-__all__ = []
+"""Necks of mmdice."""
+from .dice_ssd_neck import DiCESSDNeck
+
+__all__ = ['DiCESSDNeck']

@@ -116,6 +116,48 @@ def test_train_mode_forward_backward():
     assert all(p.grad is not None for p in model.parameters())
 
 
+@pytest.fixture
+def one_thread():
+    """One CPU thread: on a busy 2-core machine more threads only wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('device,dtype', [
+    pytest.param('cpu', torch.bfloat16, id='cpu-bfloat16'),
+    pytest.param('cuda', torch.float16, id='cuda-float16',
+                 marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')),
+    pytest.param('cuda', torch.bfloat16, id='cuda-bfloat16',
+                 marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')),
+])
+def test_autocast_forward_backward(device, dtype, one_thread):
+    """Mixed precision (tools/train.py --amp): the DiCE units take the
+    low-precision output of the autocast stem; the float32 parameters get
+    finite float32 gradients close to those of a float32 pass (eval mode, so
+    that batch statistics do not amplify the rounding)."""
+    torch.manual_seed(0)
+    model = DiCENet(widen_factor=0.5, input_size=64).to(device).eval()
+    x = torch.randn(4, 3, 64, 64, device=device)
+
+    def output_and_grads(autocast):
+        model.zero_grad()
+        with torch.autocast(device, dtype=dtype, enabled=autocast):
+            out = model(x)[-1]
+        out.float().square().mean().backward()
+        return out, torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    expected, expected_grads = output_and_grads(False)
+    out, grads = output_and_grads(True)
+    assert out.dtype == dtype
+    assert all(p.grad.dtype == torch.float32 for p in model.parameters())
+    assert torch.isfinite(grads).all()
+    # measured on the CPU in bfloat16: 0.4 % on the output, 1.8 % on the gradients
+    assert (out.float() - expected).norm() / expected.norm() < 0.02
+    assert (grads - expected_grads).norm() / expected_grads.norm() < 0.06
+
+
 def test_with_cp_matches_plain():
     torch.manual_seed(0)
     plain = DiCENet(widen_factor=0.1, input_size=64)

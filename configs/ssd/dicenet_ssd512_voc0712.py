@@ -1,0 +1,33 @@
+# DiCENet-SSD512, fine-tuned from the SSD300 model at 512x512 with every BatchNorm
+# frozen, as the authors' recipe (`--freeze-bn`, lr 0.005, batch 60): set
+# `load_from` to the SSD300 checkpoint (configs/ssd/dicenet_ssd300_voc0712.py).
+_base_ = [
+    '../_base_/models/dicenet_ssd512.py', '../_base_/datasets/voc0712.py',
+    '../_base_/schedules/ssd_hybrid_100e.py', '../_base_/det_runtime.py'
+]
+load_from = 'work_dirs/dicenet_ssd300_voc0712/epoch_100.pth'
+input_size = 512
+norm_cfg = dict(type='BN', eps=1e-5, requires_grad=False)
+model = dict(
+    backbone=dict(norm_cfg=norm_cfg, norm_eval=True),
+    neck=dict(norm_cfg=norm_cfg),
+    bbox_head=dict(num_classes=20, norm_cfg=norm_cfg))
+train_pipeline = [
+    dict(step, scale=(input_size, input_size)) if step['type'] == 'Resize' else step
+    for step in _base_.train_pipeline
+]
+test_pipeline = [
+    dict(step, scale=(input_size, input_size)) if step['type'] == 'Resize' else step
+    for step in _base_.test_pipeline
+]
+train_dataloader = dict(
+    batch_size=8,
+    dataset=dict(datasets=[
+        dict(dataset, pipeline=train_pipeline)
+        for dataset in _base_.train_dataloader.dataset.datasets
+    ]))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+# batch 64 at lr 0.005 (8 GPUs x 8 images; the authors: 60)
+optim_wrapper = dict(optimizer=dict(lr=0.005))
+auto_scale_lr = dict(base_batch_size=64)

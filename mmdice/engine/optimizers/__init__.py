@@ -1,0 +1,4 @@
+"""Optimizer wrappers of mmdice."""
+from .bf16_optim_wrapper import BF16OptimWrapper
+
+__all__ = ['BF16OptimWrapper']

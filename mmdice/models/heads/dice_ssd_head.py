@@ -1,0 +1,29 @@
+"""mmdet's SSDHead, made able to predict.
+
+mmdet 3.3.0's ``SSDHead.__init__`` skips ``AnchorHead.__init__``, so the head
+has no ``loss_cls``, while ``BaseDenseHead._predict_by_feat_single`` reads it:
+``predict``, validation and every inference API fail with ``AttributeError:
+'SSDHead' object has no attribute 'loss_cls'`` (mmdet issues 11305, 11780;
+the fix was never released).
+"""
+from mmdet.models.dense_heads import SSDHead
+from mmdet.models.losses import CrossEntropyLoss
+
+from mmdice.registry import MODELS
+
+
+@MODELS.register_module()
+class DiCESSDHead(SSDHead):
+    """:class:`mmdet.models.dense_heads.SSDHead` that also predicts.
+
+    It records ``loss_cls`` as what SSD's loss computes: a softmax cross
+    entropy over ``num_classes + 1`` classes, background last (``SSDHead``'s
+    ``loss_by_feat_single`` calls ``F.cross_entropy`` itself, so training is
+    unchanged). The module has no parameters or buffers, so checkpoints of
+    ``SSDHead`` and ``DiCESSDHead`` are interchangeable. Arguments are those
+    of ``SSDHead``.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_cls = CrossEntropyLoss(use_sigmoid=False, loss_weight=1.0)

@@ -1,0 +1,50 @@
+"""The deploy form of the authors' converted VOC segmentor equals its training form.
+
+Needs the EdgeNets weights ($MMDICE_EDGENETS_WEIGHTS, default ../shared/edgenets_weights);
+skips without them. Their BatchNorms contain dead channels (running_var ~ 5.6e-45).
+"""
+import copy
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+pytest.importorskip('mmseg')
+
+import mmdice.models  # noqa: E402,F401
+from mmdice.models import switch_to_deploy  # noqa: E402
+from mmdice.utils.edgenets_converter import convert_edgenets_checkpoint  # noqa: E402
+from mmdice.utils.reparameterize import build_model_from_config  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+WEIGHTS = os.environ.get('MMDICE_EDGENETS_WEIGHTS',
+                         osp.join(REPO, '..', 'shared', 'edgenets_weights'))
+SOURCE = osp.join(WEIGHTS, 'dicenet_s_1.0_pascal_384x384.pth')
+CONFIG = osp.join(REPO, 'configs', 'dicenet_seg', 'dicenet-s1.0_1xb32-100e_voc12aug-384x384.py')
+
+
+@pytest.fixture(scope='module')
+def segmentor(tmp_path_factory):
+    if not osp.isfile(SOURCE):
+        pytest.skip(f'{SOURCE} not found (set MMDICE_EDGENETS_WEIGHTS)')
+    from mmengine.runner import load_checkpoint
+    checkpoint = tmp_path_factory.mktemp('ckpt') / 'dicenet-s1.0_voc12aug-384x384.pth'
+    convert_edgenets_checkpoint(SOURCE, str(checkpoint))
+    model = build_model_from_config(CONFIG)
+    load_checkpoint(model, str(checkpoint), map_location='cpu', strict=True)
+    return model
+
+
+@pytest.mark.parametrize('size', [224, 160])  # the build size (fused op) and another one
+def test_deploy_segmentor_matches_training_form(segmentor, size):
+    deployed = switch_to_deploy(copy.deepcopy(segmentor))
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, size, size)
+    meta = [dict(img_shape=(size, size))]
+    with torch.no_grad():
+        expected = segmentor.encode_decode(x, meta)
+        actual = deployed.encode_decode(x, meta)
+    error = ((actual - expected).abs().max() / expected.abs().max()).item()
+    assert error < 1e-4, f'relative error {error:.2e}'
+    assert torch.equal(actual.argmax(1), expected.argmax(1))
