@@ -10,13 +10,18 @@ column times three plain depth-wise 3x3 convolutions of the same input, a
 floor for what three cuDNN/oneDNN-style convolutions cost without any copies.
 
 Shapes are DiCENet's DimConv inputs at 224x224: (C, H, W) of the three stages
-for widen factor 1.0 and 2.4. Times are medians over ``--repeat`` runs after
-``--warmup`` runs, in milliseconds.
+for widen factor 1.0 and 2.4. With ``--input-size`` the units stay built for
+224x224 (28/14/7) but run on the feature sizes of larger images (SSD at 300:
+38/19/10, 512: 64/32/16; segmentation at 256: 32/16/8, 384: 48/24/12), where
+both paths resample as the authors' DICE unit does (adaptive average pooling
+down to the build size, bilinear ``align_corners=True`` back up). Times are
+medians over ``--repeat`` runs after ``--warmup`` runs, in milliseconds.
 
 Example::
 
     python benchmarks/bench_dim_conv.py --batch 1 32 --repeat 10 --markdown
     python benchmarks/bench_dim_conv.py --batch 32 --system-malloc  # glibc's defaults
+    python benchmarks/bench_dim_conv.py --batch 32 --input-size 300 512 256 384
     python benchmarks/bench_dim_conv.py --device cuda --dtype float16 --peak-gbps 3350
 """
 import argparse
@@ -29,6 +34,7 @@ import time
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,6 +44,8 @@ from mmdice.ops.dim_conv import EXT_AVAILABLE, dim_conv  # noqa: E402
 # (C, H, W) of the DimConv inputs of DiCENet's three stages, widen factor 1.0 and 2.4.
 SHAPES = ((116, 28, 28), (232, 14, 14), (464, 7, 7), (278, 28, 28), (556, 14, 14),
           (1112, 7, 7))
+# The image size the units of SHAPES are built for.
+BUILD_INPUT_SIZE = 224
 DTYPES = dict(float32=torch.float32, float64=torch.float64, float16=torch.float16,
               bfloat16=torch.bfloat16)
 
@@ -56,11 +64,22 @@ class Shuffle(nn.Module):
         return x.view(batch, -1, height, width)
 
 
+def resize(x, size):
+    """The authors' resampling: bilinear (align_corners=True) up, adaptive average pool down."""
+    if x.shape[2:] == size:
+        return x
+    if x.shape[2] < size[0] or x.shape[3] < size[1]:
+        return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
+    return F.adaptive_avg_pool2d(x, size)
+
+
 class ReferenceDimConv(nn.Module):
-    """DimConv of the authors' DICE unit for inputs of the build size (k=3, dilation 1)."""
+    """DimConv of the authors' DICE unit built for (height, width) (k=3, dilation 1)."""
 
     def __init__(self, channels, height, width):
         super().__init__()
+        self.height = height
+        self.width = width
         self.conv_channel = nn.Conv2d(channels, channels, 3, padding=1, groups=channels,
                                       bias=False)
         self.conv_height = nn.Conv2d(height, height, 3, padding=1, groups=height, bias=False)
@@ -68,11 +87,14 @@ class ReferenceDimConv(nn.Module):
         self.vol_shuffle = Shuffle(3)
 
     def forward(self, x):
+        _, _, height, width = x.shape
         out_ch_wise = self.conv_channel(x)
-        x_h_wise = x.transpose(1, 2).contiguous()
+        x_h_wise = resize(x, (self.height, width)).transpose(1, 2).contiguous()
         out_h_wise = self.conv_height(x_h_wise).transpose(1, 2).contiguous()
-        x_w_wise = x.transpose(1, 3).contiguous()
+        out_h_wise = resize(out_h_wise, (height, width))
+        x_w_wise = resize(x, (height, self.width)).transpose(1, 3).contiguous()
         out_w_wise = self.conv_width(x_w_wise).transpose(1, 3).contiguous()
+        out_w_wise = resize(out_w_wise, (height, width))
         outcat = torch.cat((out_ch_wise, out_h_wise, out_w_wise), 1)
         return self.vol_shuffle(outcat)
 
@@ -162,9 +184,19 @@ def check_fused_matches_reference(fused, reference, x, grad_output):
                                  f'{tuple(x.shape)}: relative error {error:.2e} > {tolerance}')
 
 
-def time_shape(batch, shape, dtype, device, warmup, repeat):
-    channels, height, width = shape
-    reference = ReferenceDimConv(channels, height, width).to(device, dtype)
+def run_size(build_size, input_size):
+    """Feature size at the stride where a 224x224 input has ``build_size``: the input
+    halved (rounding up, as stride-2 convolutions with padding do) log2(224 / build) times."""
+    size = input_size
+    for _ in range((BUILD_INPUT_SIZE // build_size).bit_length() - 1):
+        size = (size + 1) // 2
+    return size
+
+
+def time_shape(batch, shape, dtype, device, warmup, repeat, input_size=BUILD_INPUT_SIZE):
+    channels, build_height, build_width = shape
+    height, width = run_size(build_height, input_size), run_size(build_width, input_size)
+    reference = ReferenceDimConv(channels, build_height, build_width).to(device, dtype)
     fused = FusedDimConv(reference)
     floor = ThreeDepthwise(channels).to(device, dtype)
     x = torch.randn(batch, channels, height, width, device=device, dtype=dtype)
@@ -174,7 +206,7 @@ def time_shape(batch, shape, dtype, device, warmup, repeat):
     grad_split = list(grad_cat.split(channels, dim=1))
     modules = dict(ref=(reference, [grad_cat]), fused=(fused, [grad_cat]),
                    dw=(floor, grad_split))
-    row = dict(batch=batch, shape=shape)
+    row = dict(batch=batch, shape=(channels, height, width), build=(build_height, build_width))
     with torch.no_grad():
         forward_times = median_ms({name: partial(module, x)
                                    for name, (module, _) in modules.items()},
@@ -240,7 +272,7 @@ def machine_info(device):
 
 
 def format_table(rows, device, peak_gbps, markdown):
-    header = ['batch', 'C x H x W', 'ref fwd', 'fused fwd', 'speed-up', '3x dw fwd',
+    header = ['batch', 'C x H x W', 'built for', 'ref fwd', 'fused fwd', 'speed-up', '3x dw fwd',
               'ref fwd+bwd', 'fused fwd+bwd', 'speed-up', '3x dw fwd+bwd']
     if device.type == 'cuda':
         header += ['fused fwd GB/s', 'fused fwd+bwd GB/s']
@@ -249,7 +281,8 @@ def format_table(rows, device, peak_gbps, markdown):
     body = []
     for row in rows:
         cells = [
-            str(row['batch']), 'x'.join(map(str, row['shape'])), f"{row['ref_fwd']:.2f}",
+            str(row['batch']), 'x'.join(map(str, row['shape'])), 'x'.join(map(str, row['build'])),
+            f"{row['ref_fwd']:.2f}",
             f"{row['fused_fwd']:.2f}", f"{row['ref_fwd'] / row['fused_fwd']:.1f}x",
             f"{row['dw_fwd']:.2f}", f"{row['ref_fwd_bwd']:.2f}", f"{row['fused_fwd_bwd']:.2f}",
             f"{row['ref_fwd_bwd'] / row['fused_fwd_bwd']:.1f}x", f"{row['dw_fwd_bwd']:.2f}"
@@ -298,6 +331,9 @@ def parse_args():
                         help='peak memory bandwidth of the GPU in GB/s (cuda only)')
     parser.add_argument('--threads', type=positive_int, default=None,
                         help='CPU threads for torch (default: torch.get_num_threads())')
+    parser.add_argument('--input-size', type=positive_int, nargs='+', default=[BUILD_INPUT_SIZE],
+                        help='image sizes whose feature sizes the units (built for 224) run on '
+                        f'(default: {BUILD_INPUT_SIZE}, the build size)')
     parser.add_argument('--markdown', action='store_true', help='print a markdown table')
     parser.add_argument('--system-malloc', action='store_true',
                         help="keep the C library's malloc settings (by default glibc is told to "
@@ -322,8 +358,8 @@ def main():
         print(f'malloc: {malloc}')
     print(f'device {device.type}, dtype {args.dtype}, median of {args.repeat} runs after '
           f'{args.warmup} warm-up runs, times in ms')
-    rows = [time_shape(batch, shape, dtype, device, args.warmup, args.repeat)
-            for batch in args.batch for shape in SHAPES]
+    rows = [time_shape(batch, shape, dtype, device, args.warmup, args.repeat, input_size)
+            for batch in args.batch for input_size in args.input_size for shape in SHAPES]
     print(f'checked: the fused output and gradients match the reference within '
           f'{TOLERANCES[dtype]:g} on all {len(rows)} cases')
     print(format_table(rows, device, args.peak_gbps, args.markdown))

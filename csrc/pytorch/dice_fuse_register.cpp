@@ -80,7 +80,8 @@ at::Tensor dice_fuse_cpu(const at::Tensor& input, const at::Tensor& weight_depth
   const DiceFuseTensors params = contiguous_params(branch_scale, branch_bias, branch_slope,
                                                    fuse_weight, fuse_bias, out_slope);
   check_params(params, input.size(1), input);
-  const auto geometry = make_dim_conv_geometry(input, weight_depth, dilation);
+  const auto geometry =
+      make_dim_conv_geometry(input, weight_depth, weight_height, weight_width, dilation);
   const bool channels_last_input = !input.is_contiguous() &&
                                    input.is_contiguous(at::MemoryFormat::ChannelsLast);
   return dice_fuse_forward_cpu(channels_last_input ? input : input.contiguous(),

@@ -23,7 +23,8 @@ struct DimConvGradMask {
 
 // Builds the geometry from validated tensors; `dilation` is (depth, height, width).
 DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor& weight_depth,
-                                       at::IntArrayRef dilation);
+                                       const at::Tensor& weight_height,
+                                       const at::Tensor& weight_width, at::IntArrayRef dilation);
 
 at::Tensor dim_conv_forward_cpu(const at::Tensor& input, const at::Tensor& weight_depth,
                                 const at::Tensor& weight_height, const at::Tensor& weight_width,

@@ -2,6 +2,11 @@
 // library and binds the CPU and (when built) CUDA kernels to it.
 //
 //   mmdice::dim_conv(input, weight_depth, weight_height, weight_width, dilation) -> output
+//
+// weight_depth is (C, 1, k, k); weight_height (H, Bh, k, k) and weight_width
+// (W, Bw, k, k) hold Bh (Bw) kernels per output row (column), the banded form of
+// csrc/common/dim_conv_common.h (odd Bh, Bw; 1 is the plain DimConv). A weight
+// with 0 kernels in dim 1 (any branch) leaves its branch out: zero outputs.
 //   mmdice::dim_conv_backward(grad_output, input, weight_depth, weight_height, weight_width,
 //                             dilation, output_mask) -> (grad_input, grad_weight_depth,
 //                                                        grad_weight_height, grad_weight_width)
@@ -25,12 +30,17 @@ namespace mmdice {
 
 namespace {
 
+// Dim 1 holds the kernels per row: 0 (branch left out), 1, or with `banded`
+// any odd number.
 void check_weight(const at::Tensor& weight, const char* name, int64_t rows,
-                  int64_t kernel_size, const at::Tensor& input) {
-  TORCH_CHECK(weight.dim() == 4 && weight.size(0) == rows && weight.size(1) == 1 &&
+                  int64_t kernel_size, const at::Tensor& input, bool banded) {
+  TORCH_CHECK(weight.dim() == 4 && weight.size(0) == rows &&
+                  (weight.size(1) == 0 || weight.size(1) == 1 ||
+                   (banded && weight.size(1) % 2 == 1)) &&
                   weight.size(2) == kernel_size && weight.size(3) == kernel_size,
-              "mmdice::dim_conv: ", name, " must have shape (", rows, ", 1, ", kernel_size, ", ",
-              kernel_size, "), got ", weight.sizes());
+              "mmdice::dim_conv: ", name, " must have shape (", rows, ", ",
+              banded ? "0 or an odd band" : "0 or 1", ", ", kernel_size, ", ", kernel_size,
+              "), got ", weight.sizes());
   TORCH_CHECK(weight.scalar_type() == input.scalar_type(), "mmdice::dim_conv: ", name,
               " dtype ", weight.scalar_type(), " differs from input dtype ", input.scalar_type());
   TORCH_CHECK(weight.device() == input.device(), "mmdice::dim_conv: ", name, " is on ",
@@ -49,9 +59,11 @@ void check_inputs(const at::Tensor& input, const at::Tensor& weight_depth,
   const int64_t kernel_size = weight_depth.size(2);
   TORCH_CHECK(kernel_size % 2 == 1, "mmdice::dim_conv: kernel size must be odd, got ",
               kernel_size);
-  check_weight(weight_depth, "weight_depth", input.size(1), kernel_size, input);
-  check_weight(weight_height, "weight_height", input.size(2), kernel_size, input);
-  check_weight(weight_width, "weight_width", input.size(3), kernel_size, input);
+  check_weight(weight_depth, "weight_depth", input.size(1), kernel_size, input, false);
+  check_weight(weight_height, "weight_height", input.size(2), kernel_size, input, true);
+  check_weight(weight_width, "weight_width", input.size(3), kernel_size, input, true);
+  TORCH_CHECK(weight_depth.size(1) + weight_height.size(1) + weight_width.size(1) > 0,
+              "mmdice::dim_conv: at least one weight must hold kernels (dim 1 > 0)");
 }
 
 template <typename Forward>
@@ -59,7 +71,8 @@ at::Tensor forward_impl(Forward forward, const at::Tensor& input, const at::Tens
                         const at::Tensor& weight_height, const at::Tensor& weight_width,
                         at::IntArrayRef dilation) {
   check_inputs(input, weight_depth, weight_height, weight_width, dilation);
-  const auto geometry = make_dim_conv_geometry(input, weight_depth, dilation);
+  const auto geometry =
+      make_dim_conv_geometry(input, weight_depth, weight_height, weight_width, dilation);
   return forward(input.contiguous(), weight_depth.contiguous(), weight_height.contiguous(),
                  weight_width.contiguous(), geometry);
 }
@@ -94,7 +107,8 @@ OptionalGrads backward_impl(Backward backward, const at::Tensor& grad_output,
   check_inputs(input, weight_depth, weight_height, weight_width, dilation);
   check_grad_output(grad_output, input);
   const DimConvGradMask mask{output_mask[0], {output_mask[1], output_mask[2], output_mask[3]}};
-  const auto geometry = make_dim_conv_geometry(input, weight_depth, dilation);
+  const auto geometry =
+      make_dim_conv_geometry(input, weight_depth, weight_height, weight_width, dilation);
   // Only the weight gradients read the input: a placeholder is not copied.
   const at::Tensor input_read = mask.any_weight() ? input.contiguous() : input;
   const auto grads = backward(grad_output.contiguous(), input_read, weight_depth.contiguous(),
@@ -141,10 +155,12 @@ OptionalGrads dim_conv_backward_cuda_impl(const at::Tensor& grad_output,
 }  // namespace
 
 DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor& weight_depth,
-                                       at::IntArrayRef dilation) {
-  return DimConvGeometry{input.size(0),        input.size(1), input.size(2),
+                                       const at::Tensor& weight_height,
+                                       const at::Tensor& weight_width, at::IntArrayRef dilation) {
+  return DimConvGeometry{input.size(0),        input.size(1),        input.size(2),
                          input.size(3),        weight_depth.size(2), dilation[0],
-                         dilation[1],          dilation[2]};
+                         dilation[1],          dilation[2],          weight_height.size(1),
+                         weight_width.size(1), weight_depth.size(1)};
 }
 
 TORCH_LIBRARY(mmdice, m) {

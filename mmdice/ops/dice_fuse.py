@@ -9,8 +9,10 @@ with DimConv branch outputs y_g (g = 0 depth, 1 height, 2 width):
     out = prelu(sum_g fuse_weight[c, g] * z_g + fuse_bias[c], out_slope[c])
 
 ``torch.ops.mmdice.dice_fuse`` (its last argument: whether the output is
-channels-last) computes it in one pass over the input at the build size, the 3C DimConv output never leaving the cache; at other sizes
-DimConv runs through :func:`~mmdice.ops.dim_conv` (its resampling path) and
+channels-last) computes it in one pass over the input at the build size, the
+3C DimConv output never leaving the cache; at other sizes DimConv runs through
+:func:`~mmdice.ops.dim_conv` (the fused op with banded kernels or resampling
+passes, :mod:`mmdice.ops.dynamic_scaling`) and
 ``torch.ops.mmdice.dice_fuse_epilogue`` does the rest in one pass. Inference
 only: the ops have no autograd.
 """

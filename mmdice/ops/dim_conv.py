@@ -16,7 +16,9 @@ which is the authors' concat [D, H, W] followed by a 3-group channel shuffle.
 When H != Hm (or W != Wm) only the height (width) branch's own axis is
 resampled to the build size and back: bilinear with ``align_corners=True``
 when growing, adaptive average pooling when shrinking (the reference's dynamic
-scaling). Same-size inputs run the fused kernel of ``mmdice._ext`` in one pass.
+scaling). The fused kernel of ``mmdice._ext`` runs every size: other sizes
+as banded per-row kernels or resampling passes around it
+(:mod:`mmdice.ops.dynamic_scaling`).
 
 Inside ``torch.autocast`` the input and weights are cast to the autocast
 dtype (float64 tensors excepted), as autocast does for ``conv2d``.
@@ -29,6 +31,8 @@ from typing import Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .dynamic_scaling import fused_dim_conv, resize_axis
 
 #: torch.library.register_fake / register_autograd and the autocast queries
 #: by device type appeared in torch 2.4; tested with torch 2.14.1.
@@ -132,17 +136,6 @@ def _autocast(x: Tensor, *weights: Tensor) -> Tuple[Tensor, ...]:
                  and t.dtype != torch.float64 else t for t in (x, *weights))
 
 
-def _resize_axis(x: Tensor, axis: int, size: int) -> Tensor:
-    """Resample one spatial axis (2 = height, 3 = width) of ``x`` to ``size``."""
-    if x.shape[axis] == size:
-        return x
-    target = [x.shape[2], x.shape[3]]
-    target[axis - 2] = size
-    if x.shape[axis] < size:
-        return F.interpolate(x, size=target, mode='bilinear', align_corners=True)
-    return F.adaptive_avg_pool2d(x, target)
-
-
 def _padding(kernel_size: int, dilation: int) -> int:
     return dilation * (kernel_size - 1) // 2
 
@@ -158,10 +151,10 @@ def _spatial_branch(x: Tensor, weight: Tensor, dilation: int, axis: int) -> Tens
     axis is resampled to the build size ``weight.shape[0]`` and back."""
     size, build_size = x.shape[axis], weight.shape[0]
     # (N, Hm, C, W) for the height branch, (N, Wm, H, C) for the width branch
-    permuted = _resize_axis(x, axis, build_size).transpose(1, axis)
+    permuted = resize_axis(x, axis, build_size).transpose(1, axis)
     y = F.conv2d(permuted, weight, padding=_padding(weight.shape[-1], dilation),
                  dilation=dilation, groups=build_size)
-    return _resize_axis(y.transpose(1, axis), axis, size)
+    return resize_axis(y.transpose(1, axis), axis, size)
 
 
 def _interleave(y_depth: Tensor, y_height: Tensor, y_width: Tensor) -> Tensor:
@@ -213,18 +206,22 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
              dilation: IntTriple = 1) -> Tensor:
     """DimConv of ``x`` (N, C, H, W) -> (N, 3C, H, W); see the module docstring.
 
-    Runs the fused ``torch.ops.mmdice.dim_conv`` kernel when the input matches
-    the build size (H == Hm, W == Wm); otherwise the depth-wise branch runs on
-    ``x`` and each spatial branch on ``x`` resampled along its own axis.
+    Runs the fused ``torch.ops.mmdice.dim_conv`` kernel; for an input of
+    another size than the build size (H != Hm or W != Wm) with banded kernels
+    or resampling passes (:func:`~mmdice.ops.dynamic_scaling.fused_dim_conv`),
+    except under a jit trace (FLOP counting, TorchScript), which records such
+    inputs as the reference's convolutions (the multiply-adds the paper counts),
+    and under ``torch.export`` (ONNX export), whose translation of the op
+    (:mod:`mmdice.ops.onnx`) takes one kernel per row and column.
     """
     x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
                                                              weight_width)
     _check_inputs(x, weight_depth, weight_height, weight_width)
     dilation = _as_dilation(dilation)
     same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
-    if same_size and _fused_supported(x):
-        return torch.ops.mmdice.dim_conv(x, weight_depth, weight_height, weight_width,
-                                         list(dilation))
+    recording = torch.jit.is_tracing() or torch.compiler.is_exporting()
+    if _fused_supported(x) and (same_size or not recording):
+        return fused_dim_conv(x, weight_depth, weight_height, weight_width, list(dilation))
     if not EXT_AVAILABLE:
         _warn_fallback_once()
     return dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation)
@@ -235,18 +232,24 @@ def _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation):
     torch._check(x.dim() == 4, lambda: f'input must be (N, C, H, W), got {tuple(x.shape)}')
     torch._check(len(dilation) == 3, lambda: f'dilation must be three ints, got {dilation}')
     kernel_size = weight_depth.shape[-1]
-    for name, weight, rows in (('weight_depth', weight_depth, x.shape[1]),
-                               ('weight_height', weight_height, x.shape[2]),
-                               ('weight_width', weight_width, x.shape[3])):
+    # Dim 1 holds the kernels per channel / row / column: 0 (branch left out),
+    # 1, or for the spatial branches any odd band.
+    for name, weight, rows, banded in (('weight_depth', weight_depth, x.shape[1], False),
+                                       ('weight_height', weight_height, x.shape[2], True),
+                                       ('weight_width', weight_width, x.shape[3], True)):
         torch._check(
-            weight.dim() == 4 and weight.shape[0] == rows and weight.shape[1] == 1
+            weight.dim() == 4 and weight.shape[0] == rows
+            and (weight.shape[1] == 0 or weight.shape[1] == 1
+                 or (banded and weight.shape[1] % 2 == 1))
             and weight.shape[2] == kernel_size and weight.shape[3] == kernel_size,
-            lambda name=name, weight=weight, rows=rows: (
-                f'{name} must have shape ({rows}, 1, {kernel_size}, {kernel_size}), '
-                f'got {tuple(weight.shape)}'))
+            lambda name=name, weight=weight, rows=rows, banded=banded: (
+                f'{name} must have shape ({rows}, {"0 or an odd band" if banded else "0 or 1"}, '
+                f'{kernel_size}, {kernel_size}), got {tuple(weight.shape)}'))
         torch._check(weight.dtype == x.dtype,
                      lambda name=name, weight=weight: f'{name} dtype {weight.dtype} differs '
                      f'from input dtype {x.dtype}')
+    torch._check(weight_depth.shape[1] + weight_height.shape[1] + weight_width.shape[1] > 0,
+                 lambda: 'at least one weight must hold kernels (dim 1 > 0)')
 
 
 if EXT_AVAILABLE:

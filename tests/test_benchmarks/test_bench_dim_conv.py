@@ -34,11 +34,13 @@ def test_benchmark_prints_a_checked_row_per_shape():
     rows = [line.strip('| ').split(' | ') for line in lines if line.startswith('| 1 |')]
     assert [row[1] for row in rows] == [
         '116x28x28', '232x14x14', '464x7x7', '278x28x28', '556x14x14', '1112x7x7']
+    # at the default input size (224) every shape runs at its build size
+    assert [row[2] for row in rows] == [row[1].split('x', 1)[1] for row in rows]
     for row in rows:
-        times = [float(row[i]) for i in (2, 3, 6, 7)]
+        times = [float(row[i]) for i in (3, 4, 7, 8)]
         assert min(times) > 0
         # the speed-up cells are the ratios of the times (printed to 0.01 ms, ratios to 0.1)
-        for ref, fused, speed_up in ((times[0], times[1], row[4]), (times[2], times[3], row[8])):
+        for ref, fused, speed_up in ((times[0], times[1], row[5]), (times[2], times[3], row[9])):
             assert speed_up.endswith('x')
             low = (ref - 0.005) / (fused + 0.005) - 0.05
             high = (ref + 0.005) / max(fused - 0.005, 1e-9) + 0.05

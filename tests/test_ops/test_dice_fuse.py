@@ -1,12 +1,16 @@
 """Tests of the fused DiCE op: the kernels against the pure-PyTorch reference
 (DimConv reference + the folded training-form epilogue written with standard
 operators) and against the formula evaluated branch by branch."""
+import importlib
+
 import pytest
 import torch
 
 from mmdice.ops import (EXT_AVAILABLE, DimConvFuse2d, dice_fuse, dice_fuse_epilogue,
                         dice_fuse_epilogue_reference, dice_fuse_reference, dim_conv_reference)
 
+# The module itself (``mmdice.ops.dim_conv`` the attribute is the function).
+dim_conv_module = importlib.import_module('mmdice.ops.dim_conv')
 requires_ext = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
 TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-5, torch.bfloat16: 3e-2}
 
@@ -93,9 +97,27 @@ def test_threads_agree():
         assert torch.equal(unit(x), single)
 
 
+@requires_ext
+def test_other_sizes_run_the_fused_dynamic_path(monkeypatch):
+    """Off the build size DimConv runs the fused op (banded kernels or
+    resampling passes), not the reference, before the epilogue."""
+    calls = []
+    fused_dim_conv = dim_conv_module.fused_dim_conv
+
+    def recording(*args):
+        calls.append(args[0].shape)
+        return fused_dim_conv(*args)
+
+    monkeypatch.setattr(dim_conv_module, 'fused_dim_conv', recording)
+    monkeypatch.setattr(dim_conv_module, 'dim_conv_reference', None)
+    with torch.no_grad():
+        make_unit(8, (6, 6))(torch.randn(2, 8, 14, 9))
+    assert calls == [(2, 8, 14, 9)]
+
+
 @pytest.mark.parametrize('size', [(12, 10), (3, 5)])
 def test_other_sizes_resample_like_dim_conv(size):
-    """Off the build size: DimConv's resampling path, then the epilogue."""
+    """Off the build size: DimConv's resampling, then the epilogue."""
     unit = make_unit(8, (6, 6))
     x = torch.randn(2, 8, *size)
     with torch.no_grad():

@@ -252,14 +252,17 @@ def test_fused_matches_on_narrow_planes(device, size, kernel_size, dilation):
 @pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('size,build_size', [((7, 7), (9, 5)), ((6, 9), (4, 12)),
                                              ((8, 5), (8, 7))])
-def test_scaled_input_uses_reference_path(monkeypatch, device, size, build_size):
-    """Inputs of another size than the build size run the reference's dynamic
-    scaling, and match the authors' resize-transpose-convolve DimConv."""
+@requires_ext
+def test_scaled_input_uses_fused_path(monkeypatch, device, size, build_size):
+    """Inputs of another size than the build size run the fused op (banded
+    kernels or resampling passes), not the reference, and match the authors'
+    resize-transpose-convolve DimConv."""
     reference_calls = count_calls(monkeypatch, 'dim_conv_reference')
+    fused_calls = count_calls(monkeypatch, 'fused_dim_conv')
     inputs = make_inputs(2, 3, size, build_size, 3, torch.float64, device)
     output, grads, grad_output = values_and_grads(
         lambda *t: dim_conv(*t, (1, 2, 1)), inputs)
-    assert len(reference_calls) == 1
+    assert (len(fused_calls), len(reference_calls)) == (1, 0)
     expected, expected_grads, _ = values_and_grads(
         lambda *t: authors_dim_conv(*t, (1, 2, 1)), inputs, grad_output)
     assert output.shape == (2, 9, *size)
@@ -451,9 +454,11 @@ def test_autograd_saves_and_computes_only_what_is_needed(monkeypatch, frozen, sa
 
 @requires_ext
 @pytest.mark.parametrize('change,message', [
-    (dict(weight_height=(6, 1, 3, 3)), r'weight_height must have shape \(5, 1, 3, 3\)'),
-    (dict(weight_width=(6, 1, 5, 5)), r'weight_width must have shape \(6, 1, 3, 3\)'),
-    (dict(weight_depth=(3, 1, 3, 3)), r'weight_depth must have shape \(4, 1, 3, 3\)'),
+    (dict(weight_height=(6, 1, 3, 3)),
+     r'weight_height must have shape \(5, 0 or an odd band, 3, 3\)'),
+    (dict(weight_width=(6, 1, 5, 5)),
+     r'weight_width must have shape \(6, 0 or an odd band, 3, 3\)'),
+    (dict(weight_depth=(3, 1, 3, 3)), r'weight_depth must have shape \(4, 0 or 1, 3, 3\)'),
     (dict(x=(4, 5, 6)), r'input must be \(N, C, H, W\)'),
 ])
 def test_fake_kernel_checks_shapes(change, message):

@@ -43,6 +43,20 @@ def test_op_translations_match_onnxruntime(tmp_path, slope):
         assert outputs == 1 and error < 1e-5
 
 
+@requires_ext
+def test_export_at_another_size_than_the_build_size(tmp_path):
+    """Eagerly such inputs run the op with banded weights (and resampling
+    passes); the export records the reference's resampling, which the op's
+    one-kernel-per-row translation does not have to cover."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 14, 9)  # height 6 -> 14: resampling passes (B 7), width 6 -> 9: B 5
+    for index, module in enumerate((DimConv2d(8, (6, 6)), DimConvFuse2d(8, (6, 6)))):
+        path = str(tmp_path / f'scaled{index}.onnx')
+        export_onnx(module, x, path)
+        outputs, error = check_onnx(path, module, x)
+        assert outputs == 1 and error < 1e-5
+
+
 @pytest.mark.parametrize('config', [CLS_CONFIG, SEG_CONFIG])
 def test_tool_exports_and_checks_the_deploy_form(tmp_path, config):
     out = tmp_path / 'model.onnx'

@@ -15,6 +15,8 @@
 //                 reduction domain) reduces its taps with warp shuffles and
 //                 shared memory into partial sums; a second kernel adds the
 //                 chunks in a fixed order, so the result is deterministic.
+//                 A banded height-wise (width-wise) weight has Bh (Bw) rows
+//                 per output row (column): "weight rows" count each band entry.
 #pragma once
 
 #include <algorithm>
@@ -40,7 +42,9 @@ constexpr int kDimConvWidthTile = 8;
 constexpr int64_t kDimConvMinPositionsPerThread = 4;
 
 // How the weight-gradient reduction is split into blocks. Branch b (depth,
-// height, width) has `rows[b]` weight rows (C, H, W), each a sum over
+// height, width) has `rows[b]` weight rows (C, H * Bh, W * Bw; height-wise row
+// h * Bh + t is band entry t of output row h, width-wise row t * W + w band
+// entry t of output column w, so that a width tile holds adjacent columns), each a sum over
 // `domain[b]` positions ((n, h, w), (n, c, w), (n, c, h)) cut into `chunks[b]`
 // consecutive pieces of `chunk_length[b]` positions. The rows are handled in
 // `row_groups[b]` groups of one row (depth, height) or kDimConvWidthTile rows
@@ -76,8 +80,12 @@ inline DimConvWeightGradPlan make_dim_conv_weight_grad_plan(const DimConvGeometr
   const auto ceil_div = [](int64_t numerator, int64_t denominator) {
     return (numerator + denominator - 1) / denominator;
   };
-  const int64_t rows[kNumBranches] = {c, h, w};
-  const int64_t row_groups[kNumBranches] = {c, h, ceil_div(w, kDimConvWidthTile)};
+  const int64_t depth_rows = c * geometry.band_depth;
+  const int64_t height_rows = h * geometry.band_height;
+  const int64_t width_rows = w * geometry.band_width;
+  const int64_t rows[kNumBranches] = {depth_rows, height_rows, width_rows};
+  const int64_t row_groups[kNumBranches] = {depth_rows, height_rows,
+                                            ceil_div(width_rows, kDimConvWidthTile)};
   const int64_t domain[kNumBranches] = {n * h * w, n * c * w, n * c * h};
   const int64_t threads_per_row[kNumBranches] = {kDimConvThreads, kDimConvThreads,
                                                  kDimConvThreads / kDimConvWidthTile};
@@ -87,8 +95,9 @@ inline DimConvWeightGradPlan make_dim_conv_weight_grad_plan(const DimConvGeometr
   int64_t next_partial = 0;
   for (int64_t branch = 0; branch < kNumBranches; ++branch) {
     const int64_t min_chunk_length = threads_per_row[branch] * kDimConvMinPositionsPerThread;
+    // A branch left out (no weight rows) gets no blocks.
     const int64_t wanted_chunks = std::max<int64_t>(
-        1, std::min(ceil_div(target_blocks, row_groups[branch]),
+        1, std::min(ceil_div(target_blocks, std::max<int64_t>(1, row_groups[branch])),
                     ceil_div(domain[branch], min_chunk_length)));
     const int64_t chunk_length = ceil_div(domain[branch], wanted_chunks);
     plan.rows[branch] = rows[branch];
@@ -143,52 +152,64 @@ __global__ void __launch_bounds__(kDimConvThreads)
     const scalar_t* x_n = input + n * channels * plane;
     const scalar_t* x_nc = x_n + c * plane;
     const scalar_t* kernel_depth = weight_depth + c * k * k;
-    const scalar_t* kernel_height = weight_height + h * k * k;
-    const scalar_t* kernel_width = weight_width + w * k * k;
 
     acc_t sum_depth = 0;
+    if (geometry.band_depth > 0) {
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_depth);
-      if (!in_range(hh, height)) continue;
+      for (int a = 0; a < k; ++a) {
+        const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_depth);
+        if (!in_range(hh, height)) continue;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_depth);
-        if (in_range(ww, width)) {
-          sum_depth += static_cast<acc_t>(kernel_depth[a * k + b]) *
-                       static_cast<acc_t>(x_nc[hh * width + ww]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_depth);
+          if (in_range(ww, width)) {
+            sum_depth += static_cast<acc_t>(kernel_depth[a * k + b]) *
+                         static_cast<acc_t>(x_nc[hh * width + ww]);
+          }
         }
       }
     }
 
+    // Band entry t of row h reads input row h + band_offset(t).
     acc_t sum_height = 0;
+    for (int64_t t = 0; t < geometry.band_height; ++t) {
+      const int64_t source_row = h + DimConvGeometry::band_offset(t, geometry.band_height);
+      if (!in_range(source_row, height)) continue;
+      const scalar_t* kernel_height = weight_height + (h * geometry.band_height + t) * k * k;
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t cc = c + dim_conv_tap_offset(a, k, geometry.dilation_height);
-      if (!in_range(cc, channels)) continue;
-      const scalar_t* x_row = x_n + cc * plane + h * width;
+      for (int a = 0; a < k; ++a) {
+        const int64_t cc = c + dim_conv_tap_offset(a, k, geometry.dilation_height);
+        if (!in_range(cc, channels)) continue;
+        const scalar_t* x_row = x_n + cc * plane + source_row * width;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_height);
-        if (in_range(ww, width)) {
-          sum_height += static_cast<acc_t>(kernel_height[a * k + b]) *
-                        static_cast<acc_t>(x_row[ww]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_height);
+          if (in_range(ww, width)) {
+            sum_height += static_cast<acc_t>(kernel_height[a * k + b]) *
+                          static_cast<acc_t>(x_row[ww]);
+          }
         }
       }
     }
 
+    // Band entry t of column w reads input column w + band_offset(t).
     acc_t sum_width = 0;
+    for (int64_t t = 0; t < geometry.band_width; ++t) {
+      const int64_t source_column = w + DimConvGeometry::band_offset(t, geometry.band_width);
+      if (!in_range(source_column, width)) continue;
+      const scalar_t* kernel_width = weight_width + (w * geometry.band_width + t) * k * k;
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_width);
-      if (!in_range(hh, height)) continue;
-      const scalar_t* x_column = x_n + hh * width + w;
+      for (int a = 0; a < k; ++a) {
+        const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_width);
+        if (!in_range(hh, height)) continue;
+        const scalar_t* x_column = x_n + hh * width + source_column;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t cc = c + dim_conv_tap_offset(b, k, geometry.dilation_width);
-        if (in_range(cc, channels)) {
-          sum_width += static_cast<acc_t>(kernel_width[a * k + b]) *
-                       static_cast<acc_t>(x_column[cc * plane]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t cc = c + dim_conv_tap_offset(b, k, geometry.dilation_width);
+          if (in_range(cc, channels)) {
+            sum_width += static_cast<acc_t>(kernel_width[a * k + b]) *
+                         static_cast<acc_t>(x_column[cc * plane]);
+          }
         }
       }
     }
@@ -201,9 +222,9 @@ __global__ void __launch_bounds__(kDimConvThreads)
   }
 }
 
-// grad_input[n, c, h, w]: the three branches' transposed convolutions. The
-// height-wise kernel of an input element is that of its own row h, the
-// width-wise kernel that of its own column w.
+// grad_input[n, c, h, w]: the three branches' transposed convolutions. Input
+// row h is read by band entry t of output row h - band_offset(t) (the
+// height-wise kernel of its own row h when unbanded), input column w likewise.
 template <typename scalar_t, typename acc_t, int K>
 __global__ void __launch_bounds__(kDimConvThreads)
     dim_conv_grad_input_cuda_kernel(const scalar_t* __restrict__ grad_output,
@@ -227,50 +248,63 @@ __global__ void __launch_bounds__(kDimConvThreads)
     // go_n + (kNumBranches * cc + branch) * plane.
     const scalar_t* go_n = grad_output + n * kNumBranches * channels * plane;
     const scalar_t* kernel_depth = weight_depth + c * k * k;
-    const scalar_t* kernel_height = weight_height + h * k * k;
-    const scalar_t* kernel_width = weight_width + w * k * k;
     acc_t sum = 0;
 
     const scalar_t* go_depth = go_n + (kNumBranches * c + kDepthBranch) * plane;
+    if (geometry.band_depth > 0) {
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_depth);
-      if (!in_range(hh, height)) continue;
+      for (int a = 0; a < k; ++a) {
+        const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_depth);
+        if (!in_range(hh, height)) continue;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_depth);
-        if (in_range(ww, width)) {
-          sum += static_cast<acc_t>(kernel_depth[a * k + b]) *
-                 static_cast<acc_t>(go_depth[hh * width + ww]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_depth);
+          if (in_range(ww, width)) {
+            sum += static_cast<acc_t>(kernel_depth[a * k + b]) *
+                   static_cast<acc_t>(go_depth[hh * width + ww]);
+          }
         }
       }
     }
 
+    for (int64_t t = 0; t < geometry.band_height; ++t) {
+      const int64_t output_row = h - DimConvGeometry::band_offset(t, geometry.band_height);
+      if (!in_range(output_row, height)) continue;
+      const scalar_t* kernel_height =
+          weight_height + (output_row * geometry.band_height + t) * k * k;
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t cc = c - dim_conv_tap_offset(a, k, geometry.dilation_height);
-      if (!in_range(cc, channels)) continue;
-      const scalar_t* go_row = go_n + (kNumBranches * cc + kHeightBranch) * plane + h * width;
+      for (int a = 0; a < k; ++a) {
+        const int64_t cc = c - dim_conv_tap_offset(a, k, geometry.dilation_height);
+        if (!in_range(cc, channels)) continue;
+        const scalar_t* go_row =
+            go_n + (kNumBranches * cc + kHeightBranch) * plane + output_row * width;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_height);
-        if (in_range(ww, width)) {
-          sum += static_cast<acc_t>(kernel_height[a * k + b]) * static_cast<acc_t>(go_row[ww]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_height);
+          if (in_range(ww, width)) {
+            sum += static_cast<acc_t>(kernel_height[a * k + b]) * static_cast<acc_t>(go_row[ww]);
+          }
         }
       }
     }
 
+    for (int64_t t = 0; t < geometry.band_width; ++t) {
+      const int64_t output_column = w - DimConvGeometry::band_offset(t, geometry.band_width);
+      if (!in_range(output_column, width)) continue;
+      const scalar_t* kernel_width =
+          weight_width + (output_column * geometry.band_width + t) * k * k;
 #pragma unroll
-    for (int a = 0; a < k; ++a) {
-      const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_width);
-      if (!in_range(hh, height)) continue;
-      const scalar_t* go_column = go_n + kWidthBranch * plane + hh * width + w;
+      for (int a = 0; a < k; ++a) {
+        const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_width);
+        if (!in_range(hh, height)) continue;
+        const scalar_t* go_column = go_n + kWidthBranch * plane + hh * width + output_column;
 #pragma unroll
-      for (int b = 0; b < k; ++b) {
-        const int64_t cc = c - dim_conv_tap_offset(b, k, geometry.dilation_width);
-        if (in_range(cc, channels)) {
-          sum += static_cast<acc_t>(kernel_width[a * k + b]) *
-                 static_cast<acc_t>(go_column[kNumBranches * cc * plane]);
+        for (int b = 0; b < k; ++b) {
+          const int64_t cc = c - dim_conv_tap_offset(b, k, geometry.dilation_width);
+          if (in_range(cc, channels)) {
+            sum += static_cast<acc_t>(kernel_width[a * k + b]) *
+                   static_cast<acc_t>(go_column[kNumBranches * cc * plane]);
+          }
         }
       }
     }
@@ -313,12 +347,12 @@ __device__ __forceinline__ void dim_conv_accumulate_depth_row(
   }
 }
 
-// Height-wise row h; positions (n, c, w), w fastest.
+// Height-wise output row h reading input row source_row; positions (n, c, w), w fastest.
 template <int kTaps, typename scalar_t, typename acc_t>
 __device__ __forceinline__ void dim_conv_accumulate_height_row(
     acc_t (&acc)[kTaps], const scalar_t* __restrict__ grad_output,
     const scalar_t* __restrict__ input, const DimConvGeometry& geometry, int64_t h,
-    int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
+    int64_t source_row, int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
   const int64_t channels = geometry.channels;
   const int64_t width = geometry.width;
   const int64_t plane = geometry.height * width;
@@ -330,7 +364,7 @@ __device__ __forceinline__ void dim_conv_accumulate_height_row(
     const acc_t go = static_cast<acc_t>(
         grad_output[(n * kNumBranches * channels + kNumBranches * c + kHeightBranch) * plane +
                     h * width + w]);
-    const scalar_t* x_nh = input + n * channels * plane + h * width;
+    const scalar_t* x_nh = input + n * channels * plane + source_row * width;
 #pragma unroll
     for (int t = 0; t < kTaps; ++t) {
       const int tap = tap_begin + t;
@@ -343,12 +377,13 @@ __device__ __forceinline__ void dim_conv_accumulate_height_row(
   }
 }
 
-// Width-wise row (column) w; positions (n, c, h), h fastest.
+// Width-wise output column w reading input column source_column; positions
+// (n, c, h), h fastest.
 template <int kTaps, typename scalar_t, typename acc_t>
 __device__ __forceinline__ void dim_conv_accumulate_width_row(
     acc_t (&acc)[kTaps], const scalar_t* __restrict__ grad_output,
     const scalar_t* __restrict__ input, const DimConvGeometry& geometry, int64_t w,
-    int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
+    int64_t source_column, int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
   const int64_t channels = geometry.channels;
   const int64_t height = geometry.height;
   const int64_t width = geometry.width;
@@ -361,7 +396,7 @@ __device__ __forceinline__ void dim_conv_accumulate_width_row(
     const acc_t go = static_cast<acc_t>(
         grad_output[(n * kNumBranches * channels + kNumBranches * c + kWidthBranch) * plane +
                     h * width + w]);
-    const scalar_t* x_nw = input + n * channels * plane + w;
+    const scalar_t* x_nw = input + n * channels * plane + source_column;
 #pragma unroll
     for (int t = 0; t < kTaps; ++t) {
       const int tap = tap_begin + t;
@@ -436,17 +471,22 @@ __global__ void __launch_bounds__(kDimConvThreads)
 #pragma unroll
   for (int t = 0; t < kTaps; ++t) acc[t] = 0;
   if (branch == kWidthBranch) {
-    const int64_t first_column = group * kDimConvWidthTile;
-    const int64_t w = first_column + threadIdx.x % kDimConvWidthTile;
-    if (w < geometry.width) {
-      dim_conv_accumulate_width_row<kTaps>(acc, grad_output, input, geometry, w,
+    const int64_t first_row = group * kDimConvWidthTile;
+    const int64_t row = first_row + threadIdx.x % kDimConvWidthTile;
+    const int64_t w = row % geometry.width;
+    const int64_t source_column =
+        w + DimConvGeometry::band_offset(row / geometry.width, geometry.band_width);
+    if (row < plan.rows[kWidthBranch] && in_range(source_column, geometry.width)) {
+      dim_conv_accumulate_width_row<kTaps>(acc, grad_output, input, geometry, w, source_column,
                                            begin + threadIdx.x / kDimConvWidthTile,
                                            kDimConvThreads / kDimConvWidthTile, end, k,
                                            tap_begin);
     }
     dim_conv_block_reduce_taps<kDimConvWidthTile>(acc, [&](int column, int t, acc_t total) {
-      const int64_t row = first_column + column;
-      if (row < geometry.width) branch_partials[(row * chunks + chunk) * taps + t] = total;
+      const int64_t tile_row = first_row + column;
+      if (tile_row < plan.rows[kWidthBranch]) {
+        branch_partials[(tile_row * chunks + chunk) * taps + t] = total;
+      }
     });
   } else {
     const int64_t row = group;
@@ -455,9 +495,14 @@ __global__ void __launch_bounds__(kDimConvThreads)
                                            begin + threadIdx.x, kDimConvThreads, end, k,
                                            tap_begin);
     } else {
-      dim_conv_accumulate_height_row<kTaps>(acc, grad_output, input, geometry, row,
-                                            begin + threadIdx.x, kDimConvThreads, end, k,
-                                            tap_begin);
+      const int64_t h = row / geometry.band_height;
+      const int64_t source_row =
+          h + DimConvGeometry::band_offset(row % geometry.band_height, geometry.band_height);
+      if (in_range(source_row, geometry.height)) {
+        dim_conv_accumulate_height_row<kTaps>(acc, grad_output, input, geometry, h, source_row,
+                                              begin + threadIdx.x, kDimConvThreads, end, k,
+                                              tap_begin);
+      }
     }
     dim_conv_block_reduce_taps<1>(acc, [&](int, int t, acc_t total) {
       branch_partials[(row * chunks + chunk) * taps + t] = total;
@@ -466,14 +511,17 @@ __global__ void __launch_bounds__(kDimConvThreads)
 }
 
 // grad_weight_{depth,height,width}[row][tap] = sum over the chunks of the
-// row's partials, added in chunk order.
+// row's partials, added in chunk order; width-wise row t * W + w is stored at
+// band entry [w][t].
 template <typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kDimConvThreads)
     dim_conv_grad_weight_finalize_cuda_kernel(const acc_t* __restrict__ partials,
-                                              const DimConvWeightGradPlan plan, int64_t taps,
+                                              const DimConvWeightGradPlan plan,
+                                              const DimConvGeometry geometry,
                                               scalar_t* __restrict__ grad_weight_depth,
                                               scalar_t* __restrict__ grad_weight_height,
                                               scalar_t* __restrict__ grad_weight_width) {
+  const int64_t taps = geometry.taps();
   const int64_t depth_end = plan.rows[kDepthBranch] * taps;
   const int64_t height_end = depth_end + plan.rows[kHeightBranch] * taps;
   const int64_t total = height_end + plan.rows[kWidthBranch] * taps;
@@ -496,7 +544,11 @@ __global__ void __launch_bounds__(kDimConvThreads)
     const acc_t* row_partials = partials + plan.partial_offset[branch] + row * chunks * taps + tap;
     acc_t sum = 0;
     for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += row_partials[chunk * taps];
-    grad_weight[local] = static_cast<scalar_t>(sum);
+    const int64_t weight_row =
+        branch == kWidthBranch
+            ? (row % geometry.width) * geometry.band_width + row / geometry.width
+            : row;
+    grad_weight[weight_row * taps + tap] = static_cast<scalar_t>(sum);
   }
 }
 

@@ -3,7 +3,10 @@
 // Every branch is a sum of k*k shifted copies of some input plane, scaled by a
 // scalar (depth-wise: Wd[c][tap]) or by a per-element weight that depends only
 // on the row (height-wise: Wh[h][tap]) or the column (width-wise: Ww[w][tap]).
-// A tap reads plane c + channel_offset shifted by (rows, columns).
+// A tap reads plane c + channel_offset shifted by (rows, columns). The banded
+// form (inputs of another size than the build size) only adds taps: the t-th
+// kernel of a row (column) shifts the rows (columns) by t - (B - 1) / 2, and a
+// branch without kernels has no taps (its output planes are written as zeros).
 //
 // Each thread walks a contiguous run of (n, c) planes through a "plane
 // window": L1-sized copies, in the accumulation type (bf16 is converted once
@@ -114,8 +117,11 @@ struct PlaneLayout {
 
   explicit PlaneLayout(const DimConvGeometry& g)
       : width(g.width), plane(g.plane()), length(round_up(g.plane(), kBlock)) {
-    // Only the depth- and width-wise branches shift rows.
-    const int64_t pad = g.radius() * std::max(g.dilation_depth, g.dilation_width) * g.width;
+    // The depth- and width-wise kernels shift rows, and so does a height-wise band.
+    const int64_t row_shift =
+        std::max(g.radius() * std::max(g.dilation_depth, g.dilation_width),
+                 DimConvGeometry::band_offset(g.band_height - 1, g.band_height));
+    const int64_t pad = row_shift * g.width;
     origin = round_up(pad, kAlignElements);
     size = 2 * origin + length;
   }
@@ -131,23 +137,40 @@ struct TapGeometry {
   int64_t index;
 };
 
-// The k*k taps of each branch, indexed by kDepthBranch / kHeightBranch / kWidthBranch.
+// The taps of each branch, indexed by kDepthBranch / kHeightBranch / kWidthBranch:
+// k*k depth-wise, band_height*k*k height-wise, band_width*k*k width-wise.
 struct BranchTaps {
   std::array<std::vector<TapGeometry>, kNumBranches> branches;
 
   explicit BranchTaps(const DimConvGeometry& g) {
     const int64_t k = g.kernel_size;
     const int64_t w = g.width;
-    // Kernel axes: depth (row, column), height (channel, column), width (row, channel).
-    for (int64_t a = 0; a < k; ++a) {
+    // Kernel axes: depth (row, column), height (channel, column), width (row, channel);
+    // the t-th kernel of a height-wise (width-wise) band shifts rows (columns) too.
+    for (int64_t a = 0; a < k * g.band_depth; ++a) {
       for (int64_t b = 0; b < k; ++b) {
-        const int64_t index = a * k + b;
         branches[kDepthBranch].push_back(
-            {0, g.offset(a, g.dilation_depth) * w, g.offset(b, g.dilation_depth), index});
-        branches[kHeightBranch].push_back(
-            {g.offset(a, g.dilation_height), 0, g.offset(b, g.dilation_height), index});
-        branches[kWidthBranch].push_back(
-            {g.offset(b, g.dilation_width), g.offset(a, g.dilation_width) * w, 0, index});
+            {0, g.offset(a, g.dilation_depth) * w, g.offset(b, g.dilation_depth), a * k + b});
+      }
+    }
+    for (int64_t t = 0; t < g.band_height; ++t) {
+      const int64_t rows = DimConvGeometry::band_offset(t, g.band_height);
+      for (int64_t a = 0; a < k; ++a) {
+        for (int64_t b = 0; b < k; ++b) {
+          branches[kHeightBranch].push_back({g.offset(a, g.dilation_height), rows * w,
+                                             g.offset(b, g.dilation_height),
+                                             (t * k + a) * k + b});
+        }
+      }
+    }
+    for (int64_t t = 0; t < g.band_width; ++t) {
+      const int64_t columns = DimConvGeometry::band_offset(t, g.band_width);
+      for (int64_t a = 0; a < k; ++a) {
+        for (int64_t b = 0; b < k; ++b) {
+          branches[kWidthBranch].push_back({g.offset(b, g.dilation_width),
+                                            g.offset(a, g.dilation_width) * w, columns,
+                                            (t * k + a) * k + b});
+        }
       }
     }
   }
@@ -278,23 +301,43 @@ class PlaneWindow {
 
 // Flat weight planes of the height- and width-wise kernels: entry
 // [tap][h * W + w] = Wh[h][tap] (resp. Ww[w][tap]), 0 past the plane.
+// `transposed` gives the planes of the transposed convolution (grad_input):
+// the weight of the output row (column) that reads position (h, w) through
+// the tap, Wh[h - rows][tap] (Ww[w - columns][tap]), 0 where that is outside
+// the plane; for unbanded kernels (no row or column shift) they are the same.
 template <typename T>
 class WeightPlanes {
  public:
   template <typename scalar_t>
   WeightPlanes(const scalar_t* weight_height, const scalar_t* weight_width,
-               const DimConvGeometry& g, const PlaneLayout& layout)
+               const DimConvGeometry& g, const PlaneLayout& layout, bool transposed)
       : length_(layout.length),
-        height_(g.taps() * layout.length),
-        width_(g.taps() * layout.length) {
-    const int64_t taps = g.taps();
-    for (int64_t tap = 0; tap < taps; ++tap) {
+        height_(g.height_taps() * layout.length),
+        width_(g.width_taps() * layout.length) {
+    const int64_t height_taps = g.height_taps();
+    for (int64_t tap = 0; tap < height_taps; ++tap) {
+      const int64_t rows =
+          transposed ? DimConvGeometry::band_offset(tap / g.taps(), g.band_height) : 0;
       for (int64_t h = 0; h < g.height; ++h) {
-        for (int64_t w = 0; w < g.width; ++w) {
-          const int64_t i = tap * length_ + h * g.width + w;
-          height_.data()[i] = static_cast<T>(weight_height[h * taps + tap]);
-          width_.data()[i] = static_cast<T>(weight_width[w * taps + tap]);
-        }
+        const int64_t row = h - rows;
+        const T weight = in_range(row, g.height)
+                             ? static_cast<T>(weight_height[row * height_taps + tap])
+                             : T(0);
+        T* row_weights = height_.data() + tap * length_ + h * g.width;
+        for (int64_t w = 0; w < g.width; ++w) row_weights[w] = weight;
+      }
+    }
+    const int64_t width_taps = g.width_taps();
+    for (int64_t tap = 0; tap < width_taps; ++tap) {
+      const int64_t columns =
+          transposed ? DimConvGeometry::band_offset(tap / g.taps(), g.band_width) : 0;
+      for (int64_t w = 0; w < g.width; ++w) {
+        const int64_t column = w - columns;
+        const T weight = in_range(column, g.width)
+                             ? static_cast<T>(weight_width[column * width_taps + tap])
+                             : T(0);
+        T* column_weights = width_.data() + tap * length_ + w;
+        for (int64_t h = 0; h < g.height; ++h) column_weights[h * g.width] = weight;
       }
     }
   }
@@ -323,14 +366,15 @@ struct Problem {
   const scalar_t* input;
   const scalar_t* weight_depth;
 
+  // `backward`: the weight planes are those of the transposed convolution.
   Problem(const at::Tensor& input_tensor, const at::Tensor& weight_depth_tensor,
           const at::Tensor& weight_height, const at::Tensor& weight_width,
-          const DimConvGeometry& g)
+          const DimConvGeometry& g, bool backward)
       : geometry(g),
         layout(g),
         taps(g),
         weight_planes(weight_height.data_ptr<scalar_t>(), weight_width.data_ptr<scalar_t>(), g,
-                      layout),
+                      layout, backward),
         zero_plane(layout.size),
         input(input_tensor.data_ptr<scalar_t>()),
         weight_depth(weight_depth_tensor.data_ptr<scalar_t>()) {}
@@ -376,10 +420,10 @@ class TapList {
   }
 
   DIM_CONV_INLINE void bind(int64_t c) {
-    const scalar_t* depth_weights = problem_.weight_depth + c * problem_.geometry.taps();
     for (size_t t = 0; t < scalar_.size(); ++t) {
       scalar_sources_[t] = scalar_[t].source();
-      scalar_weights_[t] = static_cast<T>(depth_weights[scalar_[t].index]);
+      scalar_weights_[t] = static_cast<T>(
+          problem_.weight_depth[c * problem_.geometry.taps() + scalar_[t].index]);
     }
     for (size_t t = 0; t < vector_.size(); ++t) vector_sources_[t] = vector_[t].source();
   }
@@ -514,10 +558,12 @@ class PartialWeightGrads {
                      const PlaneLayout& layout)
       : chunk_size_((planes + chunks - 1) / chunks),
         depth_size_(g.channels * g.taps() * kBlock),
-        flat_size_(g.taps() * layout.length) {
+        height_size_(g.height_taps() * layout.length),
+        width_size_(g.width_taps() * layout.length) {
     // One aligned buffer per chunk: threads never write to a shared cache line.
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-      buffers_.push_back(std::make_unique<AlignedBuffer<T>>(depth_size_ + 2 * flat_size_));
+      buffers_.push_back(
+          std::make_unique<AlignedBuffer<T>>(depth_size_ + height_size_ + width_size_));
     }
   }
 
@@ -526,13 +572,14 @@ class PartialWeightGrads {
   T* depth(int64_t chunk) { return buffers_[chunk]->data(); }
   // (taps, length) products of the height- or width-wise weight gradient.
   T* flat(int64_t branch, int64_t chunk) {
-    return buffers_[chunk]->data() + depth_size_ + (branch == kHeightBranch ? 0 : flat_size_);
+    return buffers_[chunk]->data() + depth_size_ + (branch == kHeightBranch ? 0 : height_size_);
   }
 
  private:
   int64_t chunk_size_;
   int64_t depth_size_;
-  int64_t flat_size_;
+  int64_t height_size_;
+  int64_t width_size_;
   std::vector<std::unique_ptr<AlignedBuffer<T>>> buffers_;
 };
 
@@ -580,7 +627,7 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
   // Window slot of each branch's gradient plane c itself.
   std::array<int64_t, kNumBranches> own_grad_slots;
   for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-    own_grad_slots[branch] = grad_windows[branch]->slot(0, 0);
+    if (!taps.branches[branch].empty()) own_grad_slots[branch] = grad_windows[branch]->slot(0, 0);
   }
 
   T* depth_partial = partials.depth(chunk);
@@ -599,7 +646,7 @@ DIM_CONV_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
 
     // The zeros past the end of the gradient copies mask the reads past the plane.
     for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-      if (!mask.weights[branch]) continue;
+      if (!mask.weights[branch] || taps.branches[branch].empty()) continue;
       const T* grad = grad_windows[branch]->plane(own_grad_slots[branch]);
       TapList<scalar_t>& list = input_taps[branch];
       list.bind(c);
@@ -636,7 +683,8 @@ template <typename scalar_t>
 void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
                     const at::Tensor& weight_height, const at::Tensor& weight_width,
                     const DimConvGeometry& g, at::Tensor& output) {
-  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g);
+  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g,
+                                  /*backward=*/false);
   scalar_t* y = output.data_ptr<scalar_t>();
   at::parallel_for(0, g.batch * g.channels, plane_grain(g), [&](int64_t begin, int64_t end) {
     forward_planes(problem, y, begin, end);
@@ -651,9 +699,9 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                      at::Tensor& grad_weight_depth, at::Tensor& grad_weight_height,
                      at::Tensor& grad_weight_width) {
   using T = at::opmath_type<scalar_t>;
-  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g);
+  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g,
+                                  /*backward=*/true);
   const PlaneLayout& layout = problem.layout;
-  const int64_t taps = g.taps();
 
   // One chunk of planes per thread, each with its own partial weight gradients.
   const int64_t planes = g.batch * g.channels;
@@ -672,7 +720,7 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   // Deterministic reduction: chunks in order, then the columns (height) or
   // rows (width) of the flat partial planes.
   scalar_t* grad_depth_weights = grad_weight_depth.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < g.channels * taps; ++i) {
+  for (int64_t i = 0; i < g.channels * g.depth_taps(); ++i) {
     T lanes[kBlock] = {};
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       const T* partial = partials.depth(chunk) + i * kBlock;
@@ -683,27 +731,36 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
     }
     grad_depth_weights[i] = static_cast<scalar_t>(lanes[0]);
   }
-  std::vector<T> height_totals(g.height * taps, T(0));
-  std::vector<T> width_totals(g.width * taps, T(0));
+  const int64_t height_taps = g.height_taps();
+  const int64_t width_taps = g.width_taps();
+  std::vector<T> height_totals(g.height * height_taps, T(0));
+  std::vector<T> width_totals(g.width * width_taps, T(0));
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     const T* height_partial = partials.flat(kHeightBranch, chunk);
-    const T* width_partial = partials.flat(kWidthBranch, chunk);
-    for (int64_t tap = 0; tap < taps; ++tap) {
+    for (int64_t tap = 0; tap < height_taps; ++tap) {
       for (int64_t h = 0; h < g.height; ++h) {
         for (int64_t w = 0; w < g.width; ++w) {
-          const int64_t i = tap * layout.length + h * g.width + w;
-          height_totals[h * taps + tap] += height_partial[i];
-          width_totals[w * taps + tap] += width_partial[i];
+          height_totals[h * height_taps + tap] +=
+              height_partial[tap * layout.length + h * g.width + w];
+        }
+      }
+    }
+    const T* width_partial = partials.flat(kWidthBranch, chunk);
+    for (int64_t tap = 0; tap < width_taps; ++tap) {
+      for (int64_t h = 0; h < g.height; ++h) {
+        for (int64_t w = 0; w < g.width; ++w) {
+          width_totals[w * width_taps + tap] +=
+              width_partial[tap * layout.length + h * g.width + w];
         }
       }
     }
   }
   scalar_t* grad_height_weights = grad_weight_height.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < g.height * taps; ++i) {
+  for (int64_t i = 0; i < g.height * height_taps; ++i) {
     grad_height_weights[i] = static_cast<scalar_t>(height_totals[i]);
   }
   scalar_t* grad_width_weights = grad_weight_width.data_ptr<scalar_t>();
-  for (int64_t i = 0; i < g.width * taps; ++i) {
+  for (int64_t i = 0; i < g.width * width_taps; ++i) {
     grad_width_weights[i] = static_cast<scalar_t>(width_totals[i]);
   }
 }

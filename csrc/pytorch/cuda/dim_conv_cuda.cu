@@ -100,7 +100,7 @@ void launch_grad_weights(const at::Tensor& grad_output, const at::Tensor& input,
   const dim3 reduction_grid(static_cast<unsigned int>(plan.total_blocks()),
                             generic_kernel_size ? static_cast<unsigned int>(taps) : 1u);
   const dim3 finalize_grid = elementwise_grid(
-      (geometry.channels + geometry.height + geometry.width) * taps);
+      (plan.rows[kDepthBranch] + plan.rows[kHeightBranch] + plan.rows[kWidthBranch]) * taps);
   at::Tensor partials = at::empty({plan.total_partials(taps)},
                                   input.options().dtype(at::toOpMathType(input.scalar_type())));
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
@@ -116,7 +116,7 @@ void launch_grad_weights(const at::Tensor& grad_output, const at::Tensor& input,
         });
         dim_conv_grad_weight_finalize_cuda_kernel<scalar_t, acc_t>
             <<<finalize_grid, kDimConvThreads, 0, stream>>>(
-                partials.const_data_ptr<acc_t>(), plan, taps,
+                partials.const_data_ptr<acc_t>(), plan, geometry,
                 grad_weight_depth.mutable_data_ptr<scalar_t>(),
                 grad_weight_height.mutable_data_ptr<scalar_t>(),
                 grad_weight_width.mutable_data_ptr<scalar_t>());
