@@ -16,15 +16,14 @@ passes, :mod:`mmdice.ops.dynamic_scaling`) and
 ``torch.ops.mmdice.dice_fuse_epilogue`` does the rest in one pass. Inference
 only: the ops have no autograd.
 """
-import numbers
 from typing import Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .dim_conv import (EXT_AVAILABLE, FUSED_DTYPES, _as_dilation, _check_inputs, dim_conv,
-                       dim_conv_reference)
+from .dim_conv import (EXT_AVAILABLE, FUSED_DTYPES, _as_dilation, _check_inputs,
+                       add_dim_conv_parameters, dim_conv, dim_conv_reference)
 
 __all__ = ['DimConvFuse2d', 'dice_fuse', 'dice_fuse_reference', 'dice_fuse_epilogue',
            'dice_fuse_epilogue_reference']
@@ -159,26 +158,7 @@ class DimConvFuse2d(nn.Module):
     def __init__(self, channels: int, build_size: Union[int, Sequence[int]],
                  kernel_size: int = 3, dilation: Union[int, Sequence[int]] = 1):
         super().__init__()
-        if not isinstance(channels, numbers.Integral) or channels < 1:
-            raise ValueError(f'channels must be a positive int, got {channels!r}')
-        if isinstance(build_size, numbers.Integral):
-            build_size = (build_size, build_size)
-        build_size = tuple(build_size)
-        if len(build_size) != 2 or not all(
-                isinstance(s, numbers.Integral) and s >= 1 for s in build_size):
-            raise ValueError(f'build_size must be a positive int or (height, width), '
-                             f'got {build_size!r}')
-        if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1 \
-                or kernel_size % 2 == 0:
-            raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
-        self.channels = int(channels)
-        self.build_size = tuple(int(s) for s in build_size)
-        self.kernel_size = int(kernel_size)
-        self.dilation = _as_dilation(dilation)
-        k = self.kernel_size
-        self.weight_depth = nn.Parameter(torch.empty(self.channels, 1, k, k))
-        self.weight_height = nn.Parameter(torch.empty(self.build_size[0], 1, k, k))
-        self.weight_width = nn.Parameter(torch.empty(self.build_size[1], 1, k, k))
+        add_dim_conv_parameters(self, channels, build_size, kernel_size, dilation)
         self.branch_scale = nn.Parameter(torch.ones(self.channels, 3))
         self.branch_bias = nn.Parameter(torch.zeros(self.channels, 3))
         self.branch_slope = nn.Parameter(torch.full((self.channels, 3), 0.25))

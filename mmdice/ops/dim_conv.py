@@ -297,6 +297,39 @@ if EXT_AVAILABLE:
                                     setup_context=_setup_context)
 
 
+
+def add_dim_conv_parameters(module: nn.Module, channels: int,
+                            build_size: Union[int, Sequence[int]], kernel_size: int,
+                            dilation: IntTriple) -> None:
+    """Validate the arguments of a DimConv module and give it its three weights.
+
+    Sets ``module.channels``, ``build_size`` (Hm, Wm), ``kernel_size``,
+    ``dilation`` and the (uninitialised) parameters ``weight_depth``
+    (C, 1, k, k), ``weight_height`` (Hm, 1, k, k) and ``weight_width``
+    (Wm, 1, k, k).
+    """
+    if not isinstance(channels, numbers.Integral) or channels < 1:
+        raise ValueError(f'channels must be a positive int, got {channels!r}')
+    if isinstance(build_size, numbers.Integral):
+        build_size = (build_size, build_size)
+    build_size = tuple(build_size)
+    if len(build_size) != 2 or not all(
+            isinstance(s, numbers.Integral) and s >= 1 for s in build_size):
+        raise ValueError(f'build_size must be a positive int or (height, width), '
+                         f'got {build_size!r}')
+    if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1 \
+            or kernel_size % 2 == 0:
+        raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
+    module.channels = int(channels)
+    module.build_size = tuple(int(s) for s in build_size)
+    module.kernel_size = int(kernel_size)
+    module.dilation = _as_dilation(dilation)
+    k = module.kernel_size
+    module.weight_depth = nn.Parameter(torch.empty(module.channels, 1, k, k))
+    module.weight_height = nn.Parameter(torch.empty(module.build_size[0], 1, k, k))
+    module.weight_width = nn.Parameter(torch.empty(module.build_size[1], 1, k, k))
+
+
 class DimConv2d(nn.Module):
     """Dimension-wise convolution (DimConv) of a DiCE unit.
 
@@ -315,26 +348,7 @@ class DimConv2d(nn.Module):
     def __init__(self, channels: int, build_size: Union[int, Sequence[int]],
                  kernel_size: int = 3, dilation: IntTriple = 1):
         super().__init__()
-        if not isinstance(channels, numbers.Integral) or channels < 1:
-            raise ValueError(f'channels must be a positive int, got {channels!r}')
-        if isinstance(build_size, numbers.Integral):
-            build_size = (build_size, build_size)
-        build_size = tuple(build_size)
-        if len(build_size) != 2 or not all(
-                isinstance(s, numbers.Integral) and s >= 1 for s in build_size):
-            raise ValueError(f'build_size must be a positive int or (height, width), '
-                             f'got {build_size!r}')
-        if not isinstance(kernel_size, numbers.Integral) or kernel_size < 1 \
-                or kernel_size % 2 == 0:
-            raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
-        self.channels = int(channels)
-        self.build_size = tuple(int(s) for s in build_size)
-        self.kernel_size = int(kernel_size)
-        self.dilation = _as_dilation(dilation)
-        k = self.kernel_size
-        self.weight_depth = nn.Parameter(torch.empty(self.channels, 1, k, k))
-        self.weight_height = nn.Parameter(torch.empty(self.build_size[0], 1, k, k))
-        self.weight_width = nn.Parameter(torch.empty(self.build_size[1], 1, k, k))
+        add_dim_conv_parameters(self, channels, build_size, kernel_size, dilation)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
