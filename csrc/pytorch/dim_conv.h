@@ -21,6 +21,24 @@ struct DimConvGradMask {
   bool any_weight() const { return weights[0] || weights[1] || weights[2]; }
 };
 
+// The gradient tensors a backward call fills, (grad_input, grad_weight_depth,
+// grad_weight_height, grad_weight_width): grad_input uninitialised when the mask
+// asks for it; the three weight gradients zero-filled when any is asked for
+// (they come out of one reduction and are tiny); the others undefined.
+inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_dim_conv_grads(
+    const at::Tensor& input, const at::Tensor& weight_depth, const at::Tensor& weight_height,
+    const at::Tensor& weight_width, const DimConvGradMask& mask,
+    const at::TensorOptions& options) {
+  at::Tensor grad_input, grad_weight_depth, grad_weight_height, grad_weight_width;
+  if (mask.input) grad_input = at::empty(input.sizes(), options);
+  if (mask.any_weight()) {
+    grad_weight_depth = at::zeros(weight_depth.sizes(), options);
+    grad_weight_height = at::zeros(weight_height.sizes(), options);
+    grad_weight_width = at::zeros(weight_width.sizes(), options);
+  }
+  return {grad_input, grad_weight_depth, grad_weight_height, grad_weight_width};
+}
+
 // Builds the geometry from validated tensors; `dilation` is (depth, height, width).
 DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor& weight_depth,
                                        const at::Tensor& weight_height,

@@ -785,16 +785,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cpu
     const at::Tensor& weight_height, const at::Tensor& weight_width,
     const DimConvGeometry& geometry, const DimConvGradMask& mask) {
   const auto options = grad_output.options().memory_format(at::MemoryFormat::Contiguous);
-  at::Tensor grad_input;
-  if (mask.input) grad_input = at::empty(input.sizes(), options);
-  // The three weight gradients come out of one reduction; they are tiny, so
-  // all are computed when one is asked for.
-  at::Tensor grad_weight_depth, grad_weight_height, grad_weight_width;
-  if (mask.any_weight()) {
-    grad_weight_depth = at::zeros(weight_depth.sizes(), options);
-    grad_weight_height = at::zeros(weight_height.sizes(), options);
-    grad_weight_width = at::zeros(weight_width.sizes(), options);
-  }
+  at::Tensor grad_input, grad_weight_depth, grad_weight_height, grad_weight_width;
+  std::tie(grad_input, grad_weight_depth, grad_weight_height, grad_weight_width) =
+      allocate_dim_conv_grads(input, weight_depth, weight_height, weight_width, mask, options);
   if (input.numel() > 0 && (mask.input || mask.any_weight())) {
     AT_DISPATCH_FLOATING_TYPES_AND(
         at::kBFloat16, input.scalar_type(), "dim_conv_backward_cpu", [&] {

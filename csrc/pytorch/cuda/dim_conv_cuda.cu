@@ -160,16 +160,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cud
     const DimConvGeometry& geometry, const DimConvGradMask& mask) {
   const at::cuda::CUDAGuard device_guard(grad_output.device());
   const auto options = grad_output.options();
-  at::Tensor grad_input;
-  if (mask.input) grad_input = at::empty(input.sizes(), options);
-  // The three weight gradients come out of one reduction; they are tiny, so
-  // all are computed when one is asked for.
-  at::Tensor grad_weight_depth, grad_weight_height, grad_weight_width;
-  if (mask.any_weight()) {
-    grad_weight_depth = at::zeros(weight_depth.sizes(), options);
-    grad_weight_height = at::zeros(weight_height.sizes(), options);
-    grad_weight_width = at::zeros(weight_width.sizes(), options);
-  }
+  at::Tensor grad_input, grad_weight_depth, grad_weight_height, grad_weight_width;
+  std::tie(grad_input, grad_weight_depth, grad_weight_height, grad_weight_width) =
+      allocate_dim_conv_grads(input, weight_depth, weight_height, weight_width, mask, options);
   if (input.numel() > 0 && mask.input) {
     launch_grad_input(grad_output, weight_depth, weight_height, weight_width, geometry,
                       grad_input);
