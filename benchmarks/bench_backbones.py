@@ -19,7 +19,6 @@ Example (the numbers in benchmarks/RESULTS.md):
 """
 import argparse
 import copy
-import ctypes
 import logging
 import os
 import os.path as osp
@@ -35,6 +34,8 @@ from torch import nn
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from bench_dim_conv import cpu_model, reuse_large_allocations  # noqa: E402
+
 DICE_SCALES = ('1.0', '2.0', '2.4')
 TORCHVISION_MODELS = ('shufflenet_v2_x1_5', 'shufflenet_v2_x1_0', 'mobilenet_v2',
                       'mobilenet_v3_large')
@@ -44,20 +45,6 @@ FORMS = ('eager', 'eager-cl', 'compile', 'onnx')
 BASELINE = 'shufflenet_v2_x1_5'
 SEG_CONFIG = osp.join(REPO, 'configs', 'dicenet_seg',
                       'dicenet-s1.0_1xb32-100e_voc12aug-384x384.py')
-
-
-def reuse_large_allocations():
-    """Let glibc's malloc reuse freed large blocks (as jemalloc/tcmalloc do), so
-    page faults of fresh mappings are not timed; returns a description."""
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-        reused = (libc.mallopt(m_mmap_threshold, 1 << 30) == 1
-                  and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1)
-    except (OSError, AttributeError):
-        reused = False
-    return ('large blocks reused (glibc mallopt: mmap threshold 1 GiB, trim threshold 2 GiB)'
-            if reused else 'system default (not glibc)')
 
 
 class TensorClassifier(nn.Module):
@@ -187,17 +174,6 @@ def machine_lines(threads: int, malloc: str):
     lines.append(f'malloc: {malloc}')
     lines.append(f'load average at start: {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
     return lines
-
-
-def cpu_model():
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_table(rows, header, markdown):

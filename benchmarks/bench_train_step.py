@@ -273,21 +273,8 @@ def losses_agree(rows):
             for model, losses in by_model.items()}
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive int, got {text}')
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'expected an int >= 0, got {text}')
-    return value
-
-
 def parse_args():
+    from bench_dim_conv import non_negative_int, positive_int
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=list(MODELS))
     parser.add_argument('--paths', nargs='+', choices=PATHS, default=list(PATHS))
