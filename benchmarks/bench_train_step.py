@@ -1,4 +1,4 @@
-"""Benchmark whole DiCENet training steps: fused DimConv against the authors' way.
+"""Benchmark whole DiCENet training steps: the fused ops against the authors' way.
 
 A step is zero_grad, forward, cross-entropy loss, backward and an SGD update
 (momentum 0.9, weight decay and lr of the config's optimizer) of a model
@@ -13,9 +13,11 @@ built from its config:
   size than its build size), logits upsampled to the labels as the decode
   head's loss does.
 
-Path ``fused`` is the package as shipped (torch.ops.mmdice.dim_conv);
-``authors`` switches DimConv2d to ``dim_conv_reference``, the authors' three
-grouped convolutions with axis transposes and resampling; ``compiled``
+Path ``fused`` is the package as shipped (torch.ops.mmdice.dim_conv and
+torch.ops.mmdice.batch_norm_prelu); ``authors`` computes the same model the
+authors' way: DimConv2d as ``dim_conv_reference`` (three grouped convolutions
+with axis transposes and resampling) and every BatchNorm + PReLU as the stock
+``nn.BatchNorm2d`` and ``nn.PReLU`` operators; ``compiled``
 (``--compile``) is torch.compile(model) with the fused op. All paths of a model
 run in one process from the same initial weights and batch, a step of each in
 turn, so changes of machine load hit them alike. Times are the median and the
@@ -100,16 +102,18 @@ def build(model_name, batch, size):
     return model, optimizer, loss_fn, images
 
 
-# The functions DimConv2d may call, filled on first use: 'fused' and 'authors'.
-DIM_CONV_FUNCTIONS = {}
+# (module, attribute, fused function name, authors' function name) that select_path switches.
+PATH_FUNCTIONS = (('mmdice.ops.dim_conv', 'dim_conv', 'dim_conv', 'dim_conv_reference'),
+                  ('mmdice.models.layers.norm_act', 'batch_norm_prelu', 'batch_norm_prelu',
+                   'batch_norm_prelu_reference'))
 
 
-def select_dim_conv(path):
-    """Make every DimConv2d compute the fused way or the authors' way (dim_conv_reference)."""
-    module = importlib.import_module('mmdice.ops.dim_conv')
-    if not DIM_CONV_FUNCTIONS:
-        DIM_CONV_FUNCTIONS.update(fused=module.dim_conv, authors=module.dim_conv_reference)
-    module.dim_conv = DIM_CONV_FUNCTIONS[path]
+def select_path(path):
+    """Make DimConv2d and every BatchNorm + PReLU compute the fused way or the authors' way."""
+    ops = importlib.import_module('mmdice.ops')
+    for module_name, attribute, fused, authors in PATH_FUNCTIONS:
+        function = getattr(ops, authors if path == 'authors' else fused)
+        setattr(importlib.import_module(module_name), attribute, function)
 
 
 def top_ops(step, count):
@@ -154,11 +158,11 @@ def time_worker(args):
         forwards['compiled'] = torch.compile(model)
     result = dict(model=model_name, batch=args.batch, size=size, paths={})
     if args.explain:
-        select_dim_conv('fused')
+        select_path('fused')
         result['explain'] = explain(model, images, loss_fn)
 
     def step(path):
-        select_dim_conv('authors' if path == 'authors' else 'fused')
+        select_path('authors' if path == 'authors' else 'fused')
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(forwards[path](images, mode='tensor'))
         loss.backward()
@@ -195,7 +199,7 @@ def memory_worker(args):
     the C library's own malloc settings (freed large blocks go back to the system)."""
     path = args.worker[1]
     model_name, size, (model, optimizer, loss_fn, images) = setup_worker(args)
-    select_dim_conv(path)
+    select_path(path)
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(2):
         optimizer.zero_grad(set_to_none=True)

@@ -3,7 +3,6 @@ Efficient Networks"), following the authors' EdgeNets code."""
 import numbers
 from typing import Optional, Sequence, Tuple, Union
 
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, ModuleList, Sequential
 import torch
 from torch import Tensor, nn
@@ -12,6 +11,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from mmdice.registry import MODELS
 from ..deploy import switch_to_deploy
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
+from ..layers.norm_act import ConvNormAct
 
 
 @MODELS.register_module()
@@ -120,7 +120,7 @@ class DiCENet(BaseModule):
         self.with_cp = with_cp
 
         stem_channels = self.channels[0]
-        self.stem = ConvModule(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+        self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
                                act_cfg=act_cfg_for(act_cfg, stem_channels))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         level_channels = [stem_channels, stem_channels]

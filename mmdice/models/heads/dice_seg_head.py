@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from mmdice.models.layers.activation import build_act
 from mmdice.models.layers.efficient_pw_conv import EfficientPWConv
 from mmdice.models.layers.efficient_pyr_pool import EfficientPyrPool
+from mmdice.models.layers.norm_act import norm_act
 from mmdice.registry import MODELS
 
 
@@ -118,6 +119,6 @@ class DiCESegHead(BaseDecodeHead):
         for i, skip in enumerate(reversed(feats[:3])):
             x = F.interpolate(x, size=skip.shape[2:], mode='bilinear', align_corners=True)
             x = x + self.skip_projs[i](skip)
-            x = self.merge_acts[i](self.merge_norms[i](x))
+            x = norm_act(x, self.merge_norms[i], self.merge_acts[i])
             x = self.pyramid_pools[i + 1](x)
         return self.cls_seg(x)

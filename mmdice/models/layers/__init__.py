@@ -5,10 +5,11 @@ from .dice_unit import DiCEUnit
 from .dim_fuse import ChannelGate, DimFuse
 from .efficient_pw_conv import EfficientPWConv
 from .efficient_pyr_pool import EfficientPyrPool
+from .norm_act import ConvNormAct, norm_act
 from .shuffle_dice_block import ShuffleDiCEBlock
 from .strided_dice import StridedDiCE
 
 __all__ = [
     'act_cfg_for', 'build_act', 'channel_shuffle', 'shuffled_concat', 'ChannelGate', 'DimFuse', 'DiCEUnit',
-    'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv', 'EfficientPyrPool'
+    'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv', 'EfficientPyrPool', 'ConvNormAct', 'norm_act'
 ]

@@ -11,6 +11,7 @@ from mmdice.registry import MODELS
 from ..utils import activation_slopes, fold_batch_norm
 from .activation import build_act
 from .dim_fuse import DimFuse
+from .norm_act import norm_act
 
 
 @MODELS.register_module()
@@ -92,7 +93,7 @@ class DiCEUnit(BaseModule):
         that receives the result."""
         if self.deploy:
             return self.dim_fuse(self.dim_conv_fuse(x), out=out)
-        return self.dim_fuse(self.dim_act(self.dim_norm(self.dim_conv(x))), out=out)
+        return self.dim_fuse(norm_act(self.dim_conv(x), self.dim_norm, self.dim_act), out=out)
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:

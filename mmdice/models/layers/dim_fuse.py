@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from mmdice.registry import MODELS
 from ..utils import fold_conv_module
 from .activation import act_cfg_for
+from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
@@ -87,11 +88,11 @@ class DimFuse(BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.deploy = False
-        self.local_fusion = ConvModule(3 * in_channels, in_channels, 1, groups=in_channels,
+        self.local_fusion = ConvNormAct(3 * in_channels, in_channels, 1, groups=in_channels,
                                        norm_cfg=norm_cfg,
                                        act_cfg=act_cfg_for(act_cfg, in_channels))
         self.gate = ChannelGate(in_channels, out_channels, reduction=gate_reduction)
-        self.spatial_fusion = ConvModule(in_channels, out_channels, 3, padding=1,
+        self.spatial_fusion = ConvNormAct(in_channels, out_channels, 3, padding=1,
                                          groups=math.gcd(in_channels, out_channels),
                                          norm_cfg=norm_cfg,
                                          act_cfg=act_cfg_for(act_cfg, out_channels))

@@ -6,13 +6,13 @@ The skip projection of the DiCENet segmentation decoder (EdgeNets
 import math
 from typing import Optional
 
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn import functional as F
 
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
+from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
@@ -45,7 +45,7 @@ class EfficientPWConv(BaseModule):
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.expansion = ConvModule(
+        self.expansion = ConvNormAct(
             in_channels,
             out_channels,
             3,
@@ -54,7 +54,7 @@ class EfficientPWConv(BaseModule):
             bias=False,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg_for(act_cfg, out_channels))
-        self.gate = ConvModule(
+        self.gate = ConvNormAct(
             in_channels, out_channels, 1, bias=False, norm_cfg=None,
             act_cfg=dict(type='Sigmoid'))
 

@@ -7,7 +7,7 @@ import math
 from typing import Optional, Sequence
 
 import torch
-from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from mmdice.registry import MODELS
 from .activation import act_cfg_for, build_act
 from .channel_shuffle import channel_shuffle
+from .norm_act import ConvNormAct, norm_act
 
 # A scale's map is never smaller than this many pixels per side.
 MIN_SCALED_SIZE = 5
@@ -78,7 +79,7 @@ class EfficientPyrPool(BaseModule):
         self.scales = tuple(sorted((float(s) for s in scales), reverse=True))
         merged_channels = proj_channels * len(self.scales)
 
-        self.projection = ConvModule(
+        self.projection = ConvNormAct(
             in_channels, proj_channels, 1, bias=False, norm_cfg=norm_cfg,
             act_cfg=act_cfg_for(act_cfg, proj_channels))
         self.scale_convs = nn.ModuleList(
@@ -86,13 +87,13 @@ class EfficientPyrPool(BaseModule):
                       bias=False) for _ in self.scales)
         self.merge_norm = build_norm_layer(norm_cfg, merged_channels)[1]
         self.merge_act = build_act(act_cfg, merged_channels)
-        self.merge_conv = ConvModule(
+        self.merge_conv = ConvNormAct(
             merged_channels, proj_channels, 3, padding=1, groups=proj_channels, bias=False,
             norm_cfg=norm_cfg, act_cfg=act_cfg_for(act_cfg, proj_channels))
         if out_channels is None:
             self.out_proj = None
         else:
-            self.out_proj = ConvModule(
+            self.out_proj = ConvNormAct(
                 proj_channels, out_channels, 1, bias=False, norm_cfg=norm_cfg,
                 act_cfg=act_cfg_for(act_cfg, out_channels))
 
@@ -113,6 +114,6 @@ class EfficientPyrPool(BaseModule):
         merged = torch.cat([
             self._scale_branch(x, scale, conv) for scale, conv in zip(self.scales, self.scale_convs)
         ], dim=1)
-        merged = channel_shuffle(self.merge_act(self.merge_norm(merged)), len(self.scales))
+        merged = channel_shuffle(norm_act(merged, self.merge_norm, self.merge_act), len(self.scales))
         x = self.merge_conv(merged)
         return x if self.out_proj is None else self.out_proj(x)

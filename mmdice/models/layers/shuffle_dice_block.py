@@ -3,7 +3,6 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
@@ -11,6 +10,7 @@ from mmdice.registry import MODELS
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
+from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
@@ -56,7 +56,7 @@ class ShuffleDiCEBlock(BaseModule):
         branch_in = in_channels - self.left_channels
         branch_out = out_channels - self.left_channels
         self.branch = Sequential(
-            ConvModule(branch_in, branch_out, 1, norm_cfg=norm_cfg,
+            ConvNormAct(branch_in, branch_out, 1, norm_cfg=norm_cfg,
                        act_cfg=act_cfg_for(act_cfg, branch_out)),
             DiCEUnit(branch_out, branch_out, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg))
 

@@ -3,7 +3,6 @@ from typing import Optional, Sequence, Union
 
 import torch
 import torch.utils.checkpoint as cp
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor, nn
 
@@ -11,6 +10,7 @@ from mmdice.registry import MODELS
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
+from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
@@ -47,13 +47,13 @@ class StridedDiCE(BaseModule):
         self.deploy = False
         conv_act_cfg = act_cfg_for(act_cfg, in_channels)
         self.left = Sequential(
-            ConvModule(in_channels, in_channels, 3, stride=2, padding=1, groups=in_channels,
+            ConvNormAct(in_channels, in_channels, 3, stride=2, padding=1, groups=in_channels,
                        norm_cfg=norm_cfg, act_cfg=conv_act_cfg),
-            ConvModule(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
+            ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
         self.right = Sequential(
             nn.AvgPool2d(3, stride=2, padding=1),
             DiCEUnit(in_channels, in_channels, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg),
-            ConvModule(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
+            ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         if self.deploy and not torch.compiler.is_compiling():

@@ -7,13 +7,13 @@ coarser map is fused into the next finer one through an EfficientPyrPool.
 from typing import Optional, Sequence, Tuple
 
 import torch
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, ModuleList, Sequential
 from torch import Tensor
 from torch.nn import functional as F
 
 from mmdice.registry import MODELS
 from ..layers import EfficientPyrPool, act_cfg_for
+from ..layers.norm_act import ConvNormAct
 
 
 def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dict,
@@ -23,9 +23,9 @@ def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dic
     (N, in, H, W) -> (N, out, (H + 2 * padding - 3) // 2 + 1, same for W).
     """
     return Sequential(
-        ConvModule(in_channels, in_channels, 3, stride=2, padding=padding, groups=in_channels,
+        ConvNormAct(in_channels, in_channels, 3, stride=2, padding=padding, groups=in_channels,
                    bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg_for(act_cfg, in_channels)),
-        ConvModule(in_channels, out_channels, 1, bias=False, norm_cfg=norm_cfg,
+        ConvNormAct(in_channels, out_channels, 1, bias=False, norm_cfg=norm_cfg,
                    act_cfg=act_cfg_for(act_cfg, out_channels)))
 
 
