@@ -61,6 +61,23 @@ def test_every_scale_matches_training_form(widen_factor):
         assert_outputs_match(deployed, trained, torch.randn(1, 3, 96, 64))
 
 
+def test_stem_max_pools_before_a_non_negative_prelu():
+    torch.manual_seed(0)
+    trained = randomize_statistics(DiCENet(1.0, input_size=64, out_indices=(1, 2, 4)))
+    deployed = copy.deepcopy(trained)
+    deployed.switch_to_deploy()
+    slopes = deployed.stem.activate.weight
+    assert (slopes < 0).any() and not deployed._pool_before_stem_activation()
+    with torch.no_grad():
+        slopes.abs_()
+        trained.stem.activate.weight.abs_()
+    assert deployed._pool_before_stem_activation()
+    assert_outputs_match(deployed, trained, torch.randn(2, 3, 64, 64))
+    deployed.out_indices = (0, 2)  # the stem output itself is wanted
+    assert not deployed._pool_before_stem_activation()
+    assert not trained._pool_before_stem_activation()
+
+
 def test_dead_batch_norm_channels_fold_exactly():
     """The released checkpoints hold channels with running_var ~ 5.6e-45: eps decides."""
     torch.manual_seed(0)

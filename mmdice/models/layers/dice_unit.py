@@ -88,12 +88,19 @@ class DiCEUnit(BaseModule):
             for weight in (dim_conv.weight_depth, dim_conv.weight_height, dim_conv.weight_width):
                 nn.init.kaiming_normal_(weight, mode='fan_out', nonlinearity='relu')
 
-    def forward(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
-        """``out``: optional (N, C', H, W) tensor (e.g. a view of a larger one)
-        that receives the result."""
+    def _dim_fuse_input(self, x: Tensor) -> Tensor:
+        """The 3C activated DimConv channels; in the deploy form the C locally fused ones."""
         if self.deploy:
-            return self.dim_fuse(self.dim_conv_fuse(x), out=out)
-        return self.dim_fuse(norm_act(self.dim_conv(x), self.dim_norm, self.dim_act), out=out)
+            return self.dim_conv_fuse(x)
+        return norm_act(self.dim_conv(x), self.dim_norm, self.dim_act)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.dim_fuse(self._dim_fuse_input(x))
+
+    def shuffled_with(self, left: Tensor, x: Tensor) -> Tensor:
+        """``channel_shuffle(cat(left, self(x)), 2)``, its end computed in one
+        pass (:meth:`DimFuse.shuffled_with`); ``left`` is (N, C', H, W)."""
+        return self.dim_fuse.shuffled_with(left, self._dim_fuse_input(x))
 
     @torch.no_grad()
     def switch_to_deploy(self) -> None:

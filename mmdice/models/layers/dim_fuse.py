@@ -8,10 +8,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mmdice.ops import shuffle_gated_concat
 from mmdice.registry import MODELS
-from ..utils import fold_conv_module
+from ..utils import activation_slopes, fold_conv_module
 from .activation import act_cfg_for
+from .channel_shuffle import shuffled_concat
 from .norm_act import ConvNormAct
+
+
+#: Activations :func:`~mmdice.models.utils.activation_slopes` describes by slopes.
+PIECEWISE_LINEAR = (nn.PReLU, nn.LeakyReLU, nn.ReLU, nn.Identity)
 
 
 @MODELS.register_module()
@@ -97,13 +103,26 @@ class DimFuse(BaseModule):
                                          norm_cfg=norm_cfg,
                                          act_cfg=act_cfg_for(act_cfg, out_channels))
 
-    def forward(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
-        """``out``: optional (N, C', H, W) tensor (e.g. a view of a larger one)
-        that receives the result."""
+    def forward(self, x: Tensor) -> Tensor:
         fused = x if self.deploy else self.local_fusion(x)
-        if out is None:
-            return self.spatial_fusion(fused) * self.gate(fused)
-        return torch.mul(self.spatial_fusion(fused), self.gate(fused), out=out)
+        return self.spatial_fusion(fused) * self.gate(fused)
+
+    def shuffled_with(self, left: Tensor, x: Tensor) -> Tensor:
+        """``channel_shuffle(cat(left, self(x)), 2)`` with the spatial fusion's
+        activation, the gate product, the concat and the shuffle in one pass
+        (:func:`~mmdice.ops.shuffle_gated_concat`) when the spatial fusion is a
+        conv (BatchNorm folded) followed by a piecewise-linear activation.
+
+        Shapes: ``left`` (N, C', H, W), ``x`` as for :meth:`forward`; returns (N, 2C', H, W).
+        """
+        fused = x if self.deploy else self.local_fusion(x)
+        spatial = self.spatial_fusion
+        activation = spatial.activate if spatial.with_activation else None
+        if spatial.with_norm or spatial.order != ('conv', 'norm', 'act') \
+                or not isinstance(activation, PIECEWISE_LINEAR + (type(None), )):
+            return shuffled_concat((left, spatial(fused) * self.gate(fused)), 2)
+        slopes = activation_slopes(activation, self.out_channels).to(left)
+        return shuffle_gated_concat(left, spatial.conv(fused), slopes, self.gate(fused))
 
     def switch_to_deploy(self) -> None:
         """Drop ``local_fusion`` (its caller computes it) and fold the BatchNorm

@@ -75,14 +75,8 @@ class ShuffleDiCEBlock(BaseModule):
         if 2 * self.left_channels != self.out_channels:
             return shuffled_concat((left, self.branch[1](right)), 2)
         # Equal halves: output channel 2k is left channel k, 2k + 1 the branch's
-        # channel k; the DiCE unit writes its gated product straight there.
-        batch, _, height, width = left.shape
-        out = torch.empty((batch, self.out_channels, height, width), dtype=left.dtype,
-                          device=left.device, memory_format=memory_format)
-        halves = out.view(batch, self.left_channels, 2, height, width)
-        halves[:, :, 0].copy_(left)
-        self.branch[1](right, out=halves[:, :, 1])
-        return out
+        # channel k, written with the DiCE unit's last activation and gate product.
+        return self.branch[1].shuffled_with(left, right)
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
