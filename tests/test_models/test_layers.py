@@ -316,3 +316,19 @@ def test_act_cfg_helpers():
     assert isinstance(prelu, nn.PReLU) and prelu.weight.shape == (5, )
     unit = DiCEUnit(8, 8, 4, act_cfg=dict(type='ReLU'))
     assert isinstance(unit.dim_act, nn.ReLU)
+
+
+def test_dim_fuse_shuffled_with_equals_cat_then_shuffle():
+    torch.manual_seed(0)
+    fuse = DimFuse(6, 6).eval()
+    x, left = torch.randn(2, 18, 5, 5), torch.randn(2, 6, 5, 5)
+    with torch.no_grad():
+        expected = channel_shuffle(torch.cat((left, fuse(x)), 1), 2)
+        torch.testing.assert_close(fuse.shuffled_with(left, x), expected)  # BatchNorm unfolded
+        from mmdice.models import switch_to_deploy
+        unit = DiCEUnit(6, 6, 5).eval()
+        y = torch.randn(2, 6, 5, 5).contiguous(memory_format=torch.channels_last)
+        expected = channel_shuffle(torch.cat((left, unit(y)), 1), 2)
+        switch_to_deploy(unit)
+        out = unit.shuffled_with(left.contiguous(memory_format=torch.channels_last), y)
+        torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
