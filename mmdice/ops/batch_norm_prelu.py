@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .dim_conv import EXT_AVAILABLE
+from .dim_conv import EXT_AVAILABLE, kernel_device_types
 
 __all__ = ['batch_norm_prelu', 'batch_norm_prelu_reference']
 
@@ -38,12 +38,7 @@ def batch_norm_prelu_reference(input: Tensor, running_mean: Optional[Tensor],
         slope)
 
 
-def _has_cpu_kernel() -> bool:
-    return EXT_AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(
-        'mmdice::batch_norm_prelu', 'CPU')
-
-
-CPU_KERNEL = _has_cpu_kernel()
+CPU_KERNEL = 'cpu' in kernel_device_types('batch_norm_prelu')
 
 
 def _fused_supported(input: Tensor, *params: Optional[Tensor]) -> bool:

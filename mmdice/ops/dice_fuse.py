@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .dim_conv import (EXT_AVAILABLE, FUSED_DTYPES, _as_dilation, _check_inputs,
-                       add_dim_conv_parameters, dim_conv, dim_conv_reference)
+                       add_dim_conv_parameters, dim_conv, dim_conv_reference,
+                       kernel_device_types)
 
 __all__ = ['DimConvFuse2d', 'dice_fuse', 'dice_fuse_reference', 'dice_fuse_epilogue',
            'dice_fuse_epilogue_reference', 'shuffle_gated_concat',
@@ -34,9 +35,14 @@ COEFFICIENTS = ('branch_scale', 'branch_bias', 'branch_slope', 'fuse_weight', 'f
                 'out_slope')
 
 
+KERNEL_DEVICE_TYPES = {
+    name: kernel_device_types(name)
+    for name in ('dice_fuse', 'dice_fuse_epilogue', 'shuffle_gated_concat')
+}
+
+
 def _has_kernel(name: str, device_type: str) -> bool:
-    return EXT_AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(
-        f'mmdice::{name}', device_type.upper())
+    return device_type in KERNEL_DEVICE_TYPES[name]
 
 
 def _check_coefficients(channels: int, reference: Tensor, coefficients: Sequence[Tensor]) -> None:

@@ -185,16 +185,19 @@ def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
         _spatial_branch(x, weight_width, d_width, axis=3))
 
 
-def _device_kernels() -> frozenset:
-    """Device types that mmdice._ext was built with a kernel for."""
+def kernel_device_types(name: str) -> frozenset:
+    """Device types ('cpu', 'cuda') mmdice._ext has a kernel of ``mmdice::<name>`` for.
+
+    Asked once at import: ``torch.compile`` cannot trace the dispatcher query.
+    """
     if not EXT_AVAILABLE:
         return frozenset()
     return frozenset(device_type for device_type in FUSED_DTYPES
                      if torch._C._dispatch_has_kernel_for_dispatch_key(
-                         'mmdice::dim_conv', device_type.upper()))
+                         f'mmdice::{name}', device_type.upper()))
 
 
-DEVICE_KERNELS = _device_kernels()
+DEVICE_KERNELS = kernel_device_types('dim_conv')
 
 
 def _fused_supported(x: Tensor) -> bool:

@@ -154,3 +154,16 @@ def test_shuffled_concat_is_cat_then_shuffle(left, right, groups, channels_last)
     assert torch.equal(out, channel_shuffle(torch.cat(parts, 1), groups))
     assert out.is_contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def test_deploy_form_compiles_into_one_graph():
+    torch.manual_seed(0)
+    trained = randomize_statistics(DiCENet(1.0, input_size=64, out_indices=(2, 4)))
+    deployed = switch_to_deploy(copy.deepcopy(trained))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        explanation = torch._dynamo.explain(deployed)(x)
+        assert explanation.graph_break_count == 0, explanation.break_reasons
+        compiled = torch.compile(deployed, backend='aot_eager', fullgraph=True)
+        for actual, expected in zip(compiled(x), trained(x)):
+            assert relative_error(actual, expected) < RELATIVE_TOLERANCE
