@@ -9,8 +9,10 @@ the table gives the median over the repeats, the spread (min - max), images/s,
 and the ratio of the median to ShuffleNetV2 x1.5 in the same form.
 
 ``--segmentation`` times the VOC segmentor
-(configs/dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py) at 384x384,
-training against deploy form, eager NCHW and channels-last.
+(configs/dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py) at 384x384 and
+``--detection`` the SSD300 detector (configs/ssd/dicenet_ssd300_voc0712.py, head
+outputs) at 300x300, training against deploy form, eager NCHW and channels-last,
+random weights.
 
 Example (the numbers in benchmarks/RESULTS.md):
     python benchmarks/bench_backbones.py --batch 1 32 --markdown
@@ -45,6 +47,7 @@ FORMS = ('eager', 'eager-cl', 'compile', 'onnx')
 BASELINE = 'shufflenet_v2_x1_5'
 SEG_CONFIG = osp.join(REPO, 'configs', 'dicenet_seg',
                       'dicenet-s1.0_1xb32-100e_voc12aug-384x384.py')
+DET_CONFIG = osp.join(REPO, 'configs', 'ssd', 'dicenet_ssd300_voc0712.py')
 
 
 class TensorClassifier(nn.Module):
@@ -84,20 +87,44 @@ def build_dicenet(scale: str, deploy: bool) -> nn.Module:
     return TensorClassifier(model)
 
 
-def build_segmentor(deploy: bool) -> nn.Module:
+class TensorDetector(nn.Module):
+    """An mmdet detector as a tensor -> (class scores, box deltas) per level module."""
+
+    def __init__(self, detector: nn.Module):
+        super().__init__()
+        self.detector = detector
+
+    def forward(self, x):
+        return self.detector(x, mode='tensor')
+
+
+#: Dense-prediction models timed training form against deploy form: config, scope,
+#: wrapper, row label.
+DENSE_TASKS = {
+    'segmentation': (SEG_CONFIG, 'mmseg', TensorSegmentor, 'dicenet-s1.0 voc seg'),
+    'detection': (DET_CONFIG, 'mmdet', TensorDetector, 'dicenet-s2.4 ssd300 voc'),
+}
+
+
+def build_dense(task: str, deploy: bool) -> nn.Module:
+    """The segmentor or SSD detector of DENSE_TASKS[task], randomly initialised, eval mode."""
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS as MMSEG_MODELS
+    from mmengine.registry import MODELS as ROOT_MODELS
+    from mmengine.registry import DefaultScope
 
     import mmdice.models  # noqa: F401
     from mmdice.models import switch_to_deploy
-    init_default_scope('mmseg')
-    model = MMSEG_MODELS.build(Config.fromfile(SEG_CONFIG).model)
+    config, scope, wrapper, _ = DENSE_TASKS[task]
+    __import__(f'{scope}.models')  # registers the scope's models
+    model_cfg = Config.fromfile(config).model
+    model_cfg.backbone.pop('init_cfg', None)  # random weights: no pretrained checkpoint
+    with DefaultScope.overwrite_default_scope(scope):
+        model = ROOT_MODELS.build(model_cfg)
     model.init_weights()
     model.eval()
     if deploy:
         switch_to_deploy(model)
-    return TensorSegmentor(model)
+    return wrapper(model)
 
 
 def build_model(name: str) -> nn.Module:
@@ -212,12 +239,12 @@ def run_classifiers(args):
         print()
 
 
-def run_segmentation(args):
-    size = args.seg_size
+def run_dense(args, task: str, size: int):
+    """Training against deploy form of the segmentor or detector at ``size``."""
     forms = [form for form in args.forms if form in ('eager', 'eager-cl')] or ['eager']
-    models = {'training': build_segmentor(False), 'deploy': build_segmentor(True)}
-    header = ['segmentor', 'form', 'batch', 'median ms', 'spread ms', 'images/s',
-              'x training']
+    models = {'training': build_dense(task, False), 'deploy': build_dense(task, True)}
+    label = f'{DENSE_TASKS[task][3]} {size}x{size}'
+    header = ['model', 'form', 'batch', 'median ms', 'spread ms', 'images/s', 'x training']
     for batch in args.batch:
         example = torch.randn(batch, 3, size, size)
         cases = {(name, form): make_runner(model, form, example, args.threads)
@@ -226,9 +253,9 @@ def run_segmentation(args):
         rows = []
         for (name, form), (median, low, high) in times.items():
             ratio = times[('training', form)][0] / median
-            rows.append([f'dicenet-s1.0 voc {size}x{size} {name}', form, str(batch),
-                         f'{median:.1f}', f'{low:.1f}-{high:.1f}',
-                         f'{batch * 1e3 / median:.1f}', f'{ratio:.2f} faster'])
+            rows.append([f'{label} {name}', form, str(batch), f'{median:.1f}',
+                         f'{low:.1f}-{high:.1f}', f'{batch * 1e3 / median:.1f}',
+                         f'{ratio:.2f} faster'])
         print_table(rows, header, args.markdown)
         print()
 
@@ -247,11 +274,14 @@ def parse_args():
     parser.add_argument('--segmentation', action='store_true',
                         help='time the VOC segmentor (training vs deploy) instead')
     parser.add_argument('--seg-size', type=int, default=384)
+    parser.add_argument('--detection', action='store_true',
+                        help='time the SSD300 VOC detector (training vs deploy) instead')
+    parser.add_argument('--det-size', type=int, default=300)
     parser.add_argument('--system-malloc', action='store_true',
                         help="keep glibc's own malloc settings")
     parser.add_argument('--markdown', action='store_true')
     args = parser.parse_args()
-    for name in ('batch', 'size', 'threads', 'repeat', 'seg_size'):
+    for name in ('batch', 'size', 'threads', 'repeat', 'seg_size', 'det_size'):
         values = getattr(args, name)
         if any(v < 1 for v in (values if isinstance(values, list) else [values])):
             parser.error(f'--{name.replace("_", "-")} must be positive')
@@ -274,7 +304,9 @@ def main():
           'batch 1 (paper convention)')
     print()
     if args.segmentation:
-        run_segmentation(args)
+        run_dense(args, 'segmentation', args.seg_size)
+    elif args.detection:
+        run_dense(args, 'detection', args.det_size)
     else:
         run_classifiers(args)
 

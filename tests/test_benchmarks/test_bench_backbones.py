@@ -38,5 +38,13 @@ def test_classifier_rows_with_ratio_to_shufflenet():
 
 def test_segmentation_rows():
     lines = run('--segmentation', '--seg-size', '64', '--forms', 'eager', '--no-complexity')
-    rows = [line for line in lines if line.startswith('| dicenet-s1.0 voc 64x64')]
+    rows = [line for line in lines if line.startswith('| dicenet-s1.0 voc seg 64x64')]
     assert len(rows) == 2 and rows[1].split(' | ')[0].endswith('deploy')
+
+
+def test_detection_rows():
+    lines = run('--detection', '--forms', 'eager', '--no-complexity')
+    rows = [line.split(' | ') for line in lines
+            if line.startswith('| dicenet-s2.4 ssd300 voc 300x300')]
+    assert [row[0].rsplit(' ', 1)[1] for row in rows] == ['training', 'deploy']
+    assert rows[0][6].startswith('1.00') and float(rows[1][6].split()[0]) > 0
