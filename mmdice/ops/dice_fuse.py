@@ -27,18 +27,15 @@ from .dim_conv import (EXT_AVAILABLE, FUSED_DTYPES, _as_dilation, _check_inputs,
                        kernel_device_types)
 
 __all__ = ['DimConvFuse2d', 'dice_fuse', 'dice_fuse_reference', 'dice_fuse_epilogue',
-           'dice_fuse_epilogue_reference', 'shuffle_gated_concat',
-           'shuffle_gated_concat_reference']
+           'dice_fuse_epilogue_reference']
 
 #: Names of the coefficient arguments, in the ops' order; the first four are (C, 3).
 COEFFICIENTS = ('branch_scale', 'branch_bias', 'branch_slope', 'fuse_weight', 'fuse_bias',
                 'out_slope')
 
 
-KERNEL_DEVICE_TYPES = {
-    name: kernel_device_types(name)
-    for name in ('dice_fuse', 'dice_fuse_epilogue', 'shuffle_gated_concat')
-}
+KERNEL_DEVICE_TYPES = {name: kernel_device_types(name)
+                       for name in ('dice_fuse', 'dice_fuse_epilogue')}
 
 
 def _has_kernel(name: str, device_type: str) -> bool:
@@ -130,46 +127,6 @@ def dice_fuse(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_wid
                               *coefficients)
 
 
-def shuffle_gated_concat_reference(left: Tensor, branch: Tensor, slope: Tensor,
-                                   gate: Tensor) -> Tensor:
-    """``channel_shuffle(cat(left, prelu(branch, slope) * gate), 2)`` with stock operators."""
-    batch, channels, height, width = left.shape
-    concat = torch.cat((left, F.prelu(branch, slope) * gate.reshape(batch, channels, 1, 1)), 1)
-    return concat.reshape(batch, 2, channels, height, width).transpose(1, 2).reshape(
-        batch, 2 * channels, height, width)
-
-
-def shuffle_gated_concat(left: Tensor, branch: Tensor, slope: Tensor, gate: Tensor) -> Tensor:
-    """The end of a deploy-form ShuffleNet block whose two halves have C channels each.
-
-    Output channel 2k is ``left`` channel k, channel 2k + 1 is
-    ``prelu(branch, slope) * gate`` of channel k: the channel shuffle (2 groups)
-    of their concatenation. ``left`` and ``branch`` are (N, C, H, W), ``slope``
-    (C), ``gate`` (N, C, 1, 1) or (N, C). Channels-last float CPU inputs (a
-    channel slice of a channels-last tensor included) run
-    ``torch.ops.mmdice.shuffle_gated_concat`` in one pass and give a
-    channels-last output; other inputs and compiled graphs use
-    :func:`shuffle_gated_concat_reference`. Inference only: no autograd.
-    """
-    for name, tensor in (('left', left), ('branch', branch)):
-        if not isinstance(tensor, Tensor) or tensor.dim() != 4:
-            got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise ValueError(f'{name} must be a 4-D tensor (N, C, H, W), got {got}')
-    batch, channels = left.shape[:2]
-    if branch.shape != left.shape or slope.shape != (channels, ) \
-            or gate.numel() != batch * channels or gate.shape[0] != batch:
-        raise ValueError(f'shuffle_gated_concat needs branch of the shape of left '
-                         f'{tuple(left.shape)}, slope ({channels},) and gate ({batch}, '
-                         f'{channels}[, 1, 1]), got {tuple(branch.shape)}, {tuple(slope.shape)} '
-                         f'and {tuple(gate.shape)}')
-    if _has_kernel('shuffle_gated_concat', left.device.type) and left.device.type == 'cpu' \
-            and left.dtype in (torch.float32, torch.float64) and left.stride(1) == 1 \
-            and branch.stride(1) == 1 and not torch.compiler.is_compiling() \
-            and not torch.jit.is_tracing() and not torch.is_grad_enabled():
-        return torch.ops.mmdice.shuffle_gated_concat(left, branch, slope, gate)
-    return shuffle_gated_concat_reference(left, branch, slope, gate)
-
-
 if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dice_fuse')
@@ -178,12 +135,6 @@ if EXT_AVAILABLE:
         return torch.empty(x.shape, dtype=x.dtype, device=x.device,
                            memory_format=torch.channels_last if channels_last
                            else torch.contiguous_format)
-
-    @torch.library.register_fake('mmdice::shuffle_gated_concat')
-    def _shuffle_gated_concat_fake(left, branch, slope, gate):
-        n, c, h, w = left.shape
-        return torch.empty((n, 2 * c, h, w), dtype=left.dtype, device=left.device,
-                           memory_format=torch.channels_last)
 
     @torch.library.register_fake('mmdice::dice_fuse_epilogue')
     def _dice_fuse_epilogue_fake(dim_output, *coefficients):

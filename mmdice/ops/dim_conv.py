@@ -192,9 +192,12 @@ def kernel_device_types(name: str) -> frozenset:
     """
     if not EXT_AVAILABLE:
         return frozenset()
-    return frozenset(device_type for device_type in FUSED_DTYPES
-                     if torch._C._dispatch_has_kernel_for_dispatch_key(
-                         f'mmdice::{name}', device_type.upper()))
+    try:
+        return frozenset(device_type for device_type in FUSED_DTYPES
+                         if torch._C._dispatch_has_kernel_for_dispatch_key(
+                             f'mmdice::{name}', device_type.upper()))
+    except RuntimeError:  # a build older than the op: the pure-PyTorch paths run
+        return frozenset()
 
 
 DEVICE_KERNELS = kernel_device_types('dim_conv')

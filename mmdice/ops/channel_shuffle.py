@@ -1,0 +1,116 @@
+"""Shuffled concatenations of ShuffleNet blocks for the eager deploy form.
+
+:func:`shuffled_concat` copies each part once, straight into its shuffled
+place. ``torch.ops.mmdice.shuffle_gated_concat`` also applies the DiCE unit's
+last activation and gate product, in one pass per pixel row of channels-last
+tensors, where ATen's PReLU, multiply and copies into strided channel views of
+the output take three passes through the TensorIterator's strided loops.
+Inference only (no autograd): with grad enabled, in compiled graphs and for
+other layouts :func:`shuffle_gated_concat` computes the same with standard
+operators, which compilers fuse themselves.
+"""
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .dim_conv import EXT_AVAILABLE, kernel_device_types
+
+__all__ = ['memory_format_of', 'shuffled_concat', 'shuffle_gated_concat',
+           'shuffle_gated_concat_reference']
+
+CPU_KERNEL = 'cpu' in kernel_device_types('shuffle_gated_concat')
+
+
+def _use_kernel(tensors: Sequence[Tensor]) -> bool:
+    """Whether the channels-last CPU kernel applies to the 4-D ``tensors``."""
+    if not CPU_KERNEL or torch.compiler.is_compiling() or torch.jit.is_tracing() \
+            or torch.is_grad_enabled():
+        return False
+    return all(t.device.type == 'cpu' and t.dtype in (torch.float32, torch.float64)
+               and t.dtype == tensors[0].dtype and (t.stride(1) == 1 or t.shape[1] == 1)
+               for t in tensors)
+
+
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-D tensor whose channels are its innermost
+    axis (channels-last, or a channel slice of it), else ``torch.contiguous_format``."""
+    if x.dim() == 4 and x.shape[1] > 1 and x.stride(1) == 1 and x.shape[2] * x.shape[3] > 1:
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def shuffled_concat(parts: Sequence[Tensor], groups: int) -> Tensor:
+    """``channel_shuffle(torch.cat(parts, dim=1), groups)`` in one pass.
+
+    Each part (N, C_i, H, W) is copied once, straight to its shuffled place in
+    the output, which keeps the memory format (NCHW or channels-last) of the
+    first part.
+    """
+    batch, _, height, width = parts[0].shape
+    channels = sum(part.shape[1] for part in parts)
+    if channels % groups:
+        raise ValueError(f'channels ({channels}) must be divisible by groups ({groups})')
+    group_channels = channels // groups
+    out = torch.empty((batch, channels, height, width), dtype=parts[0].dtype,
+                      device=parts[0].device, memory_format=memory_format_of(parts[0]))
+    # grouped[:, j, k] is output channel k * groups + j, i.e. concat channel j * group_channels + k.
+    grouped = out.view(batch, group_channels, groups, height, width).transpose(1, 2)
+    start = 0
+    for part in parts:
+        offset = 0
+        while offset < part.shape[1]:
+            group, k = divmod(start + offset, group_channels)
+            count = min(part.shape[1] - offset, group_channels - k)
+            grouped[:, group, k:k + count].copy_(part[:, offset:offset + count])
+            offset += count
+        start += part.shape[1]
+    return out
+
+
+def shuffle_gated_concat_reference(left: Tensor, branch: Tensor, slope: Tensor,
+                                   gate: Tensor) -> Tensor:
+    """``channel_shuffle(cat(left, prelu(branch, slope) * gate), 2)`` with stock operators."""
+    batch, channels, height, width = left.shape
+    concat = torch.cat((left, F.prelu(branch, slope) * gate.reshape(batch, channels, 1, 1)), 1)
+    return concat.reshape(batch, 2, channels, height, width).transpose(1, 2).reshape(
+        batch, 2 * channels, height, width)
+
+
+def shuffle_gated_concat(left: Tensor, branch: Tensor, slope: Tensor, gate: Tensor) -> Tensor:
+    """The end of a deploy-form ShuffleNet block whose two halves have C channels each.
+
+    Output channel 2k is ``left`` channel k, channel 2k + 1 is
+    ``prelu(branch, slope) * gate`` of channel k: the channel shuffle (2 groups)
+    of their concatenation. ``left`` and ``branch`` are (N, C, H, W), ``slope``
+    (C), ``gate`` (N, C, 1, 1) or (N, C). Channels-last float CPU inputs (a
+    channel slice of a channels-last tensor included) run
+    ``torch.ops.mmdice.shuffle_gated_concat`` in one pass and give a
+    channels-last output; other inputs and compiled graphs use
+    :func:`shuffle_gated_concat_reference`. Inference only: no autograd.
+    """
+    for name, tensor in (('left', left), ('branch', branch)):
+        if not isinstance(tensor, Tensor) or tensor.dim() != 4:
+            got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            raise ValueError(f'{name} must be a 4-D tensor (N, C, H, W), got {got}')
+    batch, channels = left.shape[:2]
+    if branch.shape != left.shape or slope.shape != (channels, ) \
+            or gate.numel() != batch * channels or gate.shape[0] != batch:
+        raise ValueError(f'shuffle_gated_concat needs branch of the shape of left '
+                         f'{tuple(left.shape)}, slope ({channels},) and gate ({batch}, '
+                         f'{channels}[, 1, 1]), got {tuple(branch.shape)}, {tuple(slope.shape)} '
+                         f'and {tuple(gate.shape)}')
+    if _use_kernel((left, branch)) \
+            and slope.dtype == gate.dtype == left.dtype:
+        return torch.ops.mmdice.shuffle_gated_concat(left, branch, slope, gate)
+    return shuffle_gated_concat_reference(left, branch, slope, gate)
+
+
+if EXT_AVAILABLE:
+
+    @torch.library.register_fake('mmdice::shuffle_gated_concat')
+    def _shuffle_gated_concat_fake(left, branch, slope, gate):
+        n, c, h, w = left.shape
+        return torch.empty((n, 2 * c, h, w), dtype=left.dtype, device=left.device,
+                           memory_format=torch.channels_last)
