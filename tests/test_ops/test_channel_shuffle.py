@@ -6,6 +6,7 @@ from mmdice.ops import EXT_AVAILABLE, shuffle_gated_concat, shuffle_gated_concat
 
 requires_ext = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
 
+
 def shuffle_inputs(batch=3, channels=13, size=(5, 7), dtype=torch.float32):
     torch.manual_seed(0)
     whole = torch.randn(batch, 2 * channels, *size, dtype=dtype).contiguous(
