@@ -18,6 +18,8 @@ Example (the numbers in benchmarks/RESULTS.md):
     python benchmarks/bench_backbones.py --batch 1 32 --markdown
     python benchmarks/bench_backbones.py --models dicenet-s2.4-deploy shufflenet_v2_x1_5 \\
         --forms eager --batch 32 --repeat 3
+    python benchmarks/bench_backbones.py --models dicenet-s2.4 dicenet-s2.4-deploy \\
+        --batch 32 --profile 14 --no-complexity
 """
 import argparse
 import copy
@@ -215,8 +217,24 @@ def print_table(rows, header, markdown):
             print('  '.join(str(cell).rjust(width) for cell, width in zip(row, widths)))
 
 
+def print_profiles(models, example, count):
+    """The ``count`` ops with the most self CPU time in 3 eager forwards of each model."""
+    for name, model in models.items():
+        with torch.no_grad():
+            model(example)
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                for _ in range(3):
+                    model(example)
+        print(f'profile {name}, batch {example.shape[0]}, 3 forwards:')
+        print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=count))
+
+
 def run_classifiers(args):
     models = {name: build_model(name) for name in args.models}
+    if args.profile:
+        for batch in args.batch:
+            print_profiles(models, torch.randn(batch, 3, args.size, args.size), args.profile)
+        return
     info = {name: complexity(name, model, args.size) for name, model in models.items()} \
         if args.complexity else {}
     header = ['model', 'form', 'batch', 'median ms', 'spread ms', 'images/s',
@@ -279,14 +297,17 @@ def parse_args():
     parser.add_argument('--det-size', type=int, default=300)
     parser.add_argument('--system-malloc', action='store_true',
                         help="keep glibc's own malloc settings")
+    parser.add_argument('--profile', type=int, default=0, metavar='N',
+                        help='print the N ops with the most self CPU time of 3 eager forwards '
+                        'of each model instead of timing')
     parser.add_argument('--markdown', action='store_true')
     args = parser.parse_args()
     for name in ('batch', 'size', 'threads', 'repeat', 'seg_size', 'det_size'):
         values = getattr(args, name)
         if any(v < 1 for v in (values if isinstance(values, list) else [values])):
             parser.error(f'--{name.replace("_", "-")} must be positive')
-    if args.warmup < 0:
-        parser.error('--warmup must be >= 0')
+    if args.warmup < 0 or args.profile < 0:
+        parser.error('--warmup and --profile must be >= 0')
     return args
 
 

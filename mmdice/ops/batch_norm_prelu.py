@@ -11,9 +11,10 @@ takes two passes over (input, grad_output) per channel for all four gradients.
 :func:`batch_norm_prelu` has :func:`torch.nn.functional.batch_norm`'s
 arguments plus the PReLU ``slope`` and updates the running statistics the
 same way. It runs the fused op for float32/float64 NCHW-contiguous CPU
-tensors in eager mode; otherwise (other devices and dtypes, channels-last,
-``torch.compile``, ``torch.export``, jit traces) it computes
-:func:`batch_norm_prelu_reference`, which compilers fuse on their own.
+tensors, eager and under ``torch.compile`` (a training step of DiCENet s=1.0
+compiled with the op: 1022 ms, with inductor's own BatchNorm + PReLU: 1193 ms);
+otherwise (other devices and dtypes, channels-last, ``torch.export`` and ONNX,
+jit traces) it computes :func:`batch_norm_prelu_reference`.
 """
 from typing import Optional
 
@@ -42,7 +43,7 @@ CPU_KERNEL = 'cpu' in kernel_device_types('batch_norm_prelu')
 
 
 def _fused_supported(input: Tensor, *params: Optional[Tensor]) -> bool:
-    if not CPU_KERNEL or torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if not CPU_KERNEL or torch.jit.is_tracing() or torch.compiler.is_exporting():
         return False
     return (input.device.type == 'cpu' and input.dtype in FUSED_DTYPES and input.dim() == 4
             and input.numel() > 0 and input.is_contiguous()

@@ -153,8 +153,14 @@ def test_compiles_without_graph_breaks():
     explanation = torch._dynamo.explain(function)(x)
     assert explanation.graph_break_count == 0
     compiled = torch.compile(function, backend='aot_eager', fullgraph=True)
-    torch.testing.assert_close(compiled(x), batch_norm_prelu_reference(
+    out = compiled(x)
+    torch.testing.assert_close(out, batch_norm_prelu_reference(
         x, None, None, norm.weight, norm.bias, act.weight, True))
+    (grad, ) = torch.autograd.grad(out.sum(), x)
+    (expected, ) = torch.autograd.grad(batch_norm_prelu_reference(
+        x, None, None, norm.weight, norm.bias, act.weight, True).sum(), x)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+    assert count_fused_calls(lambda: compiled(x)) == 1  # the op runs inside the graph
 
 
 @requires_ext
