@@ -262,6 +262,11 @@ def run_dense(args, task: str, size: int):
     forms = [form for form in args.forms if form in ('eager', 'eager-cl')] or ['eager']
     models = {'training': build_dense(task, False), 'deploy': build_dense(task, True)}
     label = f'{DENSE_TASKS[task][3]} {size}x{size}'
+    if args.profile:
+        for batch in args.batch:
+            print_profiles({f'{label} {name}': model for name, model in models.items()},
+                           torch.randn(batch, 3, size, size), args.profile)
+        return
     header = ['model', 'form', 'batch', 'median ms', 'spread ms', 'images/s', 'x training']
     for batch in args.batch:
         example = torch.randn(batch, 3, size, size)
@@ -299,7 +304,7 @@ def parse_args():
                         help="keep glibc's own malloc settings")
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='print the N ops with the most self CPU time of 3 eager forwards '
-                        'of each model instead of timing')
+                        'of each model (classifiers, or the dense task) instead of timing')
     parser.add_argument('--markdown', action='store_true')
     args = parser.parse_args()
     for name in ('batch', 'size', 'threads', 'repeat', 'seg_size', 'det_size'):
