@@ -121,7 +121,7 @@ class DiCENet(BaseModule):
 
         stem_channels = self.channels[0]
         self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
-                               act_cfg=act_cfg_for(act_cfg, stem_channels))
+                                act_cfg=act_cfg_for(act_cfg, stem_channels))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         level_channels = [stem_channels, stem_channels]
         self.layers = ModuleList()

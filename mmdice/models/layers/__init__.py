@@ -10,6 +10,7 @@ from .shuffle_dice_block import ShuffleDiCEBlock
 from .strided_dice import StridedDiCE
 
 __all__ = [
-    'act_cfg_for', 'build_act', 'channel_shuffle', 'shuffled_concat', 'ChannelGate', 'DimFuse', 'DiCEUnit',
-    'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv', 'EfficientPyrPool', 'ConvNormAct', 'norm_act'
+    'act_cfg_for', 'build_act', 'channel_shuffle', 'shuffled_concat', 'ChannelGate', 'DimFuse',
+    'DiCEUnit', 'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv', 'EfficientPyrPool',
+    'ConvNormAct', 'norm_act'
 ]

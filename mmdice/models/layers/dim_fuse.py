@@ -95,13 +95,13 @@ class DimFuse(BaseModule):
         self.out_channels = out_channels
         self.deploy = False
         self.local_fusion = ConvNormAct(3 * in_channels, in_channels, 1, groups=in_channels,
-                                       norm_cfg=norm_cfg,
-                                       act_cfg=act_cfg_for(act_cfg, in_channels))
+                                        norm_cfg=norm_cfg,
+                                        act_cfg=act_cfg_for(act_cfg, in_channels))
         self.gate = ChannelGate(in_channels, out_channels, reduction=gate_reduction)
         self.spatial_fusion = ConvNormAct(in_channels, out_channels, 3, padding=1,
-                                         groups=math.gcd(in_channels, out_channels),
-                                         norm_cfg=norm_cfg,
-                                         act_cfg=act_cfg_for(act_cfg, out_channels))
+                                          groups=math.gcd(in_channels, out_channels),
+                                          norm_cfg=norm_cfg,
+                                          act_cfg=act_cfg_for(act_cfg, out_channels))
 
     def forward(self, x: Tensor) -> Tensor:
         fused = x if self.deploy else self.local_fusion(x)

@@ -114,6 +114,7 @@ class EfficientPyrPool(BaseModule):
         merged = torch.cat([
             self._scale_branch(x, scale, conv) for scale, conv in zip(self.scales, self.scale_convs)
         ], dim=1)
-        merged = channel_shuffle(norm_act(merged, self.merge_norm, self.merge_act), len(self.scales))
+        merged = channel_shuffle(norm_act(merged, self.merge_norm, self.merge_act),
+                                 len(self.scales))
         x = self.merge_conv(merged)
         return x if self.out_proj is None else self.out_proj(x)

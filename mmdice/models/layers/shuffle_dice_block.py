@@ -57,7 +57,7 @@ class ShuffleDiCEBlock(BaseModule):
         branch_out = out_channels - self.left_channels
         self.branch = Sequential(
             ConvNormAct(branch_in, branch_out, 1, norm_cfg=norm_cfg,
-                       act_cfg=act_cfg_for(act_cfg, branch_out)),
+                        act_cfg=act_cfg_for(act_cfg, branch_out)),
             DiCEUnit(branch_out, branch_out, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def _inner_forward(self, x: Tensor) -> Tensor:

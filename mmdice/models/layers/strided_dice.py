@@ -48,7 +48,7 @@ class StridedDiCE(BaseModule):
         conv_act_cfg = act_cfg_for(act_cfg, in_channels)
         self.left = Sequential(
             ConvNormAct(in_channels, in_channels, 3, stride=2, padding=1, groups=in_channels,
-                       norm_cfg=norm_cfg, act_cfg=conv_act_cfg),
+                        norm_cfg=norm_cfg, act_cfg=conv_act_cfg),
             ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
         self.right = Sequential(
             nn.AvgPool2d(3, stride=2, padding=1),

@@ -24,9 +24,9 @@ def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dic
     """
     return Sequential(
         ConvNormAct(in_channels, in_channels, 3, stride=2, padding=padding, groups=in_channels,
-                   bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg_for(act_cfg, in_channels)),
+                    bias=False, norm_cfg=norm_cfg, act_cfg=act_cfg_for(act_cfg, in_channels)),
         ConvNormAct(in_channels, out_channels, 1, bias=False, norm_cfg=norm_cfg,
-                   act_cfg=act_cfg_for(act_cfg, out_channels)))
+                    act_cfg=act_cfg_for(act_cfg, out_channels)))
 
 
 @MODELS.register_module()
