@@ -157,20 +157,35 @@ struct ChannelWalk {
   }
 };
 
+// The per-channel tensors of one call (contiguous (C), the input's dtype) and eps.
 template <typename scalar_t>
-ChannelAffine<at::opmath_type<scalar_t>> channel_affine(const scalar_t* weight,
-                                                        const scalar_t* bias,
-                                                        const scalar_t* slope,
-                                                        const scalar_t* mean,
-                                                        const scalar_t* var, double eps,
-                                                        int64_t c) {
-  using T = at::opmath_type<scalar_t>;
-  const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
-  const double scale = static_cast<double>(weight[c]) * invstd;
-  return {static_cast<T>(scale),
-          static_cast<T>(static_cast<double>(bias[c]) - static_cast<double>(mean[c]) * scale),
-          static_cast<T>(slope[c]), static_cast<T>(mean[c]), static_cast<T>(invstd)};
-}
+struct ChannelParams {
+  const scalar_t* weight;
+  const scalar_t* bias;
+  const scalar_t* slope;
+  const scalar_t* mean;
+  const scalar_t* var;
+  double eps;
+
+  ChannelParams(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& slope,
+                const at::Tensor& mean, const at::Tensor& var, double eps)
+      : weight(weight.const_data_ptr<scalar_t>()),
+        bias(bias.const_data_ptr<scalar_t>()),
+        slope(slope.const_data_ptr<scalar_t>()),
+        mean(mean.const_data_ptr<scalar_t>()),
+        var(var.const_data_ptr<scalar_t>()),
+        eps(eps) {}
+
+  // Channel c's constants, computed in double and rounded once.
+  ChannelAffine<at::opmath_type<scalar_t>> affine(int64_t c) const {
+    using T = at::opmath_type<scalar_t>;
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    const double scale = static_cast<double>(weight[c]) * invstd;
+    return {static_cast<T>(scale),
+            static_cast<T>(static_cast<double>(bias[c]) - static_cast<double>(mean[c]) * scale),
+            static_cast<T>(slope[c]), static_cast<T>(mean[c]), static_cast<T>(invstd)};
+  }
+};
 
 }  // namespace
 
@@ -209,13 +224,10 @@ at::Tensor batch_norm_prelu_forward_cpu(const at::Tensor& input, const at::Tenso
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "batch_norm_prelu_forward_cpu", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     scalar_t* y = output.data_ptr<scalar_t>();
+    const ChannelParams<scalar_t> params(weight, bias, slope, mean, var, eps);
     at::parallel_for(0, walk.channels, walk.grain(), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
-        const auto ch = channel_affine(weight.const_data_ptr<scalar_t>(),
-                                       bias.const_data_ptr<scalar_t>(),
-                                       slope.const_data_ptr<scalar_t>(),
-                                       mean.const_data_ptr<scalar_t>(),
-                                       var.const_data_ptr<scalar_t>(), eps, c);
+        const auto ch = params.affine(c);
         for (int64_t n = 0; n < walk.batch; ++n) {
           forward_plane(x + walk.offset(n, c), walk.plane, ch, y + walk.offset(n, c));
         }
@@ -238,13 +250,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_prelu_back
     using T = at::opmath_type<scalar_t>;
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* g = grad_output.const_data_ptr<scalar_t>();
+    const ChannelParams<scalar_t> params(weight, bias, slope, mean, var, eps);
     at::parallel_for(0, walk.channels, walk.grain(), [&](int64_t begin, int64_t end) {
       for (int64_t c = begin; c < end; ++c) {
-        const auto ch = channel_affine(weight.const_data_ptr<scalar_t>(),
-                                       bias.const_data_ptr<scalar_t>(),
-                                       slope.const_data_ptr<scalar_t>(),
-                                       mean.const_data_ptr<scalar_t>(),
-                                       var.const_data_ptr<scalar_t>(), eps, c);
+        const auto ch = params.affine(c);
         double sums[3] = {0, 0, 0};
         for (int64_t n = 0; n < walk.batch; ++n) {
           backward_sums_plane(x + walk.offset(n, c), g + walk.offset(n, c), walk.plane, ch,
@@ -256,7 +265,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> batch_norm_prelu_back
         if (!input_grad) continue;
         // dL/dx = weight * invstd * (g' - mean(g') - xhat * mean(g' * xhat)) with
         // batch statistics, weight * invstd * g' with fixed ones.
-        const double k_grad = static_cast<double>(weight.const_data_ptr<scalar_t>()[c]) *
+        const double k_grad = static_cast<double>(params.weight[c]) *
                               static_cast<double>(ch.invstd);
         const double k_xhat = batch_stats ? k_grad * sums[1] / walk.count() : 0.0;
         const double k_bias = batch_stats ? k_grad * sums[0] / walk.count() : 0.0;
