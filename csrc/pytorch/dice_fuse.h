@@ -32,10 +32,4 @@ at::Tensor dice_fuse_forward_cpu(const at::Tensor& input, const at::Tensor& weig
 // The epilogue alone on a DimConv output (N, 3C, H, W): (N, C, H, W).
 at::Tensor dice_fuse_epilogue_cpu(const at::Tensor& dim_output, const DiceFuseTensors& params);
 
-// channel_shuffle(cat(left, prelu(branch, slope) * gate), 2): left and branch
-// (N, C, H, W) with unit channel stride (channels-last or a channel slice of
-// it), slope (C), gate (N, C) contiguous; returns (N, 2C, H, W) channels-last.
-at::Tensor shuffle_gated_concat_cpu(const at::Tensor& left, const at::Tensor& branch,
-                                    const at::Tensor& slope, const at::Tensor& gate);
-
 }  // namespace mmdice

@@ -1,5 +1,6 @@
-// Device entry points of the fused DimConv op (see csrc/common/dim_conv_common.h
-// for the maths). Inputs reach them already validated and NCHW-contiguous.
+// The fused DimConv op (maths in csrc/common/dim_conv_common.h): its input
+// contract, shared by every op that runs DimConv, and its device kernels, which
+// get their inputs validated and NCHW-contiguous.
 #pragma once
 
 #include <torch/types.h>
@@ -39,31 +40,45 @@ inline std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> allocate_dim_c
   return {grad_input, grad_weight_depth, grad_weight_height, grad_weight_width};
 }
 
+// The weights an op accepts: kAny for dim_conv (a branch may hold 0 kernels,
+// the height- and width-wise ones a band of any odd number), kPlain for ops
+// that take the plain DimConv only (1 kernel per channel, row and column).
+enum class DimConvWeightForm { kAny, kPlain };
+
+// The shape contract of DimConv's tensors, for every op that runs DimConv:
+// input (N, C, H, W); dilation three positive ints; weight_depth (C, Bd, k, k),
+// weight_height (H, Bh, k, k), weight_width (W, Bw, k, k) with odd k, of the
+// input's dtype and device, kernels per row as `form` allows and at least one
+// branch with kernels. Raises (TORCH_CHECK) with messages prefixed by `op`.
+void check_dim_conv_inputs(const char* op, const at::Tensor& input,
+                           const at::Tensor& weight_depth, const at::Tensor& weight_height,
+                           const at::Tensor& weight_width, at::IntArrayRef dilation,
+                           DimConvWeightForm form);
+
 // Builds the geometry from validated tensors; `dilation` is (depth, height, width).
 DimConvGeometry make_dim_conv_geometry(const at::Tensor& input, const at::Tensor& weight_depth,
                                        const at::Tensor& weight_height,
                                        const at::Tensor& weight_width, at::IntArrayRef dilation);
 
-at::Tensor dim_conv_forward_cpu(const at::Tensor& input, const at::Tensor& weight_depth,
-                                const at::Tensor& weight_height, const at::Tensor& weight_width,
-                                const DimConvGeometry& geometry);
+// The device kernels, one per device (dim_conv_forward_cpu, ..._cuda):
+// DimConv of `input`, an (N, 3C, H, W) NCHW output.
+using DimConvForwardKernel = at::Tensor(const at::Tensor& input, const at::Tensor& weight_depth,
+                                        const at::Tensor& weight_height,
+                                        const at::Tensor& weight_width,
+                                        const DimConvGeometry& geometry);
 
 // Returns (grad_input, grad_weight_depth, grad_weight_height, grad_weight_width),
 // those not in `mask` undefined; `input` is read only when a weight gradient is.
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cpu(
+using DimConvBackwardKernel = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
     const at::Tensor& weight_height, const at::Tensor& weight_width,
     const DimConvGeometry& geometry, const DimConvGradMask& mask);
 
+DimConvForwardKernel dim_conv_forward_cpu;
+DimConvBackwardKernel dim_conv_backward_cpu;
 #ifdef WITH_CUDA
-at::Tensor dim_conv_forward_cuda(const at::Tensor& input, const at::Tensor& weight_depth,
-                                 const at::Tensor& weight_height, const at::Tensor& weight_width,
-                                 const DimConvGeometry& geometry);
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> dim_conv_backward_cuda(
-    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& weight_depth,
-    const at::Tensor& weight_height, const at::Tensor& weight_width,
-    const DimConvGeometry& geometry, const DimConvGradMask& mask);
+DimConvForwardKernel dim_conv_forward_cuda;
+DimConvBackwardKernel dim_conv_backward_cuda;
 #endif
 
 }  // namespace mmdice

@@ -12,16 +12,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "../../common/cpu/cpu_kernel_utils.h"
 #include "../batch_norm_prelu.h"
-
-#if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__)
-#define BN_PRELU_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define BN_PRELU_CPU_CLONES
-#endif
-#define BN_PRELU_INLINE inline __attribute__((always_inline))
 
 namespace mmdice {
 
@@ -41,7 +33,7 @@ struct ChannelAffine {
 // per lane (GCC does not reassociate a plain float sum), added up in double
 // per plane by the caller.
 template <typename scalar_t>
-BN_PRELU_INLINE void stats_plane_impl(const scalar_t* x, int64_t size, scalar_t origin,
+MMDICE_INLINE void stats_plane_impl(const scalar_t* x, int64_t size, scalar_t origin,
                                       double& sum, double& square_sum) {
   using T = at::opmath_type<scalar_t>;
   const T shift = static_cast<T>(origin);
@@ -57,7 +49,7 @@ BN_PRELU_INLINE void stats_plane_impl(const scalar_t* x, int64_t size, scalar_t 
 }
 
 template <typename scalar_t>
-BN_PRELU_INLINE void forward_plane_impl(const scalar_t* x, int64_t size,
+MMDICE_INLINE void forward_plane_impl(const scalar_t* x, int64_t size,
                                         const ChannelAffine<at::opmath_type<scalar_t>>& ch,
                                         scalar_t* y) {
   using T = at::opmath_type<scalar_t>;
@@ -72,7 +64,7 @@ BN_PRELU_INLINE void forward_plane_impl(const scalar_t* x, int64_t size,
 // sums[0..2] += the plane's sums of g' = dL/dv, of g' * xhat and, where
 // v <= 0, of g * v (v the pre-activation, xhat the normalised input).
 template <typename scalar_t>
-BN_PRELU_INLINE void backward_sums_plane_impl(const scalar_t* x, const scalar_t* g,
+MMDICE_INLINE void backward_sums_plane_impl(const scalar_t* x, const scalar_t* g,
                                               int64_t size,
                                               const ChannelAffine<at::opmath_type<scalar_t>>& ch,
                                               double* sums) {
@@ -98,7 +90,7 @@ BN_PRELU_INLINE void backward_sums_plane_impl(const scalar_t* x, const scalar_t*
 
 // grad_input = g' * k_grad - xhat * k_xhat - k_bias.
 template <typename scalar_t>
-BN_PRELU_INLINE void backward_input_plane_impl(
+MMDICE_INLINE void backward_input_plane_impl(
     const scalar_t* x, const scalar_t* g, int64_t size,
     const ChannelAffine<at::opmath_type<scalar_t>>& ch, at::opmath_type<scalar_t> k_grad,
     at::opmath_type<scalar_t> k_xhat, at::opmath_type<scalar_t> k_bias, scalar_t* grad_input) {
@@ -115,23 +107,23 @@ BN_PRELU_INLINE void backward_input_plane_impl(
   }
 }
 
-// GCC multiversions plain functions, not templates: one set per dtype.
+// One set of workers per dtype (see cpu_kernel_utils.h).
 #define BN_PRELU_DEFINE_WORKERS(scalar_t)                                                     \
-  BN_PRELU_CPU_CLONES void stats_plane(const scalar_t* x, int64_t size, scalar_t origin,      \
+  MMDICE_CPU_CLONES void stats_plane(const scalar_t* x, int64_t size, scalar_t origin,      \
                                        double& sum, double& square_sum) {                     \
     stats_plane_impl(x, size, origin, sum, square_sum);                                       \
   }                                                                                            \
-  BN_PRELU_CPU_CLONES void forward_plane(const scalar_t* x, int64_t size,                     \
+  MMDICE_CPU_CLONES void forward_plane(const scalar_t* x, int64_t size,                     \
                                          const ChannelAffine<at::opmath_type<scalar_t>>& ch,  \
                                          scalar_t* y) {                                       \
     forward_plane_impl(x, size, ch, y);                                                       \
   }                                                                                            \
-  BN_PRELU_CPU_CLONES void backward_sums_plane(                                               \
+  MMDICE_CPU_CLONES void backward_sums_plane(                                               \
       const scalar_t* x, const scalar_t* g, int64_t size,                                     \
       const ChannelAffine<at::opmath_type<scalar_t>>& ch, double* sums) {                     \
     backward_sums_plane_impl(x, g, size, ch, sums);                                           \
   }                                                                                            \
-  BN_PRELU_CPU_CLONES void backward_input_plane(                                              \
+  MMDICE_CPU_CLONES void backward_input_plane(                                              \
       const scalar_t* x, const scalar_t* g, int64_t size,                                     \
       const ChannelAffine<at::opmath_type<scalar_t>>& ch, at::opmath_type<scalar_t> k_grad,   \
       at::opmath_type<scalar_t> k_xhat, at::opmath_type<scalar_t> k_bias,                     \
@@ -152,9 +144,7 @@ struct ChannelWalk {
   int64_t offset(int64_t n, int64_t c) const { return (n * channels + c) * plane; }
   int64_t count() const { return batch * plane; }
   // Channels per task: enough elements to amortise a task (ATen's grain).
-  int64_t grain() const {
-    return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, count()));
-  }
+  int64_t grain() const { return parallel_grain(count()); }
 };
 
 // The per-channel tensors of one call (contiguous (C), the input's dtype) and eps.

@@ -12,29 +12,19 @@
 #include <ATen/Parallel.h>
 #include <torch/types.h>
 
-#include <algorithm>
 #include <cstdint>
 
-#include "../dice_fuse.h"
-
-#if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__)
-#define CHANNEL_SHUFFLE_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CHANNEL_SHUFFLE_CLONES
-#endif
+#include "../../common/cpu/cpu_kernel_utils.h"
+#include "../channel_shuffle.h"
 
 namespace mmdice {
 
 namespace {
 
 template <typename scalar_t>
-inline __attribute__((always_inline)) void shuffle_row_impl(const scalar_t* left,
-                                                            const scalar_t* branch,
-                                                            const scalar_t* slope,
-                                                            const scalar_t* gate,
-                                                            int64_t channels, scalar_t* out) {
+MMDICE_INLINE void shuffle_row_impl(const scalar_t* left, const scalar_t* branch,
+                                    const scalar_t* slope, const scalar_t* gate,
+                                    int64_t channels, scalar_t* out) {
 #pragma omp simd
   for (int64_t k = 0; k < channels; ++k) {
     const scalar_t v = branch[k];
@@ -43,12 +33,11 @@ inline __attribute__((always_inline)) void shuffle_row_impl(const scalar_t* left
   }
 }
 
-// GCC multiversions plain functions, not templates.
-#define CHANNEL_SHUFFLE_DEFINE_WORKERS(scalar_t)                                              \
-  CHANNEL_SHUFFLE_CLONES void shuffle_row(const scalar_t* left, const scalar_t* branch,      \
-                                          const scalar_t* slope, const scalar_t* gate,       \
-                                          int64_t channels, scalar_t* out) {                 \
-    shuffle_row_impl(left, branch, slope, gate, channels, out);                              \
+#define CHANNEL_SHUFFLE_DEFINE_WORKERS(scalar_t)                                            \
+  MMDICE_CPU_CLONES void shuffle_row(const scalar_t* left, const scalar_t* branch,         \
+                                     const scalar_t* slope, const scalar_t* gate,          \
+                                     int64_t channels, scalar_t* out) {                    \
+    shuffle_row_impl(left, branch, slope, gate, channels, out);                            \
   }
 CHANNEL_SHUFFLE_DEFINE_WORKERS(float)
 CHANNEL_SHUFFLE_DEFINE_WORKERS(double)
@@ -61,11 +50,6 @@ int64_t row_offset(const at::Tensor& t, int64_t row) {
   return n * t.stride(0) + h * t.stride(2) + w * t.stride(3);
 }
 
-// Rows of pixels per task for an output row of `row_elements`.
-int64_t row_grain(int64_t row_elements) {
-  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, row_elements));
-}
-
 }  // namespace
 
 at::Tensor shuffle_gated_concat_cpu(const at::Tensor& left, const at::Tensor& branch,
@@ -75,7 +59,7 @@ at::Tensor shuffle_gated_concat_cpu(const at::Tensor& left, const at::Tensor& br
                        left.options().memory_format(at::MemoryFormat::ChannelsLast));
   const int64_t rows = batch * left.size(2) * left.size(3);
   const int64_t pixels = left.size(2) * left.size(3);
-  const int64_t grain = row_grain(2 * channels);
+  const int64_t grain = parallel_grain(2 * channels);
   AT_DISPATCH_FLOATING_TYPES(left.scalar_type(), "shuffle_gated_concat_cpu", [&] {
     const scalar_t* left_data = left.const_data_ptr<scalar_t>();
     const scalar_t* branch_data = branch.const_data_ptr<scalar_t>();

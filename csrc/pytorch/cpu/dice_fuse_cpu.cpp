@@ -22,15 +22,8 @@
 #include <immintrin.h>
 #endif
 
+#include "../../common/cpu/cpu_kernel_utils.h"
 #include "../dice_fuse.h"
-
-#if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__x86_64__) && \
-    defined(__linux__)
-#define DICE_FUSE_CPU_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DICE_FUSE_CPU_CLONES
-#endif
 
 namespace mmdice {
 
@@ -62,12 +55,13 @@ class ParamsBuffer {
   std::vector<std::vector<T>> storage_;
 };
 
-// out[i] = epilogue(depth[i], height[i], width[i]) for i < plane. A plain
-// function per type: GCC multiversions functions, not templates.
+// out[i] = epilogue(depth[i], height[i], width[i]) for i < plane; one worker
+// per dtype (see cpu_kernel_utils.h).
 template <typename scalar_t>
-inline __attribute__((always_inline)) void fuse_plane_impl(
-    const scalar_t* depth, const scalar_t* height, const scalar_t* width, int64_t plane,
-    const DiceFuseChannel<at::opmath_type<scalar_t>>& channel, scalar_t* out) {
+MMDICE_INLINE void fuse_plane_impl(const scalar_t* depth, const scalar_t* height,
+                                   const scalar_t* width, int64_t plane,
+                                   const DiceFuseChannel<at::opmath_type<scalar_t>>& channel,
+                                   scalar_t* out) {
   using T = at::opmath_type<scalar_t>;
   for (int64_t i = 0; i < plane; ++i) {
     out[i] = static_cast<scalar_t>(
@@ -75,12 +69,12 @@ inline __attribute__((always_inline)) void fuse_plane_impl(
   }
 }
 
-#define DICE_FUSE_DEFINE_WORKER(scalar_t)                                                    \
-  DICE_FUSE_CPU_CLONES void fuse_plane(const scalar_t* depth, const scalar_t* height,       \
-                                       const scalar_t* width, int64_t plane,                \
-                                       const DiceFuseChannel<at::opmath_type<scalar_t>>& ch, \
-                                       scalar_t* out) {                                     \
-    fuse_plane_impl(depth, height, width, plane, ch, out);                                  \
+#define DICE_FUSE_DEFINE_WORKER(scalar_t)                                                 \
+  MMDICE_CPU_CLONES void fuse_plane(const scalar_t* depth, const scalar_t* height,       \
+                                    const scalar_t* width, int64_t plane,                \
+                                    const DiceFuseChannel<at::opmath_type<scalar_t>>& ch, \
+                                    scalar_t* out) {                                     \
+    fuse_plane_impl(depth, height, width, plane, ch, out);                               \
   }
 DICE_FUSE_DEFINE_WORKER(float)
 DICE_FUSE_DEFINE_WORKER(double)
@@ -245,7 +239,7 @@ void epilogue_kernel(const at::Tensor& dim_output, const DiceFuseTensors& tensor
   const int64_t plane = output.size(2) * output.size(3);
   const scalar_t* dim = dim_output.data_ptr<scalar_t>();
   scalar_t* y = output.data_ptr<scalar_t>();
-  const int64_t grain = std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, plane));
+  const int64_t grain = parallel_grain(plane);
   at::parallel_for(0, output.size(0) * channels, grain, [&](int64_t begin, int64_t end) {
     for (int64_t index = begin; index < end; ++index) {
       const int64_t c = index % channels;

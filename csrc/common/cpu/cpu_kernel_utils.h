@@ -1,0 +1,41 @@
+// Helpers shared by the CPU kernels of every op (csrc/pytorch/cpu/*_cpu.cpp).
+//
+// Portable binaries: a kernel's per-thread workers are plain (non-template)
+// functions marked MMDICE_CPU_CLONES, compiled for AVX-512, AVX2+FMA and
+// baseline x86-64; the loader picks the best one for the running CPU (GCC
+// multiversions plain functions, not templates, hence one worker per dtype).
+// Everything a worker calls in its hot path is MMDICE_INLINE, so that it is
+// compiled for the worker's target.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#if defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__)
+#define MMDICE_CPU_MULTIVERSIONED 1
+#define MMDICE_CPU_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MMDICE_CPU_MULTIVERSIONED 0
+#define MMDICE_CPU_CLONES
+#endif
+
+#if defined(__GNUC__)
+#define MMDICE_INLINE inline __attribute__((always_inline))
+#else
+#define MMDICE_INLINE inline
+#endif
+
+namespace mmdice {
+
+// Work items per at::parallel_for task when each item covers `item_elements`
+// elements: ATen's usual grain of at::internal::GRAIN_SIZE (32768) elements,
+// and at least one item.
+inline int64_t parallel_grain(int64_t item_elements) {
+  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, item_elements));
+}
+
+}  // namespace mmdice
