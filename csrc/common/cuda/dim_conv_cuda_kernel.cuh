@@ -130,6 +130,43 @@ __device__ __forceinline__ int64_t dim_conv_tap_offset(int i, int kernel_size,
   return static_cast<int64_t>(i - (kernel_size - 1) / 2) * dilation;
 }
 
+// One axis of a k x k window over a tensor: the index of the window's centre
+// along it, the axis length and the element stride.
+struct DimConvWindowAxis {
+  int64_t index;
+  int64_t size;
+  int64_t stride;
+};
+
+// sum += kernel[a * k + b] * source[i * outer.stride + j * inner.stride] over
+// the taps a, b < k whose indices i = outer.index + offset(a) and
+// j = inner.index + offset(b) lie inside their axes; with kTransposed (the
+// transposed convolution of grad_input) i = outer.index - offset(a),
+// j = inner.index - offset(b). Both tap loops unroll fully when k is a
+// compile-time constant.
+template <bool kTransposed, typename scalar_t, typename acc_t>
+__device__ __forceinline__ void dim_conv_accumulate_window(acc_t& sum, const scalar_t* kernel,
+                                                           const scalar_t* source, int k,
+                                                           int64_t dilation,
+                                                           DimConvWindowAxis outer,
+                                                           DimConvWindowAxis inner) {
+#pragma unroll
+  for (int a = 0; a < k; ++a) {
+    const int64_t outer_offset = dim_conv_tap_offset(a, k, dilation);
+    const int64_t i = kTransposed ? outer.index - outer_offset : outer.index + outer_offset;
+    if (!in_range(i, outer.size)) continue;
+    const scalar_t* line = source + i * outer.stride;
+#pragma unroll
+    for (int b = 0; b < k; ++b) {
+      const int64_t inner_offset = dim_conv_tap_offset(b, k, dilation);
+      const int64_t j = kTransposed ? inner.index - inner_offset : inner.index + inner_offset;
+      if (in_range(j, inner.size)) {
+        sum += static_cast<acc_t>(kernel[a * k + b]) * static_cast<acc_t>(line[j * inner.stride]);
+      }
+    }
+  }
+}
+
 // output[n, 3c + {0, 1, 2}, h, w] = {y_D, y_H, y_W}[n, c, h, w].
 template <typename scalar_t, typename acc_t, int K>
 __global__ void __launch_bounds__(kDimConvThreads)
@@ -155,19 +192,9 @@ __global__ void __launch_bounds__(kDimConvThreads)
 
     acc_t sum_depth = 0;
     if (geometry.band_depth > 0) {
-#pragma unroll
-      for (int a = 0; a < k; ++a) {
-        const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_depth);
-        if (!in_range(hh, height)) continue;
-#pragma unroll
-        for (int b = 0; b < k; ++b) {
-          const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_depth);
-          if (in_range(ww, width)) {
-            sum_depth += static_cast<acc_t>(kernel_depth[a * k + b]) *
-                         static_cast<acc_t>(x_nc[hh * width + ww]);
-          }
-        }
-      }
+      dim_conv_accumulate_window<false>(sum_depth, kernel_depth, x_nc, k,
+                                        geometry.dilation_depth, {h, height, width},
+                                        {w, width, 1});
     }
 
     // Band entry t of row h reads input row h + band_offset(t).
@@ -176,20 +203,9 @@ __global__ void __launch_bounds__(kDimConvThreads)
       const int64_t source_row = h + DimConvGeometry::band_offset(t, geometry.band_height);
       if (!in_range(source_row, height)) continue;
       const scalar_t* kernel_height = weight_height + (h * geometry.band_height + t) * k * k;
-#pragma unroll
-      for (int a = 0; a < k; ++a) {
-        const int64_t cc = c + dim_conv_tap_offset(a, k, geometry.dilation_height);
-        if (!in_range(cc, channels)) continue;
-        const scalar_t* x_row = x_n + cc * plane + source_row * width;
-#pragma unroll
-        for (int b = 0; b < k; ++b) {
-          const int64_t ww = w + dim_conv_tap_offset(b, k, geometry.dilation_height);
-          if (in_range(ww, width)) {
-            sum_height += static_cast<acc_t>(kernel_height[a * k + b]) *
-                          static_cast<acc_t>(x_row[ww]);
-          }
-        }
-      }
+      dim_conv_accumulate_window<false>(sum_height, kernel_height, x_n + source_row * width, k,
+                                        geometry.dilation_height, {c, channels, plane},
+                                        {w, width, 1});
     }
 
     // Band entry t of column w reads input column w + band_offset(t).
@@ -198,20 +214,9 @@ __global__ void __launch_bounds__(kDimConvThreads)
       const int64_t source_column = w + DimConvGeometry::band_offset(t, geometry.band_width);
       if (!in_range(source_column, width)) continue;
       const scalar_t* kernel_width = weight_width + (w * geometry.band_width + t) * k * k;
-#pragma unroll
-      for (int a = 0; a < k; ++a) {
-        const int64_t hh = h + dim_conv_tap_offset(a, k, geometry.dilation_width);
-        if (!in_range(hh, height)) continue;
-        const scalar_t* x_column = x_n + hh * width + source_column;
-#pragma unroll
-        for (int b = 0; b < k; ++b) {
-          const int64_t cc = c + dim_conv_tap_offset(b, k, geometry.dilation_width);
-          if (in_range(cc, channels)) {
-            sum_width += static_cast<acc_t>(kernel_width[a * k + b]) *
-                         static_cast<acc_t>(x_column[cc * plane]);
-          }
-        }
-      }
+      dim_conv_accumulate_window<false>(sum_width, kernel_width, x_n + source_column, k,
+                                        geometry.dilation_width, {h, height, width},
+                                        {c, channels, plane});
     }
 
     scalar_t* out = output + (n * kNumBranches * channels + kNumBranches * c) * plane +
@@ -252,21 +257,12 @@ __global__ void __launch_bounds__(kDimConvThreads)
 
     const scalar_t* go_depth = go_n + (kNumBranches * c + kDepthBranch) * plane;
     if (geometry.band_depth > 0) {
-#pragma unroll
-      for (int a = 0; a < k; ++a) {
-        const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_depth);
-        if (!in_range(hh, height)) continue;
-#pragma unroll
-        for (int b = 0; b < k; ++b) {
-          const int64_t ww = w - dim_conv_tap_offset(b, k, geometry.dilation_depth);
-          if (in_range(ww, width)) {
-            sum += static_cast<acc_t>(kernel_depth[a * k + b]) *
-                   static_cast<acc_t>(go_depth[hh * width + ww]);
-          }
-        }
-      }
+      dim_conv_accumulate_window<true>(sum, kernel_depth, go_depth, k, geometry.dilation_depth,
+                                       {h, height, width}, {w, width, 1});
     }
 
+    // Written out rather than through dim_conv_accumulate_window: only in this
+    // form does nvcc hoist the branch's bounds checks out of the band loop.
     for (int64_t t = 0; t < geometry.band_height; ++t) {
       const int64_t output_row = h - DimConvGeometry::band_offset(t, geometry.band_height);
       if (!in_range(output_row, height)) continue;
@@ -293,20 +289,10 @@ __global__ void __launch_bounds__(kDimConvThreads)
       if (!in_range(output_column, width)) continue;
       const scalar_t* kernel_width =
           weight_width + (output_column * geometry.band_width + t) * k * k;
-#pragma unroll
-      for (int a = 0; a < k; ++a) {
-        const int64_t hh = h - dim_conv_tap_offset(a, k, geometry.dilation_width);
-        if (!in_range(hh, height)) continue;
-        const scalar_t* go_column = go_n + kWidthBranch * plane + hh * width + output_column;
-#pragma unroll
-        for (int b = 0; b < k; ++b) {
-          const int64_t cc = c - dim_conv_tap_offset(b, k, geometry.dilation_width);
-          if (in_range(cc, channels)) {
-            sum += static_cast<acc_t>(kernel_width[a * k + b]) *
-                   static_cast<acc_t>(go_column[kNumBranches * cc * plane]);
-          }
-        }
-      }
+      dim_conv_accumulate_window<true>(sum, kernel_width,
+                                       go_n + kWidthBranch * plane + output_column, k,
+                                       geometry.dilation_width, {h, height, width},
+                                       {c, channels, kNumBranches * plane});
     }
 
     grad_input[index] = static_cast<scalar_t>(sum);
@@ -316,6 +302,26 @@ __global__ void __launch_bounds__(kDimConvThreads)
 // The weight-gradient accumulators below add grad_output * input over the
 // positions first, first + stride, ... < end of one weight row to the
 // accumulators of taps tap_begin .. tap_begin + kTaps - 1.
+
+// acc[t] += go * source[i * outer.stride + j * inner.stride] for the taps
+// tap_begin + t = a * k + b whose indices i = outer.index + offset(a) and
+// j = inner.index + offset(b) lie inside their axes.
+template <int kTaps, typename scalar_t, typename acc_t>
+__device__ __forceinline__ void dim_conv_accumulate_taps(acc_t (&acc)[kTaps], acc_t go,
+                                                         const scalar_t* source, int k,
+                                                         int tap_begin, int64_t dilation,
+                                                         DimConvWindowAxis outer,
+                                                         DimConvWindowAxis inner) {
+#pragma unroll
+  for (int t = 0; t < kTaps; ++t) {
+    const int tap = tap_begin + t;
+    const int64_t i = outer.index + dim_conv_tap_offset(tap / k, k, dilation);
+    const int64_t j = inner.index + dim_conv_tap_offset(tap % k, k, dilation);
+    if (in_range(i, outer.size) && in_range(j, inner.size)) {
+      acc[t] += go * static_cast<acc_t>(source[i * outer.stride + j * inner.stride]);
+    }
+  }
+}
 
 // Depth-wise row c; positions (n, h, w), w fastest.
 template <int kTaps, typename scalar_t, typename acc_t>
@@ -335,15 +341,8 @@ __device__ __forceinline__ void dim_conv_accumulate_depth_row(
     const acc_t go = static_cast<acc_t>(
         grad_output[(n * kNumBranches * channels + kNumBranches * c + kDepthBranch) * plane + p]);
     const scalar_t* x_nc = input + (n * channels + c) * plane;
-#pragma unroll
-    for (int t = 0; t < kTaps; ++t) {
-      const int tap = tap_begin + t;
-      const int64_t hh = h + dim_conv_tap_offset(tap / k, k, geometry.dilation_depth);
-      const int64_t ww = w + dim_conv_tap_offset(tap % k, k, geometry.dilation_depth);
-      if (in_range(hh, height) && in_range(ww, width)) {
-        acc[t] += go * static_cast<acc_t>(x_nc[hh * width + ww]);
-      }
-    }
+    dim_conv_accumulate_taps(acc, go, x_nc, k, tap_begin, geometry.dilation_depth,
+                             {h, height, width}, {w, width, 1});
   }
 }
 
@@ -365,15 +364,8 @@ __device__ __forceinline__ void dim_conv_accumulate_height_row(
         grad_output[(n * kNumBranches * channels + kNumBranches * c + kHeightBranch) * plane +
                     h * width + w]);
     const scalar_t* x_nh = input + n * channels * plane + source_row * width;
-#pragma unroll
-    for (int t = 0; t < kTaps; ++t) {
-      const int tap = tap_begin + t;
-      const int64_t cc = c + dim_conv_tap_offset(tap / k, k, geometry.dilation_height);
-      const int64_t ww = w + dim_conv_tap_offset(tap % k, k, geometry.dilation_height);
-      if (in_range(cc, channels) && in_range(ww, width)) {
-        acc[t] += go * static_cast<acc_t>(x_nh[cc * plane + ww]);
-      }
-    }
+    dim_conv_accumulate_taps(acc, go, x_nh, k, tap_begin, geometry.dilation_height,
+                             {c, channels, plane}, {w, width, 1});
   }
 }
 
@@ -397,15 +389,8 @@ __device__ __forceinline__ void dim_conv_accumulate_width_row(
         grad_output[(n * kNumBranches * channels + kNumBranches * c + kWidthBranch) * plane +
                     h * width + w]);
     const scalar_t* x_nw = input + n * channels * plane + source_column;
-#pragma unroll
-    for (int t = 0; t < kTaps; ++t) {
-      const int tap = tap_begin + t;
-      const int64_t hh = h + dim_conv_tap_offset(tap / k, k, geometry.dilation_width);
-      const int64_t cc = c + dim_conv_tap_offset(tap % k, k, geometry.dilation_width);
-      if (in_range(hh, height) && in_range(cc, channels)) {
-        acc[t] += go * static_cast<acc_t>(x_nw[cc * plane + hh * width]);
-      }
-    }
+    dim_conv_accumulate_taps(acc, go, x_nw, k, tap_begin, geometry.dilation_width,
+                             {h, height, width}, {c, channels, plane});
   }
 }
 

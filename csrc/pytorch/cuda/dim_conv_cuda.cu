@@ -64,6 +64,14 @@ void dispatch_kernel_size(int64_t kernel_size, const Launch& launch) {
   }
 }
 
+// Launches `kernel` (a __global__ function) on `grid` blocks of
+// kDimConvThreads threads on `stream` and checks the launch.
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, cudaStream_t stream, const Args&... args) {
+  kernel<<<grid, kDimConvThreads, 0, stream>>>(args...);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 // grad_input of the backward: each branch's transposed convolution, gathered.
 void launch_grad_input(const at::Tensor& grad_output, const at::Tensor& weight_depth,
                        const at::Tensor& weight_height, const at::Tensor& weight_width,
@@ -74,13 +82,11 @@ void launch_grad_input(const at::Tensor& grad_output, const at::Tensor& weight_d
       at::kHalf, at::kBFloat16, grad_output.scalar_type(), "dim_conv_grad_input_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         dispatch_kernel_size(geometry.kernel_size, [&](auto kernel_size) {
-          dim_conv_grad_input_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>
-              <<<grid, kDimConvThreads, 0, stream>>>(
-                  grad_output.const_data_ptr<scalar_t>(), weight_depth.const_data_ptr<scalar_t>(),
-                  weight_height.const_data_ptr<scalar_t>(),
-                  weight_width.const_data_ptr<scalar_t>(),
-                  grad_input.mutable_data_ptr<scalar_t>(), geometry);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          launch(dim_conv_grad_input_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>,
+                 grid, stream, grad_output.const_data_ptr<scalar_t>(),
+                 weight_depth.const_data_ptr<scalar_t>(), weight_height.const_data_ptr<scalar_t>(),
+                 weight_width.const_data_ptr<scalar_t>(), grad_input.mutable_data_ptr<scalar_t>(),
+                 geometry);
         });
       });
 }
@@ -108,19 +114,17 @@ void launch_grad_weights(const at::Tensor& grad_output, const at::Tensor& input,
       at::kHalf, at::kBFloat16, input.scalar_type(), "dim_conv_grad_weight_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         dispatch_kernel_size(geometry.kernel_size, [&](auto kernel_size) {
-          dim_conv_grad_weight_partial_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>
-              <<<reduction_grid, kDimConvThreads, 0, stream>>>(
-                  grad_output.const_data_ptr<scalar_t>(), input.const_data_ptr<scalar_t>(),
-                  geometry, plan, partials.mutable_data_ptr<acc_t>());
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          launch(dim_conv_grad_weight_partial_cuda_kernel<scalar_t, acc_t,
+                                                          decltype(kernel_size)::value>,
+                 reduction_grid, stream, grad_output.const_data_ptr<scalar_t>(),
+                 input.const_data_ptr<scalar_t>(), geometry, plan,
+                 partials.mutable_data_ptr<acc_t>());
         });
-        dim_conv_grad_weight_finalize_cuda_kernel<scalar_t, acc_t>
-            <<<finalize_grid, kDimConvThreads, 0, stream>>>(
-                partials.const_data_ptr<acc_t>(), plan, geometry,
-                grad_weight_depth.mutable_data_ptr<scalar_t>(),
-                grad_weight_height.mutable_data_ptr<scalar_t>(),
-                grad_weight_width.mutable_data_ptr<scalar_t>());
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch(dim_conv_grad_weight_finalize_cuda_kernel<scalar_t, acc_t>, finalize_grid, stream,
+               partials.const_data_ptr<acc_t>(), plan, geometry,
+               grad_weight_depth.mutable_data_ptr<scalar_t>(),
+               grad_weight_height.mutable_data_ptr<scalar_t>(),
+               grad_weight_width.mutable_data_ptr<scalar_t>());
       });
 }
 
@@ -142,13 +146,10 @@ at::Tensor dim_conv_forward_cuda(const at::Tensor& input, const at::Tensor& weig
       at::kHalf, at::kBFloat16, input.scalar_type(), "dim_conv_forward_cuda", [&] {
         using acc_t = at::opmath_type<scalar_t>;
         dispatch_kernel_size(geometry.kernel_size, [&](auto kernel_size) {
-          dim_conv_forward_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>
-              <<<grid, kDimConvThreads, 0, stream>>>(
-                  input.const_data_ptr<scalar_t>(), weight_depth.const_data_ptr<scalar_t>(),
-                  weight_height.const_data_ptr<scalar_t>(),
-                  weight_width.const_data_ptr<scalar_t>(), output.mutable_data_ptr<scalar_t>(),
-                  geometry);
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
+          launch(dim_conv_forward_cuda_kernel<scalar_t, acc_t, decltype(kernel_size)::value>, grid,
+                 stream, input.const_data_ptr<scalar_t>(), weight_depth.const_data_ptr<scalar_t>(),
+                 weight_height.const_data_ptr<scalar_t>(), weight_width.const_data_ptr<scalar_t>(),
+                 output.mutable_data_ptr<scalar_t>(), geometry);
         });
       });
   return output;
