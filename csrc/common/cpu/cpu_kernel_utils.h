@@ -3,7 +3,8 @@
 // Portable binaries: a kernel's per-thread workers are plain (non-template)
 // functions marked MMDICE_CPU_CLONES, compiled for AVX-512, AVX2+FMA and
 // baseline x86-64; the loader picks the best one for the running CPU (GCC
-// multiversions plain functions, not templates, hence one worker per dtype).
+// multiversions plain functions, not templates, hence one worker per dtype,
+// defined through MMDICE_CPU_FLOATING_TYPES*).
 // Everything a worker calls in its hot path is MMDICE_INLINE, so that it is
 // compiled for the worker's target.
 #pragma once
@@ -28,6 +29,13 @@
 #else
 #define MMDICE_INLINE inline
 #endif
+
+// Expand DEFINE(scalar_t) once per dtype that a kernel's AT_DISPATCH covers
+// (AT_DISPATCH_FLOATING_TYPES, or ..._AND(at::kBFloat16, ...)), to define its
+// workers for each.
+#define MMDICE_CPU_FLOATING_TYPES(DEFINE) DEFINE(float) DEFINE(double)
+#define MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DEFINE) \
+  MMDICE_CPU_FLOATING_TYPES(DEFINE) DEFINE(c10::BFloat16)
 
 namespace mmdice {
 

@@ -130,8 +130,7 @@ MMDICE_INLINE void backward_input_plane_impl(
       scalar_t* grad_input) {                                                                 \
     backward_input_plane_impl(x, g, size, ch, k_grad, k_xhat, k_bias, grad_input);            \
   }
-BN_PRELU_DEFINE_WORKERS(float)
-BN_PRELU_DEFINE_WORKERS(double)
+MMDICE_CPU_FLOATING_TYPES(BN_PRELU_DEFINE_WORKERS)
 #undef BN_PRELU_DEFINE_WORKERS
 
 // Geometry of an (N, C, H, W) tensor walked channel by channel.

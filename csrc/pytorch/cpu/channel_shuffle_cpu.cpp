@@ -39,8 +39,7 @@ MMDICE_INLINE void shuffle_row_impl(const scalar_t* left, const scalar_t* branch
                                      int64_t channels, scalar_t* out) {                    \
     shuffle_row_impl(left, branch, slope, gate, channels, out);                            \
   }
-CHANNEL_SHUFFLE_DEFINE_WORKERS(float)
-CHANNEL_SHUFFLE_DEFINE_WORKERS(double)
+MMDICE_CPU_FLOATING_TYPES(CHANNEL_SHUFFLE_DEFINE_WORKERS)
 #undef CHANNEL_SHUFFLE_DEFINE_WORKERS
 
 // Offset of pixel `row` (n, h, w in row-major order) in a 4-D tensor of `sizes`.

@@ -76,9 +76,7 @@ MMDICE_INLINE void fuse_plane_impl(const scalar_t* depth, const scalar_t* height
                                     scalar_t* out) {                                     \
     fuse_plane_impl(depth, height, width, plane, ch, out);                               \
   }
-DICE_FUSE_DEFINE_WORKER(float)
-DICE_FUSE_DEFINE_WORKER(double)
-DICE_FUSE_DEFINE_WORKER(c10::BFloat16)
+MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DICE_FUSE_DEFINE_WORKER)
 #undef DICE_FUSE_DEFINE_WORKER
 
 // Epilogue of channels [begin, end) of one image: `dim_planes` points at the

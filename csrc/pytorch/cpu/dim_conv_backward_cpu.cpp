@@ -144,6 +144,21 @@ MMDICE_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
   }
 }
 
+// totals[position(h, w) * taps + tap] += partial[tap][h * W + w] over (h, w):
+// a flat partial weight gradient summed over its columns (height-wise,
+// position h) or rows (width-wise, position w).
+template <typename T, typename Position>
+void add_flat_partial(const T* partial, int64_t taps, const DimConvGeometry& g,
+                      const PlaneLayout& layout, const Position& position, std::vector<T>& totals) {
+  for (int64_t tap = 0; tap < taps; ++tap) {
+    for (int64_t h = 0; h < g.height; ++h) {
+      for (int64_t w = 0; w < g.width; ++w) {
+        totals[position(h, w) * taps + tap] += partial[tap * layout.length + h * g.width + w];
+      }
+    }
+  }
+}
+
 #define DIM_CONV_DEFINE_WORKER(scalar_t)                                                       \
   MMDICE_CPU_CLONES void backward_chunk(                                                       \
       const Problem<scalar_t>& problem, const scalar_t* grad_output, scalar_t* grad_input,      \
@@ -151,9 +166,7 @@ MMDICE_INLINE void backward_chunk_impl(const Problem<scalar_t>& problem,
       const DimConvGradMask& mask) {                                                            \
     backward_chunk_impl(problem, grad_output, grad_input, partials, chunk, mask);               \
   }
-DIM_CONV_DEFINE_WORKER(float)
-DIM_CONV_DEFINE_WORKER(double)
-DIM_CONV_DEFINE_WORKER(c10::BFloat16)
+MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DIM_CONV_DEFINE_WORKER)
 #undef DIM_CONV_DEFINE_WORKER
 
 template <typename scalar_t>
@@ -201,24 +214,10 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
   std::vector<T> height_totals(g.height * height_taps, T(0));
   std::vector<T> width_totals(g.width * width_taps, T(0));
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
-    const T* height_partial = partials.flat(kHeightBranch, chunk);
-    for (int64_t tap = 0; tap < height_taps; ++tap) {
-      for (int64_t h = 0; h < g.height; ++h) {
-        for (int64_t w = 0; w < g.width; ++w) {
-          height_totals[h * height_taps + tap] +=
-              height_partial[tap * layout.length + h * g.width + w];
-        }
-      }
-    }
-    const T* width_partial = partials.flat(kWidthBranch, chunk);
-    for (int64_t tap = 0; tap < width_taps; ++tap) {
-      for (int64_t h = 0; h < g.height; ++h) {
-        for (int64_t w = 0; w < g.width; ++w) {
-          width_totals[w * width_taps + tap] +=
-              width_partial[tap * layout.length + h * g.width + w];
-        }
-      }
-    }
+    add_flat_partial(partials.flat(kHeightBranch, chunk), height_taps, g, layout,
+                     [](int64_t h, int64_t) { return h; }, height_totals);
+    add_flat_partial(partials.flat(kWidthBranch, chunk), width_taps, g, layout,
+                     [](int64_t, int64_t w) { return w; }, width_totals);
   }
   scalar_t* grad_height_weights = grad_weight_height.data_ptr<scalar_t>();
   for (int64_t i = 0; i < g.height * height_taps; ++i) {

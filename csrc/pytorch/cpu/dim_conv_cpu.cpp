@@ -37,9 +37,7 @@ MMDICE_INLINE void forward_planes_impl(const Problem<scalar_t>& problem, scalar_
                                         int64_t begin, int64_t end) {                           \
     forward_planes_impl(problem, output, begin, end);                                          \
   }
-DIM_CONV_DEFINE_WORKER(float)
-DIM_CONV_DEFINE_WORKER(double)
-DIM_CONV_DEFINE_WORKER(c10::BFloat16)
+MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DIM_CONV_DEFINE_WORKER)
 #undef DIM_CONV_DEFINE_WORKER
 
 template <typename scalar_t>
