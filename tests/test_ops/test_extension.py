@@ -60,10 +60,10 @@ def test_dtype_device_layout_and_grad_mode_rules():
     assert use_fused_kernel(BATCH_NORM_PRELU, (x, ), (torch.ones(3), None))
     assert not use_fused_kernel(BATCH_NORM_PRELU, (x.half(), ))
     assert not use_fused_kernel(BATCH_NORM_PRELU, (x, ), (torch.ones(3, dtype=torch.float64), ))
-    assert not use_fused_kernel(BATCH_NORM_PRELU, (x.contiguous(memory_format=torch.channels_last), ))
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    assert not use_fused_kernel(BATCH_NORM_PRELU, (channels_last, ))
     assert not use_fused_kernel(BATCH_NORM_PRELU, (x[:0], ))
     assert not use_fused_kernel(BATCH_NORM_PRELU, (x[0], ))
-    channels_last = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         assert use_fused_kernel(SHUFFLE_GATED_CONCAT, (channels_last, channels_last))
         assert not use_fused_kernel(SHUFFLE_GATED_CONCAT, (x, x))
