@@ -23,7 +23,7 @@ from typing import Dict, FrozenSet, Mapping, NamedTuple, Optional, Sequence, Tup
 import torch
 from torch import Tensor
 
-from mmdice.version import TORCH_REQUIREMENT, torch_version_supported
+from mmdice.version import MIN_TORCH_VERSION, torch_version_supported
 
 __all__ = ['EXT_AVAILABLE', 'GraphCapture', 'graph_capture', 'KernelPolicy', 'use_fused_kernel',
            'FUSED_DTYPES', 'KERNEL_DEVICE_TYPES']
@@ -32,7 +32,7 @@ __all__ = ['EXT_AVAILABLE', 'GraphCapture', 'graph_capture', 'KernelPolicy', 'us
 def check_torch_version(version: str) -> None:
     """Raise ImportError when torch ``version`` (e.g. '2.14.1+cpu') is below the floor."""
     if not torch_version_supported(version):
-        raise ImportError(f'mmdice.ops needs {TORCH_REQUIREMENT.replace(">=", " >= ")} '
+        raise ImportError('mmdice.ops needs torch >= {}.{} '.format(*MIN_TORCH_VERSION) +
                           f'(torch.library.register_fake and register_autograd), found torch '
                           f'{version}')
 
