@@ -6,16 +6,21 @@ the target environment with ``pip install --no-build-isolation -e .``.
 """
 import glob
 import os
-import re
 
 from setuptools import find_packages, setup
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def read_version():
+def read_version_module():
+    """The names of mmdice/version.py (version and torch floor), without importing mmdice."""
+    names = {}
     with open(os.path.join(ROOT, 'mmdice', 'version.py'), encoding='utf-8') as f:
-        return re.search(r"__version__ = '([^']+)'", f.read()).group(1)
+        exec(compile(f.read(), 'mmdice/version.py', 'exec'), names)
+    return names
+
+
+VERSION = read_version_module()
 
 
 def read_requirements(name):
@@ -31,15 +36,10 @@ def with_cuda(torch):
     return os.getenv('FORCE_CUDA', '0') == '1' or torch.cuda.is_available()
 
 
-# torch.library.register_fake / register_autograd (mmdice/ops/dim_conv.py).
-MIN_TORCH_VERSION = (2, 4)
-
-
 def check_torch_version(torch):
-    match = re.match(r'(\d+)\.(\d+)', torch.__version__)
-    if match is None or tuple(int(part) for part in match.groups()) < MIN_TORCH_VERSION:
-        raise RuntimeError(f'mmdice needs torch >= 2.4 (tested with 2.14.1), found torch '
-                           f'{torch.__version__}')
+    if not VERSION['torch_version_supported'](torch.__version__):
+        raise RuntimeError(f"mmdice needs {VERSION['TORCH_REQUIREMENT']} (tested with 2.14.1), "
+                           f'found torch {torch.__version__}')
 
 
 def make_extensions():
@@ -74,7 +74,7 @@ ext_modules, cmdclass = make_extensions()
 
 setup(
     name='mmdice',
-    version=read_version(),
+    version=VERSION['__version__'],
     description='DiCENet (dimension-wise convolutions) for the OpenMMLab codebases',
     long_description=open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -22,11 +22,39 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .dim_conv import EXT_AVAILABLE, kernel_device_types
+from .checks import Check, require, shape_of
+from .extension import BATCH_NORM_PRELU, EXT_AVAILABLE, use_fused_kernel
 
-__all__ = ['batch_norm_prelu', 'batch_norm_prelu_reference']
+__all__ = ['batch_norm_prelu', 'batch_norm_prelu_reference', 'check_batch_norm_prelu_arguments']
 
-FUSED_DTYPES = (torch.float32, torch.float64)
+
+def check_batch_norm_prelu_arguments(input: Tensor, weight: Optional[Tensor],
+                                     bias: Optional[Tensor], slope: Tensor,
+                                     mean: Optional[Tensor], var: Optional[Tensor],
+                                     check: Check = require, op_form: bool = False) -> None:
+    """The argument rules of BatchNorm + PReLU, each broken one reported through ``check``
+    (:mod:`mmdice.ops.checks`).
+
+    ``slope`` holds 1 or C slopes. With ``op_form`` those of
+    ``torch.ops.mmdice.batch_norm_prelu`` (its fake kernel; the C++ check has
+    the same rules): ``input`` (N, C, H, W), ``weight``, ``bias``, ``slope``
+    and, both or neither, ``mean`` and ``var`` of shape (C,). Otherwise
+    :func:`torch.nn.functional.batch_norm` checks the others.
+    """
+    if op_form:
+        check(input.dim() == 4, lambda: f'input must be (N, C, H, W), got {tuple(input.shape)}')
+    channels = input.shape[1] if input.dim() > 1 else 1
+    check(isinstance(slope, Tensor) and slope.dim() == 1 and slope.numel() in (1, channels),
+          lambda: f'slope must be a 1-D tensor of 1 or C slopes, got {shape_of(slope)}')
+    if not op_form:
+        return
+    check((mean is None) == (var is None), lambda: 'give both mean and var, or neither')
+    for name, tensor in (('weight', weight), ('bias', bias), ('slope', slope), ('mean', mean),
+                         ('var', var)):
+        if tensor is not None:
+            check(tuple(tensor.shape) == (channels, ),
+                  lambda name=name, tensor=tensor: f'{name} must have shape ({channels},), '
+                  f'got {tuple(tensor.shape)}')
 
 
 def batch_norm_prelu_reference(input: Tensor, running_mean: Optional[Tensor],
@@ -34,21 +62,10 @@ def batch_norm_prelu_reference(input: Tensor, running_mean: Optional[Tensor],
                                bias: Optional[Tensor], slope: Tensor, training: bool = False,
                                momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
     """``F.prelu(F.batch_norm(input, ...), slope)``: the stock operators."""
+    check_batch_norm_prelu_arguments(input, weight, bias, slope, running_mean, running_var)
     return F.prelu(
         F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps),
         slope)
-
-
-CPU_KERNEL = 'cpu' in kernel_device_types('batch_norm_prelu')
-
-
-def _fused_supported(input: Tensor, *params: Optional[Tensor]) -> bool:
-    if not CPU_KERNEL or torch.jit.is_tracing() or torch.compiler.is_exporting():
-        return False
-    return (input.device.type == 'cpu' and input.dtype in FUSED_DTYPES and input.dim() == 4
-            and input.numel() > 0 and input.is_contiguous()
-            and all(p is None or (p.dtype == input.dtype and p.device == input.device)
-                    for p in params))
 
 
 def batch_norm_prelu(input: Tensor, running_mean: Optional[Tensor],
@@ -62,11 +79,9 @@ def batch_norm_prelu(input: Tensor, running_mean: Optional[Tensor],
     ``momentum``; otherwise the running statistics), and ``slope``
     the PReLU slopes, (C,) or (1,). Returns (N, C, H, W).
     """
-    if not isinstance(slope, Tensor) or slope.dim() != 1 \
-            or slope.numel() not in (1, input.shape[1] if input.dim() > 1 else 1):
-        got = tuple(slope.shape) if isinstance(slope, Tensor) else type(slope).__name__
-        raise ValueError(f'slope must be a 1-D tensor of 1 or C slopes, got {got}')
-    if not _fused_supported(input, running_mean, running_var, weight, bias, slope):
+    check_batch_norm_prelu_arguments(input, weight, bias, slope, running_mean, running_var)
+    if not use_fused_kernel(BATCH_NORM_PRELU, (input, ),
+                            (running_mean, running_var, weight, bias, slope)):
         return batch_norm_prelu_reference(input, running_mean, running_var, weight, bias,
                                           slope, training, momentum, eps)
     channels = input.shape[1]
@@ -96,15 +111,8 @@ if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::batch_norm_prelu')
     def _batch_norm_prelu_fake(input, weight, bias, slope, mean, var, eps):
-        torch._check(input.dim() == 4,
-                     lambda: f'input must be (N, C, H, W), got {tuple(input.shape)}')
-        torch._check((mean is None) == (var is None), lambda: 'give both mean and var, or neither')
-        for name, tensor in (('weight', weight), ('bias', bias), ('slope', slope), ('mean', mean),
-                             ('var', var)):
-            if tensor is not None:
-                torch._check(tuple(tensor.shape) == (input.shape[1], ),
-                             lambda name=name, tensor=tensor: f'{name} must have shape '
-                             f'({input.shape[1]},), got {tuple(tensor.shape)}')
+        check_batch_norm_prelu_arguments(input, weight, bias, slope, mean, var, torch._check,
+                                         op_form=True)
         channels = input.shape[1]
         return (torch.empty_like(input, memory_format=torch.contiguous_format),
                 input.new_empty(channels), input.new_empty(channels))

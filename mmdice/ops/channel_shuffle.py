@@ -15,22 +15,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .dim_conv import EXT_AVAILABLE, kernel_device_types
+from .checks import Check, require, shape_of
+from .extension import EXT_AVAILABLE, SHUFFLE_GATED_CONCAT, use_fused_kernel
 
 __all__ = ['memory_format_of', 'shuffled_concat', 'shuffle_gated_concat',
-           'shuffle_gated_concat_reference']
-
-CPU_KERNEL = 'cpu' in kernel_device_types('shuffle_gated_concat')
+           'shuffle_gated_concat_reference', 'check_shuffle_gated_concat_arguments']
 
 
-def _use_kernel(tensors: Sequence[Tensor]) -> bool:
-    """Whether the channels-last CPU kernel applies to the 4-D ``tensors``."""
-    if not CPU_KERNEL or torch.compiler.is_compiling() or torch.jit.is_tracing() \
-            or torch.is_grad_enabled():
-        return False
-    return all(t.device.type == 'cpu' and t.dtype in (torch.float32, torch.float64)
-               and t.dtype == tensors[0].dtype and (t.stride(1) == 1 or t.shape[1] == 1)
-               for t in tensors)
+def check_shuffle_gated_concat_arguments(left: Tensor, branch: Tensor, slope: Tensor,
+                                         gate: Tensor, check: Check = require) -> None:
+    """The argument rules of :func:`shuffle_gated_concat`, each broken one reported
+    through ``check`` (:mod:`mmdice.ops.checks`)."""
+    for name, tensor in (('left', left), ('branch', branch)):
+        check(isinstance(tensor, Tensor) and tensor.dim() == 4,
+              lambda name=name, tensor=tensor: (
+                  f'{name} must be a 4-D tensor (N, C, H, W), got {shape_of(tensor)}'))
+    batch, channels = left.shape[:2]
+    check(branch.shape == left.shape and slope.shape == (channels, )
+          and gate.numel() == batch * channels and gate.shape[0] == batch,
+          lambda: f'shuffle_gated_concat needs branch of the shape of left '
+          f'{tuple(left.shape)}, slope ({channels},) and gate ({batch}, {channels}[, 1, 1]), '
+          f'got {tuple(branch.shape)}, {tuple(slope.shape)} and {tuple(gate.shape)}')
 
 
 def memory_format_of(x: Tensor) -> torch.memory_format:
@@ -72,6 +77,7 @@ def shuffled_concat(parts: Sequence[Tensor], groups: int) -> Tensor:
 def shuffle_gated_concat_reference(left: Tensor, branch: Tensor, slope: Tensor,
                                    gate: Tensor) -> Tensor:
     """``channel_shuffle(cat(left, prelu(branch, slope) * gate), 2)`` with stock operators."""
+    check_shuffle_gated_concat_arguments(left, branch, slope, gate)
     batch, channels, height, width = left.shape
     concat = torch.cat((left, F.prelu(branch, slope) * gate.reshape(batch, channels, 1, 1)), 1)
     return concat.reshape(batch, 2, channels, height, width).transpose(1, 2).reshape(
@@ -90,19 +96,8 @@ def shuffle_gated_concat(left: Tensor, branch: Tensor, slope: Tensor, gate: Tens
     channels-last output; other inputs and compiled graphs use
     :func:`shuffle_gated_concat_reference`. Inference only: no autograd.
     """
-    for name, tensor in (('left', left), ('branch', branch)):
-        if not isinstance(tensor, Tensor) or tensor.dim() != 4:
-            got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise ValueError(f'{name} must be a 4-D tensor (N, C, H, W), got {got}')
-    batch, channels = left.shape[:2]
-    if branch.shape != left.shape or slope.shape != (channels, ) \
-            or gate.numel() != batch * channels or gate.shape[0] != batch:
-        raise ValueError(f'shuffle_gated_concat needs branch of the shape of left '
-                         f'{tuple(left.shape)}, slope ({channels},) and gate ({batch}, '
-                         f'{channels}[, 1, 1]), got {tuple(branch.shape)}, {tuple(slope.shape)} '
-                         f'and {tuple(gate.shape)}')
-    if _use_kernel((left, branch)) \
-            and slope.dtype == gate.dtype == left.dtype:
+    check_shuffle_gated_concat_arguments(left, branch, slope, gate)
+    if use_fused_kernel(SHUFFLE_GATED_CONCAT, (left, branch), (slope, gate)):
         return torch.ops.mmdice.shuffle_gated_concat(left, branch, slope, gate)
     return shuffle_gated_concat_reference(left, branch, slope, gate)
 
@@ -111,6 +106,7 @@ if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::shuffle_gated_concat')
     def _shuffle_gated_concat_fake(left, branch, slope, gate):
+        check_shuffle_gated_concat_arguments(left, branch, slope, gate, torch._check)
         n, c, h, w = left.shape
         return torch.empty((n, 2 * c, h, w), dtype=left.dtype, device=left.device,
                            memory_format=torch.channels_last)

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .dim_conv import (EXT_AVAILABLE, FUSED_DTYPES, _as_dilation, _check_inputs,
-                       add_dim_conv_parameters, dim_conv, dim_conv_reference,
-                       kernel_device_types)
+from .checks import Check, IntTriple, as_dilation, require, shape_of
+from .dim_conv import (add_dim_conv_parameters, check_dim_conv_arguments, dim_conv,
+                       dim_conv_reference)
+from .extension import (DICE_FUSE, DICE_FUSE_EPILOGUE, EXT_AVAILABLE, graph_capture,
+                        use_fused_kernel)
 
 __all__ = ['DimConvFuse2d', 'dice_fuse', 'dice_fuse_reference', 'dice_fuse_epilogue',
            'dice_fuse_epilogue_reference']
@@ -34,27 +36,43 @@ COEFFICIENTS = ('branch_scale', 'branch_bias', 'branch_slope', 'fuse_weight', 'f
                 'out_slope')
 
 
-KERNEL_DEVICE_TYPES = {name: kernel_device_types(name)
-                       for name in ('dice_fuse', 'dice_fuse_epilogue')}
-
-
-def _has_kernel(name: str, device_type: str) -> bool:
-    return device_type in KERNEL_DEVICE_TYPES[name]
-
-
-def _check_coefficients(channels: int, reference: Tensor, coefficients: Sequence[Tensor]) -> None:
-    """Raise ValueError naming the coefficient that does not fit ``channels``."""
-    if len(coefficients) != len(COEFFICIENTS):
-        raise ValueError(f'expected the {len(COEFFICIENTS)} coefficients {COEFFICIENTS}, '
-                         f'got {len(coefficients)}')
+def check_coefficients(channels: int, reference: Tensor, coefficients: Sequence[Tensor],
+                       check: Check = require) -> None:
+    """The rules of the epilogue coefficients of ``channels`` channels, each broken one
+    reported through ``check`` (:mod:`mmdice.ops.checks`): ``branch_scale, branch_bias,
+    branch_slope, fuse_weight`` (C, 3) and ``fuse_bias, out_slope`` (C), of
+    ``reference``'s dtype and device."""
+    check(len(coefficients) == len(COEFFICIENTS),
+          lambda: f'expected the {len(COEFFICIENTS)} coefficients {COEFFICIENTS}, '
+          f'got {len(coefficients)}')
     for name, tensor in zip(COEFFICIENTS, coefficients):
         shape = (channels, 3) if name in COEFFICIENTS[:4] else (channels, )
-        if not isinstance(tensor, Tensor) or tuple(tensor.shape) != shape:
-            got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
-            raise ValueError(f'{name} must be a tensor of shape {shape}, got {got}')
-        if tensor.dtype != reference.dtype or tensor.device != reference.device:
-            raise ValueError(f'{name} is {tensor.dtype} on {tensor.device} but the input is '
-                             f'{reference.dtype} on {reference.device}; they must match')
+        check(isinstance(tensor, Tensor) and tuple(tensor.shape) == shape,
+              lambda name=name, tensor=tensor, shape=shape: (
+                  f'{name} must be a tensor of shape {shape}, got {shape_of(tensor)}'))
+        check(tensor.dtype == reference.dtype and tensor.device == reference.device,
+              lambda name=name, tensor=tensor: (
+                  f'{name} is {tensor.dtype} on {tensor.device} but the input is '
+                  f'{reference.dtype} on {reference.device}; they must match'))
+
+
+def check_dice_fuse_arguments(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
+                              weight_width: Tensor, dilation: Sequence[int],
+                              coefficients: Sequence[Tensor], check: Check = require) -> None:
+    """The argument rules of :func:`dice_fuse` (``dilation`` as three ints), each broken
+    one reported through ``check``: those of DimConv
+    (:func:`~mmdice.ops.dim_conv.check_dim_conv_arguments`) and the coefficients'."""
+    check_dim_conv_arguments(x, weight_depth, weight_height, weight_width, dilation, check)
+    check_coefficients(x.shape[1], x, coefficients, check)
+
+
+def check_dice_fuse_epilogue_arguments(dim_output: Tensor, coefficients: Sequence[Tensor],
+                                       check: Check = require) -> None:
+    """The argument rules of :func:`dice_fuse_epilogue`, reported through ``check``."""
+    check(isinstance(dim_output, Tensor) and dim_output.dim() == 4
+          and dim_output.shape[1] % 3 == 0,
+          lambda: f'dim_output must be a 4-D tensor (N, 3C, H, W), got {shape_of(dim_output)}')
+    check_coefficients(dim_output.shape[1] // 3, dim_output, coefficients, check)
 
 
 def dice_fuse_epilogue_reference(dim_output: Tensor, branch_scale: Tensor, branch_bias: Tensor,
@@ -65,6 +83,8 @@ def dice_fuse_epilogue_reference(dim_output: Tensor, branch_scale: Tensor, branc
     Standard operators only (the training form with folded BatchNorms), so it
     also is what ONNX export emits.
     """
+    check_dice_fuse_epilogue_arguments(dim_output, (branch_scale, branch_bias, branch_slope,
+                                                    fuse_weight, fuse_bias, out_slope))
     channels = dim_output.shape[1] // 3
     z = dim_output * branch_scale.reshape(1, -1, 1, 1) + branch_bias.reshape(1, -1, 1, 1)
     z = F.prelu(z, branch_slope.reshape(-1))
@@ -78,30 +98,26 @@ def dice_fuse_epilogue(dim_output: Tensor, *coefficients: Tensor) -> Tensor:
     ``coefficients`` are ``branch_scale, branch_bias, branch_slope,
     fuse_weight`` (C, 3) and ``fuse_bias, out_slope`` (C).
     """
-    if not isinstance(dim_output, Tensor) or dim_output.dim() != 4 or dim_output.shape[1] % 3:
-        shape = tuple(dim_output.shape) if isinstance(dim_output, Tensor) else type(dim_output)
-        raise ValueError(f'dim_output must be a 4-D tensor (N, 3C, H, W), got {shape}')
-    _check_coefficients(dim_output.shape[1] // 3, dim_output, coefficients)
-    device_type = dim_output.device.type
-    if _has_kernel('dice_fuse_epilogue', device_type) \
-            and dim_output.dtype in FUSED_DTYPES.get(device_type, ()):
+    check_dice_fuse_epilogue_arguments(dim_output, coefficients)
+    if use_fused_kernel(DICE_FUSE_EPILOGUE, (dim_output, ), coefficients):
         return torch.ops.mmdice.dice_fuse_epilogue(dim_output, *coefficients)
     return dice_fuse_epilogue_reference(dim_output, *coefficients)
 
 
 def dice_fuse_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
-                        weight_width: Tensor, dilation: Union[int, Sequence[int]],
+                        weight_width: Tensor, dilation: IntTriple,
                         *coefficients: Tensor) -> Tensor:
     """Pure-PyTorch fused DiCE op: :func:`dim_conv_reference` + the epilogue."""
-    _check_coefficients(x.shape[1] if isinstance(x, Tensor) and x.dim() == 4 else -1, x,
-                        coefficients)
+    dilation = as_dilation(dilation)
+    check_dice_fuse_arguments(x, weight_depth, weight_height, weight_width, dilation,
+                              coefficients)
     return dice_fuse_epilogue_reference(
         dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation),
         *coefficients)
 
 
 def dice_fuse(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_width: Tensor,
-              dilation: Union[int, Sequence[int]], *coefficients: Tensor) -> Tensor:
+              dilation: IntTriple, *coefficients: Tensor) -> Tensor:
     """Fused DiCE op of ``x`` (N, C, H, W) -> (N, C, H, W); see the module docstring.
 
     Args:
@@ -110,16 +126,15 @@ def dice_fuse(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_wid
         coefficients: ``branch_scale, branch_bias, branch_slope, fuse_weight``
             (C, 3) and ``fuse_bias, out_slope`` (C), of the input's dtype.
     """
-    _check_inputs(x, weight_depth, weight_height, weight_width)
-    _check_coefficients(x.shape[1], x, coefficients)
-    dilation = _as_dilation(dilation)
+    dilation = as_dilation(dilation)
+    check_dice_fuse_arguments(x, weight_depth, weight_height, weight_width, dilation,
+                              coefficients)
     same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
-    device_type = x.device.type
-    if same_size and _has_kernel('dice_fuse', device_type) \
-            and x.dtype in FUSED_DTYPES.get(device_type, ()):
+    if same_size and use_fused_kernel(DICE_FUSE, (x, ),
+                                      (weight_depth, weight_height, weight_width, *coefficients)):
         # Eager, the output keeps a channels-last input's layout. Compiled graphs
         # get NCHW: a compiler may hand the op other strides than it traced.
-        channels_last = not torch.compiler.is_compiling() and not x.is_contiguous() \
+        channels_last = not graph_capture().compiling and not x.is_contiguous() \
             and x.is_contiguous(memory_format=torch.channels_last)
         return torch.ops.mmdice.dice_fuse(x, weight_depth, weight_height, weight_width,
                                           list(dilation), *coefficients, channels_last)
@@ -131,13 +146,16 @@ if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dice_fuse')
     def _dice_fuse_fake(x, weight_depth, weight_height, weight_width, dilation, *arguments):
-        channels_last = arguments[-1]
+        *coefficients, channels_last = arguments
+        check_dice_fuse_arguments(x, weight_depth, weight_height, weight_width, dilation,
+                                  coefficients, torch._check)
         return torch.empty(x.shape, dtype=x.dtype, device=x.device,
                            memory_format=torch.channels_last if channels_last
                            else torch.contiguous_format)
 
     @torch.library.register_fake('mmdice::dice_fuse_epilogue')
     def _dice_fuse_epilogue_fake(dim_output, *coefficients):
+        check_dice_fuse_epilogue_arguments(dim_output, coefficients, torch._check)
         n, c3, h, w = dim_output.shape
         return dim_output.new_empty((n, c3 // 3, h, w))
 
@@ -160,7 +178,7 @@ class DimConvFuse2d(nn.Module):
     """
 
     def __init__(self, channels: int, build_size: Union[int, Sequence[int]],
-                 kernel_size: int = 3, dilation: Union[int, Sequence[int]] = 1):
+                 kernel_size: int = 3, dilation: IntTriple = 1):
         super().__init__()
         add_dim_conv_parameters(self, channels, build_size, kernel_size, dilation)
         self.branch_scale = nn.Parameter(torch.ones(self.channels, 3))

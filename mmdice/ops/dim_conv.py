@@ -24,116 +24,69 @@ Inside ``torch.autocast`` the input and weights are cast to the autocast
 dtype (float64 tensors excepted), as autocast does for ``conv2d``.
 """
 import numbers
-import re
-import warnings
-from typing import Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import Check, IntTriple, as_dilation, autocast_inputs, require, shape_of
 from .dynamic_scaling import fused_dim_conv, resize_axis
+from .extension import DIM_CONV, DIM_CONV_RESAMPLED, EXT_AVAILABLE, use_fused_kernel
 
-#: torch.library.register_fake / register_autograd and the autocast queries
-#: by device type appeared in torch 2.4; tested with torch 2.14.1.
-MIN_TORCH_VERSION = (2, 4)
-
-
-def _check_torch_version(version: str) -> None:
-    """Raise ImportError when ``version`` (e.g. '2.14.1+cpu') is below MIN_TORCH_VERSION."""
-    match = re.match(r'(\d+)\.(\d+)', version)
-    if match is None or tuple(int(part) for part in match.groups()) < MIN_TORCH_VERSION:
-        raise ImportError(f'mmdice.ops needs torch >= 2.4 (torch.library.register_fake and '
-                          f'register_autograd), found torch {version}')
+__all__ = ['DimConv2d', 'dim_conv', 'dim_conv_reference', 'check_dim_conv_arguments',
+           'add_dim_conv_parameters', 'EXT_AVAILABLE']
 
 
-_check_torch_version(torch.__version__)
+def check_dim_conv_arguments(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
+                             weight_width: Tensor, dilation: Sequence[int],
+                             check: Check = require, banded: bool = False) -> None:
+    """The argument rules of DimConv, each broken one reported through ``check``.
 
-try:
-    from mmdice import _ext  # noqa: F401  (loading it registers torch.ops.mmdice.*)
-except ImportError as error:  # pragma: no cover - exercised only without a build
-    EXT_AVAILABLE = False
-    _EXT_IMPORT_ERROR = error
-else:
-    EXT_AVAILABLE = True
-    _EXT_IMPORT_ERROR = None
-
-__all__ = ['DimConv2d', 'dim_conv', 'dim_conv_reference', 'EXT_AVAILABLE']
-
-IntTriple = Union[int, Sequence[int]]
-
-# dtypes the fused kernels are compiled for, per device type.
-FUSED_DTYPES = {
-    'cpu': (torch.float32, torch.float64, torch.bfloat16),
-    'cuda': (torch.float32, torch.float64, torch.float16, torch.bfloat16),
-}
-_fallback_warned = False
-
-
-def _warn_fallback_once():
-    global _fallback_warned
-    if not _fallback_warned:
-        _fallback_warned = True
-        warnings.warn(
-            'mmdice._ext is not built, so DimConv runs the slower pure-PyTorch '
-            f'reference ({_EXT_IMPORT_ERROR}). Build it with `pip install '
-            '--no-build-isolation -e .` or `make env`.', RuntimeWarning, stacklevel=3)
-
-
-def _as_dilation(dilation: IntTriple) -> Tuple[int, int, int]:
-    if isinstance(dilation, numbers.Integral):
-        dilation = (dilation, ) * 3
-    dilation = tuple(dilation)
-    if len(dilation) != 3 or not all(
-            isinstance(d, numbers.Integral) and d >= 1 for d in dilation):
-        raise ValueError('dilation must be a positive int or three positive ints '
-                         f'(depth, height, width), got {dilation!r}')
-    return tuple(int(d) for d in dilation)
-
-
-def _check_inputs(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
-                  weight_width: Tensor) -> None:
-    """Raise ValueError naming the offending argument and the expected form."""
-    if not isinstance(x, Tensor) or x.dim() != 4:
-        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f'input must be a 4-D tensor (N, C, H, W), got {shape}')
-    if not x.is_floating_point():
-        raise ValueError(f'input must be a floating point tensor, got {x.dtype}')
+    With ``banded=False`` those of :func:`dim_conv` and
+    :func:`dim_conv_reference`: weights (C | Hm | Wm, 1, k, k) for any build
+    size (Hm, Wm). With ``banded=True`` those of ``torch.ops.mmdice.dim_conv``
+    (its fake kernels; the C++ check has the same rules): ``weight_height``
+    (H, Bh, k, k) and ``weight_width`` (W, Bw, k, k) hold Bh (Bw) kernels per
+    input row (column), an odd band, 1, or 0 to leave the branch out, and
+    ``weight_depth`` 1 or 0 kernels per channel. ``dilation``: three ints.
+    """
+    check(isinstance(x, Tensor) and x.dim() == 4,
+          lambda: f'input must be (N, C, H, W), got {shape_of(x)}')
+    check(x.is_floating_point(), lambda: f'input must be a floating point tensor, got {x.dtype}')
+    check(len(dilation) == 3 and all(d >= 1 for d in dilation),
+          lambda: f'dilation must be three positive ints, got {dilation}')
     channels = x.shape[1]
-    weights = dict(weight_depth=weight_depth, weight_height=weight_height,
-                   weight_width=weight_width)
-    for name, weight in weights.items():
-        if not isinstance(weight, Tensor) or weight.dim() != 4 or weight.shape[1] != 1 \
-                or weight.shape[2] != weight.shape[3]:
-            shape = tuple(weight.shape) if isinstance(weight, Tensor) else type(weight).__name__
-            raise ValueError(f'{name} must be a 4-D tensor (rows, 1, k, k), got {shape}')
-        if weight.dtype != x.dtype:
-            raise ValueError(f'{name} has dtype {weight.dtype} but input has {x.dtype}; '
-                             'they must match')
-        if weight.device != x.device:
-            raise ValueError(f'{name} is on {weight.device} but input is on {x.device}; '
-                             'they must be on the same device')
-    kernel_size = weight_depth.shape[2]
-    if kernel_size % 2 == 0:
-        raise ValueError(f'kernel size must be odd, got weights of {kernel_size}x{kernel_size}')
-    for name, weight in weights.items():
-        if weight.shape[2] != kernel_size:
-            raise ValueError(f'{name} has a {weight.shape[2]}x{weight.shape[3]} kernel but '
-                             f'weight_depth has {kernel_size}x{kernel_size}; all three must match')
-    if weight_depth.shape[0] != channels:
-        raise ValueError(f'weight_depth must have shape ({channels}, 1, {kernel_size}, '
-                         f'{kernel_size}) for an input of {channels} channels, '
-                         f'got {tuple(weight_depth.shape)}')
-
-
-def _autocast(x: Tensor, *weights: Tensor) -> Tuple[Tensor, ...]:
-    """``(x, *weights)`` cast to the autocast dtype of ``x``'s device when
-    autocast is enabled there; float64 and non-tensor arguments are left as is."""
-    if not isinstance(x, Tensor) or not torch.is_autocast_enabled(x.device.type):
-        return (x, *weights)
-    dtype = torch.get_autocast_dtype(x.device.type)
-    return tuple(t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point()
-                 and t.dtype != torch.float64 else t for t in (x, *weights))
+    depth_kernels = '0 or 1' if banded else '1'
+    check(isinstance(weight_depth, Tensor) and weight_depth.dim() == 4,
+          lambda: f'weight_depth must have shape ({channels}, {depth_kernels}, k, k), '
+          f'got {shape_of(weight_depth)}')
+    kernel_size = weight_depth.shape[-1]
+    check(kernel_size % 2 == 1,
+          lambda: f'kernel size must be odd, got weights of {kernel_size}x{kernel_size}')
+    for name, weight, rows, spatial in (('weight_depth', weight_depth, channels, False),
+                                        ('weight_height', weight_height, x.shape[2], True),
+                                        ('weight_width', weight_width, x.shape[3], True)):
+        kernels = ('0 or an odd band' if spatial else '0 or 1') if banded else '1'
+        shown_rows = ('Hm' if name == 'weight_height' else 'Wm') if spatial and not banded \
+            else rows
+        check(isinstance(weight, Tensor) and weight.dim() == 4
+              and (weight.shape[0] == rows or (spatial and not banded))
+              and (weight.shape[1] == 1 or (banded and (weight.shape[1] == 0
+                                                        or (spatial and weight.shape[1] % 2 == 1))))
+              and weight.shape[2] == kernel_size and weight.shape[3] == kernel_size,
+              lambda name=name, weight=weight, shown_rows=shown_rows, kernels=kernels: (
+                  f'{name} must have shape ({shown_rows}, {kernels}, {kernel_size}, '
+                  f'{kernel_size}), got {shape_of(weight)}'))
+        check(weight.dtype == x.dtype,
+              lambda name=name, weight=weight: f'{name} has dtype {weight.dtype} but input has '
+              f'{x.dtype}; they must match')
+        check(weight.device == x.device,
+              lambda name=name, weight=weight: f'{name} is on {weight.device} but input is on '
+              f'{x.device}; they must be on the same device')
+    if banded:
+        check(weight_depth.shape[1] + weight_height.shape[1] + weight_width.shape[1] > 0,
+              lambda: 'at least one weight must hold kernels (dim 1 > 0)')
 
 
 def _padding(kernel_size: int, dilation: int) -> int:
@@ -175,37 +128,14 @@ def dim_conv_reference(x: Tensor, weight_depth: Tensor, weight_height: Tensor,
     Returns:
         Tensor (N, 3C, H, W), interleaved [D, H, W] per channel.
     """
-    x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
-                                                             weight_width)
-    _check_inputs(x, weight_depth, weight_height, weight_width)
-    d_depth, d_height, d_width = _as_dilation(dilation)
+    x, weight_depth, weight_height, weight_width = autocast_inputs(x, weight_depth,
+                                                                   weight_height, weight_width)
+    d_depth, d_height, d_width = dilation = as_dilation(dilation)
+    check_dim_conv_arguments(x, weight_depth, weight_height, weight_width, dilation)
     return _interleave(
         _depth_branch(x, weight_depth, d_depth),
         _spatial_branch(x, weight_height, d_height, axis=2),
         _spatial_branch(x, weight_width, d_width, axis=3))
-
-
-def kernel_device_types(name: str) -> frozenset:
-    """Device types ('cpu', 'cuda') mmdice._ext has a kernel of ``mmdice::<name>`` for.
-
-    Asked once at import: ``torch.compile`` cannot trace the dispatcher query.
-    """
-    if not EXT_AVAILABLE:
-        return frozenset()
-    try:
-        return frozenset(device_type for device_type in FUSED_DTYPES
-                         if torch._C._dispatch_has_kernel_for_dispatch_key(
-                             f'mmdice::{name}', device_type.upper()))
-    except RuntimeError:  # a build older than the op: the pure-PyTorch paths run
-        return frozenset()
-
-
-DEVICE_KERNELS = kernel_device_types('dim_conv')
-
-
-def _fused_supported(x: Tensor) -> bool:
-    return (EXT_AVAILABLE and x.device.type in DEVICE_KERNELS
-            and x.dtype in FUSED_DTYPES[x.device.type])
 
 
 def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_width: Tensor,
@@ -220,56 +150,31 @@ def dim_conv(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_widt
     and under ``torch.export`` (ONNX export), whose translation of the op
     (:mod:`mmdice.ops.onnx`) takes one kernel per row and column.
     """
-    x, weight_depth, weight_height, weight_width = _autocast(x, weight_depth, weight_height,
-                                                             weight_width)
-    _check_inputs(x, weight_depth, weight_height, weight_width)
-    dilation = _as_dilation(dilation)
+    x, weight_depth, weight_height, weight_width = autocast_inputs(x, weight_depth,
+                                                                   weight_height, weight_width)
+    dilation = as_dilation(dilation)
+    check_dim_conv_arguments(x, weight_depth, weight_height, weight_width, dilation)
     same_size = x.shape[2] == weight_height.shape[0] and x.shape[3] == weight_width.shape[0]
-    recording = torch.jit.is_tracing() or torch.compiler.is_exporting()
-    if _fused_supported(x) and (same_size or not recording):
+    if use_fused_kernel(DIM_CONV if same_size else DIM_CONV_RESAMPLED, (x, ),
+                        (weight_depth, weight_height, weight_width)):
         return fused_dim_conv(x, weight_depth, weight_height, weight_width, list(dilation))
-    if not EXT_AVAILABLE:
-        _warn_fallback_once()
     return dim_conv_reference(x, weight_depth, weight_height, weight_width, dilation)
-
-
-def _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation):
-    """Shape rules of the fused op (those of its C++ check) for fake tensors."""
-    torch._check(x.dim() == 4, lambda: f'input must be (N, C, H, W), got {tuple(x.shape)}')
-    torch._check(len(dilation) == 3, lambda: f'dilation must be three ints, got {dilation}')
-    kernel_size = weight_depth.shape[-1]
-    # Dim 1 holds the kernels per channel / row / column: 0 (branch left out),
-    # 1, or for the spatial branches any odd band.
-    for name, weight, rows, banded in (('weight_depth', weight_depth, x.shape[1], False),
-                                       ('weight_height', weight_height, x.shape[2], True),
-                                       ('weight_width', weight_width, x.shape[3], True)):
-        torch._check(
-            weight.dim() == 4 and weight.shape[0] == rows
-            and (weight.shape[1] == 0 or weight.shape[1] == 1
-                 or (banded and weight.shape[1] % 2 == 1))
-            and weight.shape[2] == kernel_size and weight.shape[3] == kernel_size,
-            lambda name=name, weight=weight, rows=rows, banded=banded: (
-                f'{name} must have shape ({rows}, {"0 or an odd band" if banded else "0 or 1"}, '
-                f'{kernel_size}, {kernel_size}), got {tuple(weight.shape)}'))
-        torch._check(weight.dtype == x.dtype,
-                     lambda name=name, weight=weight: f'{name} dtype {weight.dtype} differs '
-                     f'from input dtype {x.dtype}')
-    torch._check(weight_depth.shape[1] + weight_height.shape[1] + weight_width.shape[1] > 0,
-                 lambda: 'at least one weight must hold kernels (dim 1 > 0)')
 
 
 if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dim_conv')
     def _dim_conv_fake(x, weight_depth, weight_height, weight_width, dilation):
-        _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation)
+        check_dim_conv_arguments(x, weight_depth, weight_height, weight_width, dilation,
+                                 torch._check, banded=True)
         n, c, h, w = x.shape
         return x.new_empty((n, 3 * c, h, w))
 
     @torch.library.register_fake('mmdice::dim_conv_backward')
     def _dim_conv_backward_fake(grad_output, x, weight_depth, weight_height, weight_width,
                                 dilation, output_mask):
-        _check_fake_shapes(x, weight_depth, weight_height, weight_width, dilation)
+        check_dim_conv_arguments(x, weight_depth, weight_height, weight_width, dilation,
+                                 torch._check, banded=True)
         n, c, h, w = x.shape
         torch._check(tuple(grad_output.shape) == (n, 3 * c, h, w),
                      lambda: f'grad_output must have shape {(n, 3 * c, h, w)}, got '
@@ -303,7 +208,6 @@ if EXT_AVAILABLE:
                                     setup_context=_setup_context)
 
 
-
 def add_dim_conv_parameters(module: nn.Module, channels: int,
                             build_size: Union[int, Sequence[int]], kernel_size: int,
                             dilation: IntTriple) -> None:
@@ -329,7 +233,7 @@ def add_dim_conv_parameters(module: nn.Module, channels: int,
     module.channels = int(channels)
     module.build_size = tuple(int(s) for s in build_size)
     module.kernel_size = int(kernel_size)
-    module.dilation = _as_dilation(dilation)
+    module.dilation = as_dilation(dilation)
     k = module.kernel_size
     module.weight_depth = nn.Parameter(torch.empty(module.channels, 1, k, k))
     module.weight_height = nn.Parameter(torch.empty(module.build_size[0], 1, k, k))

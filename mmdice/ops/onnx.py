@@ -43,7 +43,7 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
     from onnxscript import opset18 as op
     from onnxscript.function_libs.torch_lib.ops.core import aten_convolution
 
-    from . import dim_conv  # noqa: F401  (loads mmdice._ext, which defines the ops)
+    from . import extension  # noqa: F401  (loads mmdice._ext, which defines the ops)
 
     def prelu(x, slope):
         if slopes_at_most_one:

@@ -15,6 +15,7 @@ from mmdice.ops import EXT_AVAILABLE, DimConv2d, dim_conv, dim_conv_reference
 
 # The module itself (``mmdice.ops.dim_conv`` the attribute is the function).
 dim_conv_module = importlib.import_module('mmdice.ops.dim_conv')
+extension = importlib.import_module('mmdice.ops.extension')
 
 requires_ext = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -645,8 +646,8 @@ def test_module_parameters_and_repr():
 
 
 def test_missing_extension_falls_back_with_one_warning(monkeypatch):
-    monkeypatch.setattr(dim_conv_module, 'EXT_AVAILABLE', False)
-    monkeypatch.setattr(dim_conv_module, '_fallback_warned', False)
+    monkeypatch.setattr(extension, 'EXT_AVAILABLE', False)
+    monkeypatch.setattr(extension, '_fallback_warned', False)
     inputs = make_inputs(2, 3, (5, 6), (5, 6), 3, torch.float32, 'cpu')
     with pytest.warns(RuntimeWarning, match='mmdice._ext'):
         output = dim_conv(*inputs)
@@ -669,10 +670,10 @@ def test_double_backward_raises():
 def test_device_without_kernel_uses_reference(monkeypatch):
     """A device type mmdice._ext has no kernel for (a CUDA tensor with a
     CPU-only build) runs the reference instead of failing in the dispatcher."""
-    monkeypatch.setattr(dim_conv_module, 'DEVICE_KERNELS', frozenset())
+    monkeypatch.setitem(extension.KERNEL_DEVICE_TYPES, 'dim_conv', frozenset())
     reference_calls = count_calls(monkeypatch, 'dim_conv_reference')
     x, *weights = make_inputs(2, 3, (5, 7), (5, 7), 3, torch.float64, 'cpu')
-    assert not dim_conv_module._fused_supported(x)
+    assert not extension.use_fused_kernel(extension.DIM_CONV, (x, ), weights)
     output = dim_conv(x, *weights, (1, 2, 1))
     assert len(reference_calls) == 1
     assert_close_scaled(output, shifted_sum_dim_conv(x, *weights, (1, 2, 1)), torch.float64,
@@ -684,7 +685,7 @@ def test_device_without_kernel_uses_reference(monkeypatch):
                                                ('3.0.0a0', True), ('unknown', False)])
 def test_torch_version_check(version, supported):
     if supported:
-        dim_conv_module._check_torch_version(version)
+        extension.check_torch_version(version)
     else:
         with pytest.raises(ImportError, match=rf'needs torch >= 2.4.*found torch {re.escape(version)}'):
-            dim_conv_module._check_torch_version(version)
+            extension.check_torch_version(version)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from ..deploy import switch_to_deploy
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
@@ -202,8 +203,8 @@ class DiCENet(BaseModule):
         its activation: exact for a PReLU whose slopes are all >= 0 (a
         non-decreasing function commutes with max), and 4x fewer elements
         to activate. Needs the stem output itself not to be requested."""
-        if not self.deploy or 0 in self.out_indices or torch.compiler.is_compiling() \
-                or torch.jit.is_tracing():
+        capture = graph_capture()
+        if not self.deploy or 0 in self.out_indices or capture.compiling or capture.tracing:
             return False
         stem = self.stem
         return (not stem.with_norm and stem.with_activation

@@ -6,6 +6,7 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
+from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
@@ -62,7 +63,7 @@ class ShuffleDiCEBlock(BaseModule):
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         left, right = x[:, :self.left_channels], x[:, self.left_channels:]
-        if self.deploy and not torch.compiler.is_compiling():
+        if self.deploy and not graph_capture().compiling:
             return self._deploy_forward(left, right, memory_format_of(x))
         return channel_shuffle(torch.cat((left, self.branch(right)), dim=1), 2)
 

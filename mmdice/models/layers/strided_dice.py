@@ -6,6 +6,7 @@ import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor, nn
 
+from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, shuffled_concat
@@ -56,7 +57,7 @@ class StridedDiCE(BaseModule):
             ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
 
     def _inner_forward(self, x: Tensor) -> Tensor:
-        if self.deploy and not torch.compiler.is_compiling():
+        if self.deploy and not graph_capture().compiling:
             return shuffled_concat((self.left(x), self.right(x)), 2)
         return channel_shuffle(torch.cat((self.left(x), self.right(x)), dim=1), 2)
 

@@ -14,7 +14,7 @@ from mmdice.ops import EXT_AVAILABLE
 from mmdice.models.utils import count_complexity, dim_conv_flop_jit
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DIM_CONV_MODULE = importlib.import_module('mmdice.ops.dim_conv')
+EXTENSION = importlib.import_module('mmdice.ops.extension')
 CONFIG_DIR = REPO_ROOT / 'tests' / 'data' / 'configs'
 
 # EdgeNets README / spec section 5.1: s -> (MFLOPs = conv multiply-adds, params in M) at 224x224.
@@ -78,7 +78,7 @@ def test_fused_and_reference_paths_count_the_same(monkeypatch):
     inputs = (torch.randn(1, 3, 64, 64), )
     with torch.no_grad():
         fused = count_complexity(model, inputs)
-        monkeypatch.setattr(DIM_CONV_MODULE, '_fused_supported', lambda x: False)
+        monkeypatch.setitem(EXTENSION.KERNEL_DEVICE_TYPES, 'dim_conv', frozenset())
         reference = count_complexity(model, inputs)
     assert fused['by_operator']['dim_conv'] > 0
     assert reference['by_operator']['dim_conv'] == 0
