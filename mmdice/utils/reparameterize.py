@@ -6,17 +6,6 @@ from mmengine.config import Config
 from torch import nn
 
 
-def build_model_from_config(config: Union[str, Config]) -> nn.Module:
-    """Build ``config.model`` in the config's ``default_scope`` (mmpretrain,
-    mmseg, mmdet, ...), in eval mode."""
-    from mmengine.registry import MODELS, init_default_scope
-
-    import mmdice.models  # noqa: F401  (registers mmdice's modules)
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(cfg.model).eval()
-
-
 def reparameterize_checkpoint(config: Union[str, Config], checkpoint: str, out: str) -> nn.Module:
     """Load ``checkpoint`` into the model of ``config``, switch every DiCENet
     in it to the deploy form and save the state dict to ``out``.
@@ -27,6 +16,7 @@ def reparameterize_checkpoint(config: Union[str, Config], checkpoint: str, out: 
     """
     from mmengine.runner import load_checkpoint
 
+    from mmdice.apis import build_model_from_config
     from mmdice.models import DiCENet
     model = build_model_from_config(config)
     load_checkpoint(model, checkpoint, map_location='cpu', strict=True)

@@ -15,7 +15,7 @@ pytest.importorskip('mmseg')
 import mmdice.models  # noqa: E402,F401
 from mmdice.models import switch_to_deploy  # noqa: E402
 from mmdice.utils.edgenets_converter import convert_edgenets_checkpoint  # noqa: E402
-from mmdice.utils.reparameterize import build_model_from_config  # noqa: E402
+from mmdice.apis import build_model_from_config  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 WEIGHTS = os.environ.get('MMDICE_EDGENETS_WEIGHTS',

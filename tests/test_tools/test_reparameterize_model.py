@@ -6,7 +6,7 @@ import os.path as osp
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdice.utils.reparameterize import build_model_from_config
+from mmdice.apis import build_model_from_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'dicenet', 'dicenet-s1.0_8xb64_in1k.py')
