@@ -13,7 +13,7 @@ from .backbones import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
-from .deploy import switch_to_deploy  # noqa: F401
+from .deploy import DeployMixin, outermost_deploy_modules, switch_to_deploy  # noqa: F401
 
 allow_mmengine_checkpoint_globals()
 register_dim_conv_handles()

@@ -16,8 +16,7 @@ import sys
 
 import torch
 
-from mmdice.apis import TensorModeWrapper, build_model_from_config
-from mmdice.utils.onnx_export import check_onnx, export_onnx
+from mmdice.apis import TensorModeWrapper, build_model_from_config, check_onnx, export_onnx
 
 #: Largest relative error of the onnxruntime outputs accepted by the check.
 TOLERANCE = 1e-3
