@@ -14,10 +14,13 @@ from mmcv.cnn import ConvModule
 
 pytest.importorskip('mmseg')
 
-import mmdice.models  # noqa: E402,F401
+from mmengine.config import Config  # noqa: E402
+
+from mmdice.apis import (build_model_from_config, convert_edgenets_checkpoint,  # noqa: E402
+                         deploy_cfg_options)
 from mmdice.models import switch_to_deploy  # noqa: E402
-from mmdice.utils.edgenets_converter import convert_edgenets_checkpoint  # noqa: E402
-from mmdice.apis import build_model_from_config  # noqa: E402
+
+from test_deploy import RELATIVE_TOLERANCE, randomize_statistics, relative_error  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 WEIGHTS = os.environ.get('MMDICE_EDGENETS_WEIGHTS',
@@ -54,10 +57,6 @@ def test_deploy_segmentor_matches_training_form(segmentor, size):
 
 
 def test_deploy_config_loads_the_converted_segmentor():
-    from mmengine.config import Config
-
-    from mmdice.apis import deploy_cfg_options
-    from test_deploy import RELATIVE_TOLERANCE, randomize_statistics, relative_error
     torch.manual_seed(0)
     trained = randomize_statistics(build_model_from_config(SHAPES_CONFIG))
     deployed = switch_to_deploy(copy.deepcopy(trained))
