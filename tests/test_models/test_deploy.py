@@ -9,7 +9,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdice.models import DiCENet, switch_to_deploy
-from mmdice.models.layers import DiCEUnit, channel_shuffle, shuffled_concat
+from mmdice.models.layers import DiCEUnit, DimFuse, channel_shuffle, shuffled_concat
 from mmdice.ops import DimConvFuse2d
 
 # Deploy outputs equal the training form's within this relative error (float32).
@@ -182,6 +182,18 @@ def test_foreign_modules_are_left_as_they_are():
         (expected_dice, expected_foreign), (actual_dice, actual_foreign) = trained(x), deployed(x)
     assert relative_error(actual_dice, expected_dice) < RELATIVE_TOLERANCE
     assert torch.equal(actual_foreign, expected_foreign)
+
+
+def test_a_dim_fuse_alone_keeps_its_input_form():
+    """Outside a DiCE unit the deploy DimFuse still takes the 3C DimConv channels."""
+    torch.manual_seed(0)
+    trained = randomize_statistics(DimFuse(6, 8))
+    deployed = switch_to_deploy(copy.deepcopy(trained))
+    assert deployed.deploy and deployed.gate.deploy
+    assert not any(isinstance(m, _BatchNorm) for m in deployed.modules())
+    x = torch.randn(2, 18, 5, 5)
+    with torch.no_grad():
+        assert relative_error(deployed(x), trained(x)) < RELATIVE_TOLERANCE
 
 
 def test_non_piecewise_linear_activation_is_refused():
