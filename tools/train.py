@@ -10,9 +10,9 @@ import argparse
 import sys
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
-from mmdice.utils.launch import (add_launch_args, apply_launch_args, build_runner,
-                                 check_dataset_paths, distributed_session,
-                                 parse_launch_args, prepare_cpu_distributed)
+from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
+                                  check_dataset_paths, distributed_session,
+                                  parse_launch_args, prepare_cpu_distributed)
 from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
 

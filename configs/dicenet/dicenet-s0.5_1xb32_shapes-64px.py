@@ -5,7 +5,7 @@
 #   python tools/train.py configs/dicenet/dicenet-s0.5_1xb32_shapes-64px.py
 _base_ = ['../_base_/default_runtime.py']
 
-num_classes = 3  # mmdice.datasets.shapes.SHAPE_CLASSES: circle, square, triangle
+num_classes = 3  # mmdice.testing.shapes.SHAPE_CLASSES: circle, square, triangle
 image_size = 64
 
 model = dict(

@@ -2,7 +2,7 @@
 # CPU-sized smoke-training recipe. Make the data with
 #   python tools/dataset_converters/generate_shapes.py --task segmentation \
 #       --out data/shapes_seg --num-images 200 --image-size 64
-# Classes: 'background' + mmdice.datasets.shapes.SHAPE_CLASSES. The DiCE units
+# Classes: 'background' + mmdice.testing.shapes.SHAPE_CLASSES. The DiCE units
 # are built for the 64x64 input (input_size=64, i.e. 8x8 / 4x4 maps).
 _base_ = [
     '../_base_/models/dicenet_seg.py', '../_base_/seg_runtime.py',

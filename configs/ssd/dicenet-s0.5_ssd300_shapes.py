@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/models/dicenet_ssd300.py', '../_base_/datasets/coco_detection.py',
     '../_base_/det_runtime.py'
 ]
-classes = ('circle', 'square', 'triangle')  # mmdice.datasets.shapes.SHAPE_CLASSES
+classes = ('circle', 'square', 'triangle')  # mmdice.testing.shapes.SHAPE_CLASSES
 model = dict(
     backbone=dict(widen_factor=0.5),
     neck=dict(in_channels=(48, 96, 192), extra_channels=(128, 128, 64),

@@ -1,19 +1,15 @@
 """Models of mmdice, registered in :data:`mmdice.registry.MODELS`.
 
-Importing this package also lets torch >= 2.6 load full mmengine checkpoints
-(``weights_only``) through :func:`mmdice.utils.allow_mmengine_checkpoint_globals`,
-and registers the FLOP and activation handles of ``mmdice::dim_conv``
+Importing this package also registers the FLOP and activation handles of ``mmdice::dim_conv``
 (:func:`mmdice.models.utils.register_dim_conv_handles`), so that the codebases' own
 ``get_flops`` tools (mmengine's ``get_model_complexity_info``) count DimConv.
 A config building ``mmdice.*`` models imports it on the first registry look-up.
 """
-from mmdice.utils import allow_mmengine_checkpoint_globals
 from .utils import register_dim_conv_handles
 from .backbones import *  # noqa: F401,F403
 from .heads import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
-from .deploy import switch_to_deploy  # noqa: F401
+from .deploy import DeployMixin, outermost_deploy_modules, switch_to_deploy  # noqa: F401
 
-allow_mmengine_checkpoint_globals()
 register_dim_conv_handles()

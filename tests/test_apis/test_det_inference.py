@@ -95,7 +95,7 @@ def test_inference_rejects_wrong_image_type(checkpoint):
 def test_mmdet_own_test_script(checkpoint, tmp_path):
     """mmdet's shipped tools/test.py evaluates the shapes config from a checkpoint."""
     import mmdet
-    from mmdice.datasets import generate_shapes_detection
+    from mmdice.testing import generate_shapes_detection
     script = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
     if not osp.isfile(script):
         pytest.skip(f'mmdet ships no {script}')

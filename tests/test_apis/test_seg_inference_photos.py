@@ -14,7 +14,7 @@ pytest.importorskip('mmseg')
 skimage_data = pytest.importorskip('skimage.data')
 
 import mmdice.models  # noqa: E402,F401
-from mmdice.utils.edgenets_converter import convert_edgenets_checkpoint  # noqa: E402
+from mmdice.apis import convert_edgenets_checkpoint  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 WEIGHTS = os.environ.get('MMDICE_EDGENETS_WEIGHTS',

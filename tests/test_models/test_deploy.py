@@ -4,12 +4,12 @@ import copy
 
 import pytest
 import torch
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, fuse_conv_bn
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdice.models import DiCENet, switch_to_deploy
-from mmdice.models.layers import DiCEUnit, channel_shuffle, shuffled_concat
+from mmdice.models.layers import DiCEUnit, DimFuse, channel_shuffle, shuffled_concat
 from mmdice.ops import DimConvFuse2d
 
 # Deploy outputs equal the training form's within this relative error (float32).
@@ -115,7 +115,8 @@ def test_deploy_outputs_are_channels_last():
 
 
 def test_generic_conversion_of_a_classifier():
-    """Any model: every DiCE unit fused, every conv + BN ConvModule folded (the head too)."""
+    """Any model: every DiCE unit fused, the mmdice modules' conv + BN folded; another
+    ConvModule is folded only on request (mmcv's fuse_conv_bn)."""
     from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
     torch.manual_seed(0)
@@ -129,13 +130,70 @@ def test_generic_conversion_of_a_classifier():
     classifier.extra = ConvModule(3, 4, 3, norm_cfg=dict(type='BN'))  # not a DiCE module
     randomize_statistics(classifier)
     deployed = switch_to_deploy(copy.deepcopy(classifier))
-    assert not deployed.extra.with_norm and deployed.extra.conv.bias is not None
+    assert deployed.extra.with_norm and isinstance(deployed.extra.bn, nn.BatchNorm2d)
+    fuse_conv_bn(deployed.extra)
+    assert isinstance(deployed.extra.bn, nn.Identity) and deployed.extra.conv.bias is not None
     assert all(unit.deploy for unit in deployed.modules() if isinstance(unit, DiCEUnit))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = classifier(x, mode='tensor')
         assert relative_error(deployed(x, mode='tensor'), expected) < RELATIVE_TOLERANCE
         assert relative_error(deployed.extra(x), classifier.extra(x)) < RELATIVE_TOLERANCE
+
+
+class DiCENetBesideForeignModules(nn.Module):
+    """DiCENet next to mmpretrain's RepVGGBlock and a user's conv -> BN ConvModule."""
+
+    def __init__(self):
+        super().__init__()
+        from mmpretrain.models.backbones.repvgg import RepVGGBlock
+        self.backbone = DiCENet(0.2, input_size=64, out_indices=(4, ))
+        self.repvgg = RepVGGBlock(3, 3)  # with all three branches
+        self.conv = ConvModule(3, 8, 3, padding=1, norm_cfg=dict(type='BN'))
+
+    def forward(self, x):
+        return (*self.backbone(x), self.conv(self.repvgg(x)))
+
+
+def test_foreign_modules_are_left_as_they_are():
+    """Only mmdice's modules convert: mmpretrain's RepVGGBlock keeps deploy=False
+    and its branches (its deploy flag alone would select a branch it lacks),
+    the user's ConvModule its BatchNorm."""
+    torch.manual_seed(0)
+    trained = randomize_statistics(DiCENetBesideForeignModules())
+    foreign_state = {name: {key: value.clone() for key, value in
+                            getattr(trained, name).state_dict().items()}
+                     for name in ('repvgg', 'conv')}
+    deployed = switch_to_deploy(copy.deepcopy(trained))
+    assert deployed.backbone.deploy
+    assert not any(isinstance(m, _BatchNorm) for m in deployed.backbone.modules())
+    assert all(unit.deploy for unit in deployed.modules() if isinstance(unit, DiCEUnit))
+    repvgg = deployed.repvgg
+    assert repvgg.deploy is False and not hasattr(repvgg, 'branch_reparam')
+    assert all(isinstance(getattr(repvgg, name), nn.Module)
+               for name in ('branch_3x3', 'branch_1x1', 'branch_norm'))
+    assert deployed.conv.with_norm and isinstance(deployed.conv.bn, nn.BatchNorm2d)
+    for name, state in foreign_state.items():
+        actual = getattr(deployed, name).state_dict()
+        assert actual.keys() == state.keys()
+        assert all(torch.equal(actual[key], value) for key, value in state.items())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        (expected_dice, expected_foreign), (actual_dice, actual_foreign) = trained(x), deployed(x)
+    assert relative_error(actual_dice, expected_dice) < RELATIVE_TOLERANCE
+    assert torch.equal(actual_foreign, expected_foreign)
+
+
+def test_a_dim_fuse_alone_keeps_its_input_form():
+    """Outside a DiCE unit the deploy DimFuse still takes the 3C DimConv channels."""
+    torch.manual_seed(0)
+    trained = randomize_statistics(DimFuse(6, 8))
+    deployed = switch_to_deploy(copy.deepcopy(trained))
+    assert deployed.deploy and deployed.gate.deploy
+    assert not any(isinstance(m, _BatchNorm) for m in deployed.modules())
+    x = torch.randn(2, 18, 5, 5)
+    with torch.no_grad():
+        assert relative_error(deployed(x), trained(x)) < RELATIVE_TOLERANCE
 
 
 def test_non_piecewise_linear_activation_is_refused():

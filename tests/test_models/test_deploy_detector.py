@@ -46,3 +46,24 @@ def test_ssd300_deploy_matches_training_form():
         assert torch.equal(want_top.labels, got_top.labels)
         assert torch.allclose(want_top.scores, got_top.scores, atol=1e-4)
         assert torch.allclose(want_top.bboxes, got_top.bboxes, atol=1e-2)
+
+
+def test_ssd300_deploy_config_loads_the_converted_state_dict():
+    from mmdice.apis import build_model_from_config, deploy_cfg_options
+    torch.manual_seed(0)
+    trained = randomize_statistics(build_model_from_config(CONFIG))
+    deployed = switch_to_deploy(copy.deepcopy(trained))
+    options = deploy_cfg_options(deployed)
+    assert options == ['model.backbone.deploy=True', 'model.neck.deploy=True',
+                       'model.bbox_head.deploy=True']
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict({option.split('=')[0]: True for option in options})
+    built = build_model_from_config(cfg)
+    assert built.neck.deploy and built.bbox_head.deploy
+    built.load_state_dict(deployed.state_dict(), strict=True)
+    images = torch.rand(1, 3, 300, 300, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, actual = trained(images, mode='tensor'), built(images, mode='tensor')
+    for expected_maps, actual_maps in zip(expected, actual):
+        for want, got in zip(expected_maps, actual_maps):
+            assert relative_error(got, want) < RELATIVE_TOLERANCE

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmdice.datasets import SHAPE_CLASSES, generate_shapes_detection
+from mmdice.testing import SHAPE_CLASSES, generate_shapes_detection
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOL = REPO_ROOT / 'tools' / 'dataset_converters' / 'coco_to_multilabel.py'

@@ -22,9 +22,9 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
 import mmdice.models  # noqa: E402,F401
-from mmdice.utils.edgenets_converter import (convert_edgenets_checkpoint,  # noqa: E402
-                                             convert_edgenets_state_dict,
-                                             load_edgenets_state_dict, reindex_dim_channels)
+from mmdice.apis import convert_edgenets_checkpoint, load_edgenets_state_dict  # noqa: E402
+from mmdice.models.utils.edgenets_converter import (convert_edgenets_state_dict,  # noqa: E402
+                                                    reindex_dim_channels)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 WEIGHTS = os.environ.get('MMDICE_EDGENETS_WEIGHTS',

@@ -9,8 +9,8 @@ import torch
 pytest.importorskip('onnxruntime')
 pytest.importorskip('onnxscript')
 
+from mmdice.apis import check_onnx, export_onnx  # noqa: E402
 from mmdice.ops import EXT_AVAILABLE, DimConv2d, DimConvFuse2d  # noqa: E402
-from mmdice.utils.onnx_export import check_onnx, export_onnx  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CLS_CONFIG = osp.join(REPO, 'configs', 'dicenet', 'dicenet-s0.5_1xb32_shapes-64px.py')

@@ -6,7 +6,7 @@ import os.path as osp
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmdice.utils.reparameterize import build_model_from_config
+from mmdice.apis import build_model_from_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'dicenet', 'dicenet-s1.0_8xb64_in1k.py')
@@ -47,3 +47,21 @@ def test_deploy_checkpoint_loads_into_deploy_config(tmp_path):
         actual = deployed(x, mode='tensor')
     assert ((actual - expected).abs().max() / expected.abs().max()).item() < 1e-4
     assert tool.main([CONFIG, str(tmp_path / 'missing.pth'), str(out)]) == 1
+
+
+def test_tool_names_the_cfg_options_of_every_converted_module(tmp_path, capsys):
+    """A segmentor's decode head converts too; the printed options load the result."""
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+    config = osp.join(REPO, 'configs', 'dicenet_seg', 'dicenet-s0.5_1xb16-20e_shapes-64x64.py')
+    torch.manual_seed(0)
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save({'state_dict': build_model_from_config(config).state_dict()}, checkpoint)
+    out = tmp_path / 'deploy.pth'
+    assert load_tool().main([config, str(checkpoint), str(out)]) == 0
+    printed = capsys.readouterr().out
+    options = ['model.backbone.deploy=True', 'model.decode_head.deploy=True']
+    assert printed.rstrip().endswith('--cfg-options ' + ' '.join(options))
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict({option.split('=')[0]: True for option in options})
+    load_checkpoint(build_model_from_config(cfg), str(out), map_location='cpu', strict=True)

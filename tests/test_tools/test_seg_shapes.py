@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip('mmseg')
-from mmdice.datasets.shapes import SHAPE_CLASSES, generate_shapes_segmentation  # noqa: E402
+from mmdice.testing.shapes import SHAPE_CLASSES, generate_shapes_segmentation  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIG = osp.join(REPO, 'configs', 'dicenet_seg', 'dicenet-s0.5_1xb16-20e_shapes-64x64.py')

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 pytest.importorskip('mmpretrain')
-from mmdice.datasets import SHAPE_CLASSES, generate_shapes_classification  # noqa: E402
-from mmdice.utils.launch import prepare_cpu_distributed  # noqa: E402
+from mmdice.engine.launch import prepare_cpu_distributed  # noqa: E402
+from mmdice.testing import SHAPE_CLASSES, generate_shapes_classification  # noqa: E402
 from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,7 @@ def test_torchrun_two_processes_gloo_exit_cleanly(shapes_root, tmp_path):
 DISTRIBUTED_SESSION_SCRIPT = """
 import os, sys
 import torch
-from mmdice.utils.launch import distributed_session
+from mmdice.engine.launch import distributed_session
 with distributed_session():
     torch.distributed.init_process_group('gloo', rank=int(os.environ['RANK']),
                                          world_size=int(os.environ['WORLD_SIZE']))

@@ -1,4 +1,4 @@
-"""Generate the synthetic shapes data sets (see mmdice/datasets/shapes.py).
+"""Generate the synthetic shapes data sets (see mmdice/testing/shapes.py).
 
 Example::
 
@@ -11,8 +11,8 @@ straight into ``--out``.
 import argparse
 import os.path as osp
 
-from mmdice.datasets.shapes import (generate_shapes_classification, generate_shapes_detection,
-                                    generate_shapes_segmentation)
+from mmdice.testing.shapes import (generate_shapes_classification, generate_shapes_detection,
+                                   generate_shapes_segmentation)
 
 GENERATORS = {
     'classification': generate_shapes_classification,

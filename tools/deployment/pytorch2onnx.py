@@ -16,8 +16,7 @@ import sys
 
 import torch
 
-from mmdice.utils.onnx_export import TensorModel, check_onnx, export_onnx
-from mmdice.utils.reparameterize import build_model_from_config
+from mmdice.apis import TensorModeWrapper, build_model_from_config, check_onnx, export_onnx
 
 #: Largest relative error of the onnxruntime outputs accepted by the check.
 TOLERANCE = 1e-3
@@ -47,14 +46,8 @@ def main(argv=None) -> int:
         if path is not None and not osp.isfile(path):
             print(f'error: {name} {path!r} does not exist', file=sys.stderr)
             return 1
-    model = build_model_from_config(args.config)
-    if args.checkpoint:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
-    if args.deploy:
-        from mmdice.models import switch_to_deploy
-        switch_to_deploy(model)
-    module = TensorModel(model).eval()
+    model = build_model_from_config(args.config, args.checkpoint, deploy=args.deploy)
+    module = TensorModeWrapper(model).eval()
     example = torch.randn(*args.shape)
     os.makedirs(osp.dirname(osp.abspath(args.output_file)), exist_ok=True)
     export_onnx(module, example, args.output_file)

@@ -16,7 +16,7 @@ import os
 import os.path as osp
 import sys
 
-from mmdice.utils.edgenets_converter import convert_edgenets_checkpoint
+from mmdice.apis import convert_edgenets_checkpoint
 
 
 def parse_args(argv=None):

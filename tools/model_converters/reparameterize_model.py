@@ -1,8 +1,10 @@
-"""Convert a trained DiCENet checkpoint into its deploy (inference) form.
+"""Convert a trained checkpoint of a model with mmdice modules into its deploy form.
 
-Every DiCENet of the model gets its fused DiCE units and folded BatchNorms
-(:meth:`mmdice.models.DiCENet.switch_to_deploy`); load the result with the
-same config and ``model.backbone.deploy=True``, e.g.::
+The mmdice modules of the model (DiCENet, the mmdice heads and neck) get their
+deploy form (:func:`mmdice.apis.reparameterize_checkpoint`, the conversion of
+``mmdice.models.switch_to_deploy``; other modules stay as trained); load the
+result with the same config and ``deploy=True`` for each converted module, as
+the tool prints, e.g.::
 
     python tools/model_converters/reparameterize_model.py \\
         configs/dicenet/dicenet-s1.0_8xb64_in1k.py epoch_150.pth dicenet-s1.0_deploy.pth
@@ -14,11 +16,11 @@ import os
 import os.path as osp
 import sys
 
-from mmdice.utils.reparameterize import reparameterize_checkpoint
+from mmdice.apis import deploy_cfg_options, reparameterize_checkpoint
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Save the deploy form of a DiCENet checkpoint')
+    parser = argparse.ArgumentParser(description='Save the deploy form of a checkpoint')
     parser.add_argument('config', help='config of the trained model')
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('out', help='output path of the deploy checkpoint')
@@ -33,12 +35,12 @@ def main(argv=None) -> int:
             return 1
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     try:
-        reparameterize_checkpoint(args.config, args.checkpoint, args.out)
+        model = reparameterize_checkpoint(args.config, args.checkpoint, args.out)
     except ValueError as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
     print(f'saved the deploy checkpoint to {args.out}; load it with '
-          '--cfg-options model.backbone.deploy=True')
+          f'--cfg-options {" ".join(deploy_cfg_options(model))}')
     return 0
 
 

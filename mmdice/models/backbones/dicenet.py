@@ -10,13 +10,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
-from ..deploy import switch_to_deploy
+from ..deploy import DeployMixin
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
 from ..layers.norm_act import ConvNormAct
+from ..utils import fold_conv_module
 
 
 @MODELS.register_module()
-class DiCENet(BaseModule):
+class DiCENet(BaseModule, DeployMixin):
     """DiCENet backbone.
 
     Levels (``out_indices`` select them; channels from :attr:`arch_settings`
@@ -152,11 +153,16 @@ class DiCENet(BaseModule):
         self._freeze_stages()
 
     def switch_to_deploy(self) -> None:
-        """Convert to the deploy form in place (see
-        :func:`mmdice.models.switch_to_deploy`): fused DiCE units, BatchNorms
-        folded into their convolutions. Exact in eval mode, inference only,
-        idempotent."""
-        switch_to_deploy(self)
+        """Convert to the deploy form in place: the stem's BatchNorm folded
+        into its conv, every unit of the stages converted (fused DiCE units,
+        folded BatchNorms). Exact in eval mode, inference only, idempotent."""
+        if self.deploy:
+            return
+        fold_conv_module(self.stem)
+        for stage in self.layers:
+            for unit in stage:
+                unit.switch_to_deploy()
+        self.deploy = True
 
     @staticmethod
     def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:

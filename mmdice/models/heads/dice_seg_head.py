@@ -12,6 +12,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mmdice.models.deploy import DeployMixin
 from mmdice.models.layers.activation import build_act
 from mmdice.models.layers.efficient_pw_conv import EfficientPWConv
 from mmdice.models.layers.efficient_pyr_pool import EfficientPyrPool
@@ -20,7 +21,7 @@ from mmdice.registry import MODELS
 
 
 @MODELS.register_module()
-class DiCESegHead(BaseDecodeHead):
+class DiCESegHead(BaseDecodeHead, DeployMixin):
     """DiCENet segmentation head (bottom-up decoder with pyramid pooling).
 
     Takes the encoder maps at strides (2, 4, 8, 16) (``in_index`` selects them
@@ -55,6 +56,8 @@ class DiCESegHead(BaseDecodeHead):
         align_corners: ``align_corners`` of the final resize; True reproduces
             the reference.
         dropout_ratio: dropout before ``conv_seg``.
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it.
         **kwargs: other :class:`BaseDecodeHead` arguments (``num_classes``,
             ``loss_decode``, ``ignore_index``, ...).
 
@@ -74,6 +77,7 @@ class DiCESegHead(BaseDecodeHead):
                  act_cfg: dict = dict(type='PReLU'),
                  align_corners: bool = True,
                  dropout_ratio: float = 0.,
+                 deploy: bool = False,
                  init_cfg=(dict(type='Kaiming', layer='Conv2d', mode='fan_out'),
                            dict(type='Constant', val=1, layer=['_BatchNorm'])),
                  **kwargs):
@@ -111,6 +115,17 @@ class DiCESegHead(BaseDecodeHead):
             build_norm_layer(norm_cfg, c)[1] for c in self.decoder_channels)
         self.merge_acts = nn.ModuleList(
             build_act(act_cfg, c) for c in self.decoder_channels)
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorms of the pyramid pools' and skip projections'
+        convs into them, in place (``merge_norms`` follow an addition and
+        stay). Exact in eval mode, inference only, idempotent."""
+        for module in (*self.pyramid_pools, *self.skip_projs):
+            module.switch_to_deploy()
+        self.deploy = True
 
     def forward(self, inputs: Tuple[Tensor]) -> Tensor:
         """Encoder maps -> logits (N, num_classes, H/2, W/2)."""

@@ -6,24 +6,41 @@ has no ``loss_cls``, while ``BaseDenseHead._predict_by_feat_single`` reads it:
 'SSDHead' object has no attribute 'loss_cls'`` (mmdet issues 11305, 11780;
 the fix was never released).
 """
+from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads import SSDHead
 from mmdet.models.losses import CrossEntropyLoss
 
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 
 
 @MODELS.register_module()
-class DiCESSDHead(SSDHead):
+class DiCESSDHead(SSDHead, DeployMixin):
     """:class:`mmdet.models.dense_heads.SSDHead` that also predicts.
 
     It records ``loss_cls`` as what SSD's loss computes: a softmax cross
     entropy over ``num_classes + 1`` classes, background last (``SSDHead``'s
     ``loss_by_feat_single`` calls ``F.cross_entropy`` itself, so training is
-    unchanged). The module has no parameters or buffers, so checkpoints of
+    unchanged). The loss has no parameters or buffers, so checkpoints of
     ``SSDHead`` and ``DiCESSDHead`` are interchangeable. Arguments are those
-    of ``SSDHead``.
+    of ``SSDHead``, and ``deploy``: build the deploy (inference) form
+    directly, as :meth:`switch_to_deploy` leaves it.
     """
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, deploy: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.loss_cls = CrossEntropyLoss(use_sigmoid=False, loss_weight=1.0)
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorm of every conv -> BatchNorm ``ConvModule`` of the
+        head (``SSDHead`` builds them with ``stacked_convs`` or
+        ``use_depthwise``) into its conv, in place. Exact in eval mode,
+        inference only, idempotent."""
+        for module in self.modules():
+            if isinstance(module, ConvModule):
+                fold_conv_module(module)
+        self.deploy = True

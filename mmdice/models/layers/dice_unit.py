@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from mmdice.ops import DimConv2d, DimConvFuse2d
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
 from ..utils import activation_slopes, fold_batch_norm
 from .activation import build_act
 from .dim_fuse import DimFuse
@@ -15,7 +16,7 @@ from .norm_act import norm_act
 
 
 @MODELS.register_module()
-class DiCEUnit(BaseModule):
+class DiCEUnit(BaseModule, DeployMixin):
     """Dimension-wise convolution (DimConv) + dimension-wise fusion (DimFuse).
 
     ``dim_conv`` (:class:`~mmdice.ops.DimConv2d`) -> ``dim_norm`` + ``dim_act``
@@ -138,6 +139,7 @@ class DiCEUnit(BaseModule):
         for name, value in values.items():
             getattr(fused, name).copy_(value)
         del self.dim_conv, self.dim_norm, self.dim_act
+        self.dim_fuse.local_fusion = None
         self.dim_fuse.switch_to_deploy()
         self.dim_conv_fuse = fused
         self.deploy = True

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 
 from mmdice.ops import shuffle_gated_concat
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
 from ..utils import activation_slopes, fold_conv_module
 from .activation import act_cfg_for
 from .channel_shuffle import shuffled_concat
@@ -21,7 +22,7 @@ PIECEWISE_LINEAR = (nn.PReLU, nn.LeakyReLU, nn.ReLU, nn.Identity)
 
 
 @MODELS.register_module()
-class ChannelGate(BaseModule):
+class ChannelGate(BaseModule, DeployMixin):
     """Global fusion gate of DimFuse (squeeze-and-excitation style).
 
     ``GAP -> 1x1 conv (C -> floor(C / reduction), no bias) -> ReLU ->
@@ -39,8 +40,8 @@ class ChannelGate(BaseModule):
     def __init__(self, in_channels: int, out_channels: int, reduction: int = 4,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        #: set by :func:`mmdice.models.switch_to_deploy`: the 1x1 convs on the
-        #: pooled vector run as matrix products.
+        #: set by :meth:`switch_to_deploy`: the 1x1 convs on the pooled vector
+        #: run as matrix products.
         self.deploy = False
         hidden_channels = in_channels // reduction
         if hidden_channels < 1:
@@ -59,9 +60,13 @@ class ChannelGate(BaseModule):
             return gate[:, :, None, None]
         return self.expand(self.reduce(self.pool(x)))
 
+    def switch_to_deploy(self) -> None:
+        """Run the 1x1 convs (no BatchNorm) as matrix products; idempotent."""
+        self.deploy = True
+
 
 @MODELS.register_module()
-class DimFuse(BaseModule):
+class DimFuse(BaseModule, DeployMixin):
     """Dimension-wise fusion of a DiCE unit.
 
     Input: the 3C interleaved channels of a DimConv (channel ``3c + g`` is
@@ -81,10 +86,12 @@ class DimFuse(BaseModule):
         act_cfg: activation config (PReLU gets one slope per channel).
         init_cfg: initialisation config.
 
-    Deploy form (:meth:`switch_to_deploy`, called by the DiCE unit, whose fused
-    op then computes step 1): no ``local_fusion``, the input is Y_G.
+    Deploy form (:meth:`switch_to_deploy`): BatchNorms folded into the
+    fusions' convs, the gate run as matrix products. Inside a DiCE unit, whose
+    fused op computes step 1, ``local_fusion`` is None and the input is Y_G.
 
-    Shapes: (N, 3C, H, W) -> (N, C', H, W); deploy form (N, C, H, W) -> (N, C', H, W).
+    Shapes: (N, 3C, H, W) -> (N, C', H, W); without ``local_fusion``
+    (N, C, H, W) -> (N, C', H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, gate_reduction: int = 4,
@@ -103,8 +110,12 @@ class DimFuse(BaseModule):
                                           norm_cfg=norm_cfg,
                                           act_cfg=act_cfg_for(act_cfg, out_channels))
 
+    def _local_fusion(self, x: Tensor) -> Tensor:
+        """Y_G: ``x`` itself when the DiCE unit has computed it."""
+        return x if self.local_fusion is None else self.local_fusion(x)
+
     def forward(self, x: Tensor) -> Tensor:
-        fused = x if self.deploy else self.local_fusion(x)
+        fused = self._local_fusion(x)
         return self.spatial_fusion(fused) * self.gate(fused)
 
     def shuffled_with(self, left: Tensor, x: Tensor) -> Tensor:
@@ -115,7 +126,7 @@ class DimFuse(BaseModule):
 
         Shapes: ``left`` (N, C', H, W), ``x`` as for :meth:`forward`; returns (N, 2C', H, W).
         """
-        fused = x if self.deploy else self.local_fusion(x)
+        fused = self._local_fusion(x)
         spatial = self.spatial_fusion
         activation = spatial.activate if spatial.with_activation else None
         if spatial.with_norm or spatial.order != ('conv', 'norm', 'act') \
@@ -125,10 +136,13 @@ class DimFuse(BaseModule):
         return shuffle_gated_concat(left, spatial.conv(fused), slopes, self.gate(fused))
 
     def switch_to_deploy(self) -> None:
-        """Drop ``local_fusion`` (its caller computes it) and fold the BatchNorm
-        of ``spatial_fusion``; a no-op once deployed."""
+        """Fold the BatchNorms of ``local_fusion`` (unless the DiCE unit has
+        taken it) and ``spatial_fusion`` into their convs and switch the gate;
+        a no-op once deployed."""
         if self.deploy:
             return
-        del self.local_fusion
+        if self.local_fusion is not None:
+            fold_conv_module(self.local_fusion)
         fold_conv_module(self.spatial_fusion)
+        self.gate.switch_to_deploy()
         self.deploy = True

@@ -11,12 +11,14 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
-class EfficientPWConv(BaseModule):
+class EfficientPWConv(BaseModule, DeployMixin):
     """``expansion(x) * gate(x)`` with a grouped 3x3 expansion and a 1x1 gate.
 
     ``expansion`` is a 3x3 conv (groups = gcd(in, out)) + norm + activation;
@@ -61,3 +63,9 @@ class EfficientPWConv(BaseModule):
     def forward(self, x: Tensor) -> Tensor:
         """(N, in, H, W) -> (N, out, H, W)."""
         return self.expansion(x) * self.gate(F.adaptive_avg_pool2d(x, 1))
+
+    def switch_to_deploy(self) -> None:
+        """Fold the expansion's BatchNorm into its conv, in place (the gate has
+        none). Exact in eval mode, inference only, idempotent."""
+        fold_conv_module(self.expansion)
+        self.deploy = True

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 from .activation import act_cfg_for, build_act
 from .channel_shuffle import channel_shuffle
 from .norm_act import ConvNormAct, norm_act
@@ -26,7 +28,7 @@ def _scaled_size(size: int, scale: float) -> int:
 
 
 @MODELS.register_module()
-class EfficientPyrPool(BaseModule):
+class EfficientPyrPool(BaseModule, DeployMixin):
     """Efficient pyramid pooling.
 
     1. ``projection``: 1x1 conv in -> p + norm + act.
@@ -118,3 +120,12 @@ class EfficientPyrPool(BaseModule):
                                  len(self.scales))
         x = self.merge_conv(merged)
         return x if self.out_proj is None else self.out_proj(x)
+
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorms of the projection, merge and output convs into
+        them, in place (``merge_norm`` follows no conv and stays). Exact in
+        eval mode, inference only, idempotent."""
+        for conv in (self.projection, self.merge_conv, self.out_proj):
+            if conv is not None:
+                fold_conv_module(conv)
+        self.deploy = True

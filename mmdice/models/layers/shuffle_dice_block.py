@@ -8,6 +8,8 @@ from torch import Tensor
 
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
@@ -15,7 +17,7 @@ from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
-class ShuffleDiCEBlock(BaseModule):
+class ShuffleDiCEBlock(BaseModule, DeployMixin):
     """ShuffleNetV2-style block whose right branch is a DiCE unit.
 
     The first ``round(0.5 * in_channels)`` input channels pass through
@@ -50,7 +52,7 @@ class ShuffleDiCEBlock(BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
-        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one
+        #: set by :meth:`switch_to_deploy`: concat + shuffle in one
         #: pass when eager (compiled and exported graphs keep cat + shuffle, which
         #: the compilers fuse).
         self.deploy = False
@@ -60,6 +62,15 @@ class ShuffleDiCEBlock(BaseModule):
             ConvNormAct(branch_in, branch_out, 1, norm_cfg=norm_cfg,
                         act_cfg=act_cfg_for(act_cfg, branch_out)),
             DiCEUnit(branch_out, branch_out, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg))
+
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorm of the 1x1 conv into it and fuse the DiCE unit,
+        in place. Exact in eval mode, inference only, idempotent."""
+        if self.deploy:
+            return
+        fold_conv_module(self.branch[0])
+        self.branch[1].switch_to_deploy()
+        self.deploy = True
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         left, right = x[:, :self.left_channels], x[:, self.left_channels:]

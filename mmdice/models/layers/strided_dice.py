@@ -8,6 +8,8 @@ from torch import Tensor, nn
 
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
@@ -15,7 +17,7 @@ from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
-class StridedDiCE(BaseModule):
+class StridedDiCE(BaseModule, DeployMixin):
     """Stride-2 DiCE unit: C channels at H x W -> 2C channels at H/2 x W/2.
 
     * ``left``: depth-wise 3x3 stride-2 conv + norm + act, then 1x1 conv + norm + act;
@@ -42,7 +44,7 @@ class StridedDiCE(BaseModule):
         self.in_channels = in_channels
         self.out_channels = 2 * in_channels
         self.with_cp = with_cp
-        #: set by :func:`mmdice.models.switch_to_deploy`: concat + shuffle in one
+        #: set by :meth:`switch_to_deploy`: concat + shuffle in one
         #: pass when eager (compiled and exported graphs keep cat + shuffle, which
         #: the compilers fuse).
         self.deploy = False
@@ -55,6 +57,16 @@ class StridedDiCE(BaseModule):
             nn.AvgPool2d(3, stride=2, padding=1),
             DiCEUnit(in_channels, in_channels, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg),
             ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
+
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorms of the convolutions into them and fuse the DiCE
+        unit, in place. Exact in eval mode, inference only, idempotent."""
+        if self.deploy:
+            return
+        for conv in (*self.left, self.right[2]):
+            fold_conv_module(conv)
+        self.right[1].switch_to_deploy()
+        self.deploy = True
 
     def _inner_forward(self, x: Tensor) -> Tensor:
         if self.deploy and not graph_capture().compiling:

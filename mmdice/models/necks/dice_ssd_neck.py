@@ -12,8 +12,10 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mmdice.registry import MODELS
+from ..deploy import DeployMixin
 from ..layers import EfficientPyrPool, act_cfg_for
 from ..layers.norm_act import ConvNormAct
+from ..utils import fold_conv_module
 
 
 def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dict,
@@ -30,7 +32,7 @@ def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dic
 
 
 @MODELS.register_module()
-class DiCESSDNeck(BaseModule):
+class DiCESSDNeck(BaseModule, DeployMixin):
     """Extra levels plus bottom-up decoding for an SSD head.
 
     1. ``extra_levels[i]`` (:func:`extra_level`) extend the backbone maps
@@ -59,6 +61,8 @@ class DiCESSDNeck(BaseModule):
         pyramid_scales: EfficientPyrPool scales.
         norm_cfg: norm layer config.
         act_cfg: activation config (PReLU gets one slope per channel).
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it.
         init_cfg: initialisation config.
 
     Shapes: a tuple of ``len(in_channels)`` maps (N, C_i, H_i, W_i) -> a tuple
@@ -75,6 +79,7 @@ class DiCESSDNeck(BaseModule):
                  pyramid_scales: Sequence[float] = (2.0, 1.5, 1.0, 0.5, 0.1),
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='PReLU'),
+                 deploy: bool = False,
                  init_cfg: Optional[dict] = dict(
                      type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
                      distribution='normal')):
@@ -109,6 +114,19 @@ class DiCESSDNeck(BaseModule):
                              self.out_channels[i], scales=pyramid_scales, norm_cfg=norm_cfg,
                              act_cfg=act_cfg)
             for i, proj in enumerate(proj_channels))
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+
+    def switch_to_deploy(self) -> None:
+        """Fold the BatchNorms of the extra levels' and the fusions' convs into
+        them, in place. Exact in eval mode, inference only, idempotent."""
+        for level in self.extra_levels:
+            for conv in level:
+                fold_conv_module(conv)
+        for fuse in self.fuses:
+            fuse.switch_to_deploy()
+        self.deploy = True
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Backbone maps, finest first -> decoded and extra maps, finest first."""

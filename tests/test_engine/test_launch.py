@@ -2,7 +2,7 @@
 import pytest
 from mmengine.config import Config
 
-from mmdice.utils.launch import check_dataset_paths
+from mmdice.engine.launch import check_dataset_paths
 
 
 def config(data_root, ann_file='annotations/train.json'):

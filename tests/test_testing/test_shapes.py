@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmdice.datasets import (SHAPE_CLASSES, generate_shapes_classification,
-                             generate_shapes_detection, generate_shapes_segmentation)
+from mmdice.testing import (SHAPE_CLASSES, generate_shapes_classification,
+                            generate_shapes_detection, generate_shapes_segmentation)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,7 +162,7 @@ def test_bad_arguments_raise(tmp_path, kwargs, argument):
 
 
 def test_generator_does_not_import_openmmlab():
-    code = ('import sys; import mmdice.datasets; '
+    code = ('import sys; import mmdice.testing; '
             'bad = [m for m in sys.modules if m.split(".")[0] in '
             '("mmengine", "mmcv", "mmpretrain", "mmdet", "mmseg", "torch")]; '
             'assert not bad, bad')

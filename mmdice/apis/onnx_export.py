@@ -10,19 +10,6 @@ from torch.utils import _pytree
 OPSET = 18
 
 
-class TensorModel(nn.Module):
-    """An OpenMMLab model (classifier, segmentor, detector) as tensor -> tensors:
-    ``model(x, mode='tensor')``, i.e. the head's raw outputs (mmseg and mmdet
-    ``_forward``), without pre- or post-processing."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x, mode='tensor')
-
-
 def flat_outputs(outputs) -> List[torch.Tensor]:
     """The tensors of a nested output, in the order ONNX lists them."""
     return [leaf for leaf in _pytree.tree_leaves(outputs) if isinstance(leaf, torch.Tensor)]

@@ -1,4 +1,6 @@
-"""Convert the authors' EdgeNets DiCENet checkpoints to mmdice checkpoints.
+"""Convert the state dicts of the authors' EdgeNets DiCENet checkpoints to mmdice.
+
+The files are read and written by :func:`mmdice.apis.convert_edgenets_checkpoint`.
 
 Handled layouts (legacy ``torch.save`` pickles of a plain state dict):
 
@@ -20,15 +22,9 @@ import os.path as osp
 import re
 from typing import Callable, Dict, List, Optional, Tuple
 
-import torch
 from torch import Tensor
 
-from .tool_inputs import read_checkpoint
-
-__all__ = [
-    'convert_edgenets_state_dict', 'convert_edgenets_checkpoint', 'load_edgenets_state_dict',
-    'reindex_dim_channels', 'EdgeNetsConversion'
-]
+__all__ = ['convert_edgenets_state_dict', 'reindex_dim_channels', 'EdgeNetsConversion']
 
 # Class names / palettes stored in the converted checkpoint's meta so that
 # mmseg's init_model labels the predictions.
@@ -208,16 +204,6 @@ class EdgeNetsConversion:
                 f'tensors={len(self.state_dict)}')
 
 
-def load_edgenets_state_dict(path: str) -> Dict[str, Tensor]:
-    """Load a released EdgeNets file (legacy pickle, CUDA tensors) on the CPU."""
-    obj = read_checkpoint(path, weights_only=True)
-    if isinstance(obj, dict) and 'state_dict' in obj and isinstance(obj['state_dict'], dict):
-        obj = obj['state_dict']
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f'{path} does not hold a state dict of tensors')
-    return dict(obj)
-
-
 def _strip_prefixes(key: str) -> str:
     """Drop the ``module.`` (DataParallel) and ``base_net.`` prefixes of a key."""
     for prefix in ('module.', 'base_net.'):
@@ -311,7 +297,7 @@ def convert_edgenets_state_dict(state_dict: Dict[str, Tensor],
 
     meta = dict(
         converted_from=osp.basename(source) if source else '',
-        converter='mmdice.utils.edgenets_converter',
+        converter='mmdice.models.utils.edgenets_converter',
         task=task,
         widen_factor=widen_factor,
         input_size=list(input_size),
@@ -372,10 +358,3 @@ def _check_against(model, converted: Dict[str, Tensor]) -> None:
         problems.append(f'shape mismatch {len(mis_shaped)}: ' + ', '.join(mis_shaped))
     if problems:
         raise ValueError('converted state dict does not match the model: ' + '; '.join(problems))
-
-
-def convert_edgenets_checkpoint(src: str, dst: str) -> EdgeNetsConversion:
-    """Convert the file ``src`` and save ``{'state_dict', 'meta'}`` to ``dst``."""
-    result = convert_edgenets_state_dict(load_edgenets_state_dict(src), source=src)
-    torch.save({'state_dict': result.state_dict, 'meta': result.meta}, dst)
-    return result

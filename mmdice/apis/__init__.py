@@ -1,0 +1,13 @@
+"""High-level APIs of mmdice, used by the tools and the benchmarks: build a
+model from its config (optionally in the deploy form), re-parameterize a
+checkpoint, convert the authors' EdgeNets checkpoints, export to ONNX."""
+from .deploy import deploy_cfg_options, reparameterize_checkpoint
+from .edgenets import convert_edgenets_checkpoint, load_edgenets_state_dict
+from .model import TensorModeWrapper, build_model_from_config
+from .onnx_export import OPSET, check_onnx, export_onnx, flat_outputs, onnx_session
+
+__all__ = [
+    'build_model_from_config', 'TensorModeWrapper', 'deploy_cfg_options',
+    'reparameterize_checkpoint', 'convert_edgenets_checkpoint', 'load_edgenets_state_dict',
+    'OPSET', 'check_onnx', 'export_onnx', 'flat_outputs', 'onnx_session'
+]
