@@ -126,16 +126,25 @@ def make_runner(model: nn.Module, form: str, example: torch.Tensor, threads: int
     raise ValueError(f'unknown form {form!r}')
 
 
-def time_forms(models, forms, example, args):
-    """Rows of the eval forwards of every (model, form) on ``example``, run in turn."""
-    cases = {(name, form): make_runner(model, form, example, args.threads)
-             for name, model in models.items() for form in forms}
-    with torch.inference_mode():
-        times = time_interleaved(cases, args.warmup, args.repeat)
-    batch = example.shape[0]
-    return [dict(model=name, form=form, batch=batch, **timing._asdict(),
-                 images_per_s=batch * 1e3 / timing.median_ms)
-            for (name, form), timing in times.items()]
+def time_tables(models, forms, size, args, columns, complete_rows):
+    """For each batch of ``args.batch``: the eval forward of every (model, form) on
+    a random (batch, 3, size, size) input, run in turn, as rows that
+    ``complete_rows(rows)`` adds fields to, printed as a table. Returns all rows."""
+    all_rows = []
+    for batch in args.batch:
+        example = torch.randn(batch, 3, size, size)
+        cases = {(name, form): make_runner(model, form, example, args.threads)
+                 for name, model in models.items() for form in forms}
+        with torch.inference_mode():
+            times = time_interleaved(cases, args.warmup, args.repeat)
+        rows = [dict(model=name, form=form, batch=batch, **timing._asdict(),
+                     images_per_s=batch * 1e3 / timing.median_ms)
+                for (name, form), timing in times.items()]
+        complete_rows(rows)
+        print(format_table(rows, columns, args.markdown))
+        print()
+        all_rows += rows
+    return all_rows
 
 
 TIMING_COLUMNS = [('model', '{model}'), ('form', '{form}'), ('batch', '{batch}'),
@@ -147,40 +156,41 @@ DENSE_COLUMNS = [('model', '{model} {variant}')] + TIMING_COLUMNS[1:] + [
     ('x training', '{speedup_vs_training:.2f} faster')]
 
 
-def print_profiles(models, example, count):
-    """The ``count`` ops with the most self CPU time in 3 eager forwards of each model."""
-    for name, model in models.items():
-        with torch.no_grad():
-            model(example)
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-                for _ in range(3):
-                    model(example)
-        print(f'profile {name}, batch {example.shape[0]}, 3 forwards:')
-        print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=count))
+def print_profiles(models, batches, size, count):
+    """The ``count`` ops with the most self CPU time in 3 eager forwards of each model,
+    for each batch of ``batches`` of random (batch, 3, size, size) inputs."""
+    for batch in batches:
+        example = torch.randn(batch, 3, size, size)
+        for name, model in models.items():
+            with torch.no_grad():
+                model(example)
+                with torch.profiler.profile(
+                        activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                    for _ in range(3):
+                        model(example)
+            print(f'profile {name}, batch {batch}, 3 forwards:')
+            print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=count))
 
 
 def run_classifiers(args):
     """Rows of the classifiers of ``args.models`` in ``args.forms``, a table per batch."""
     models = {name: build_model(name) for name in args.models}
     if args.profile:
-        for batch in args.batch:
-            print_profiles(models, torch.randn(batch, 3, args.size, args.size), args.profile)
+        print_profiles(models, args.batch, args.size, args.profile)
         return []
     info = {name: complexity(name, model, args.size) for name, model in models.items()} \
         if args.complexity else {}
-    all_rows = []
-    for batch in args.batch:
-        rows = time_forms(models, args.forms, torch.randn(batch, 3, args.size, args.size), args)
+
+    def add_baseline_ratio_and_complexity(rows):
         baseline = {row['form']: row['median_ms'] for row in rows if row['model'] == BASELINE}
         for row in rows:
             base = baseline.get(row['form'])
             gflops, mparams = info.get(row['model'], (None, None))
             row.update(median_vs_baseline=row['median_ms'] / base if base else None,
                        gflops=gflops, mparams=mparams)
-        print(format_table(rows, CLASSIFIER_COLUMNS, args.markdown))
-        print()
-        all_rows += rows
-    return all_rows
+
+    return time_tables(models, args.forms, args.size, args, CLASSIFIER_COLUMNS,
+                       add_baseline_ratio_and_complexity)
 
 
 def run_dense(args, task: str, size: int):
@@ -192,21 +202,17 @@ def run_dense(args, task: str, size: int):
               'deploy': build_random(config, True, wrapper)}
     label = f'{label} {size}x{size}'
     if args.profile:
-        for batch in args.batch:
-            print_profiles({f'{label} {name}': model for name, model in models.items()},
-                           torch.randn(batch, 3, size, size), args.profile)
+        print_profiles({f'{label} {name}': model for name, model in models.items()}, args.batch,
+                       size, args.profile)
         return []
-    all_rows = []
-    for batch in args.batch:
-        rows = time_forms(models, forms, torch.randn(batch, 3, size, size), args)
+
+    def add_label_and_speedup(rows):
         training = {row['form']: row['median_ms'] for row in rows if row['model'] == 'training'}
         for row in rows:
             row.update(model=label, variant=row['model'],
                        speedup_vs_training=training[row['form']] / row['median_ms'])
-        print(format_table(rows, DENSE_COLUMNS, args.markdown))
-        print()
-        all_rows += rows
-    return all_rows
+
+    return time_tables(models, forms, size, args, DENSE_COLUMNS, add_label_and_speedup)
 
 
 def parse_args():

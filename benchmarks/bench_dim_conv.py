@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark_utils import (apply_settings, benchmark_parser, format_table, machine_lines,
-                             positive_int, time_interleaved, write_json)
+from benchmark_utils import (apply_settings, benchmark_parser, format_table,
+                             forward_backward_fields, machine_lines, positive_int,
+                             time_interleaved, write_json)
 from mmdice.ops.dim_conv import EXT_AVAILABLE, dim_conv
 
 # (C, H, W) of the DimConv inputs of DiCENet's three stages, widen factor 1.0 and 2.4.
@@ -188,11 +189,7 @@ def time_shape(batch, shape, dtype, device, warmup, repeat, input_size=BUILD_INP
     training_times = time_interleaved({name: partial(forward_backward, module, x_grad, grads)
                                        for name, (module, grads) in modules.items()},
                                       warmup, repeat, device)
-    for name in modules:
-        row[f'{name}_fwd_ms'] = forward_times[name].median_ms
-        row[f'{name}_fwd_bwd_ms'] = training_times[name].median_ms
-    row['fwd_speedup'] = row['ref_fwd_ms'] / row['fused_fwd_ms']
-    row['fwd_bwd_speedup'] = row['ref_fwd_bwd_ms'] / row['fused_fwd_bwd_ms']
+    row.update(forward_backward_fields(forward_times, training_times, reference='ref'))
     element_bytes = x.element_size() * x.numel()
     # Fused forward reads x once and writes 3 planes per channel; backward reads
     # x and the 3C output gradient and writes grad_input (weights are negligible).

@@ -14,8 +14,9 @@ Example::
 import torch
 from torch import nn
 
-from benchmark_utils import (apply_settings, benchmark_parser, format_table, machine_lines,
-                             positive_int, time_interleaved, write_json)
+from benchmark_utils import (apply_settings, benchmark_parser, format_table,
+                             forward_backward_fields, machine_lines, positive_int,
+                             time_interleaved, write_json)
 from mmdice.ops import batch_norm_prelu
 
 # (C, H, W) of DiCENet s=1.0's normalised tensors at 224x224.
@@ -59,13 +60,9 @@ def time_shape(batch, shape, warmup, repeat):
         for name in ('fused', 'stock')]
     for actual, expected in zip([out_f, *grads_f], [out_s, *grads_s]):
         torch.testing.assert_close(actual, expected, rtol=1e-3, atol=1e-3)
-    row = dict(zip(('batch', 'channels', 'height', 'width'), (batch, *shape)))
-    for name in paths:
-        row[f'{name}_fwd_ms'] = forward[name].median_ms
-        row[f'{name}_fwd_bwd_ms'] = both[name].median_ms
-    row['fwd_speedup'] = row['stock_fwd_ms'] / row['fused_fwd_ms']
-    row['fwd_bwd_speedup'] = row['stock_fwd_bwd_ms'] / row['fused_fwd_bwd_ms']
-    return row
+    _, height, width = shape
+    return dict(batch=batch, channels=channels, height=height, width=width,
+                **forward_backward_fields(forward, both, reference='stock'))
 
 
 def parse_args():

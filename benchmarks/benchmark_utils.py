@@ -188,6 +188,21 @@ def time_interleaved(cases: Mapping[Hashable, Callable[[], object]], warmup: int
             for key, values in samples.items()}
 
 
+def forward_backward_fields(forward: Mapping[str, Timing], forward_backward: Mapping[str, Timing],
+                            reference: str) -> Dict[str, float]:
+    """Row fields of paths timed forward alone and forward+backward: the medians
+    ``<path>_fwd_ms`` and ``<path>_fwd_bwd_ms`` of every path, and the ``fused``
+    path's speed-ups over the ``reference`` path, ``fwd_speedup`` and
+    ``fwd_bwd_speedup``."""
+    fields = {}
+    for name in forward:
+        fields[f'{name}_fwd_ms'] = forward[name].median_ms
+        fields[f'{name}_fwd_bwd_ms'] = forward_backward[name].median_ms
+    for pass_ in ('fwd', 'fwd_bwd'):
+        fields[f'{pass_}_speedup'] = fields[f'{reference}_{pass_}_ms'] / fields[f'fused_{pass_}_ms']
+    return fields
+
+
 # Output -------------------------------------------------------------------------------------
 
 

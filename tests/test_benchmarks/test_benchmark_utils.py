@@ -24,7 +24,8 @@ def test_format_table_fills_templates_from_fields(utils):
     rows = [dict(name='x', ms=1.25, ratio=None), dict(name='long name', ms=10.0, ratio=2.0)]
     columns = [('name', '{name}'), ('ms', '{ms:.1f}'), ('ratio', '{ratio:.2f}x')]
     assert utils.format_table(rows, columns, markdown=True).splitlines() == [
-        '| name | ms | ratio |', '|---|---|---|', '| x | 1.2 | -x |', '| long name | 10.0 | 2.00x |']
+        '| name | ms | ratio |', '|---|---|---|', '| x | 1.2 | -x |',
+        '| long name | 10.0 | 2.00x |']
     assert utils.format_table(rows, columns, markdown=False).splitlines() == [
         '     name    ms  ratio', '        x   1.2     -x', 'long name  10.0  2.00x']
 
