@@ -49,3 +49,20 @@ def test_benchmark_refuses_a_wrong_fused_result(monkeypatch, load_benchmark, bro
     row = bench.time_shape(2, (8, 7, 7), torch.float32, torch.device('cpu'), 0, 1)
     assert (row['channels'], row['height'], row['width']) == (8, 7, 7)
     assert row['fused_fwd_ms'] > 0
+
+
+def test_cuda_rows_add_bandwidth_and_fraction_of_peak(load_benchmark):
+    """The GPU columns (filled here from a CPU row): the fused op's GB/s from the
+    bytes it moves and its times, and their percentages of ``--peak-gbps``."""
+    bench = load_benchmark('bench_dim_conv')
+    row = bench.time_shape(2, (8, 7, 7), torch.float32, torch.device('cpu'), 0, 1)
+    bench.add_bandwidth(row, peak_gbps=100.0)
+    assert row['fused_fwd_gbps'] == pytest.approx(row['fwd_bytes'] / row['fused_fwd_ms'] / 1e6)
+    assert row['fused_fwd_bwd_gbps'] == pytest.approx(
+        row['fwd_bwd_bytes'] / row['fused_fwd_bwd_ms'] / 1e6)
+    assert row['fwd_peak_percent'] == pytest.approx(row['fused_fwd_gbps'])
+    assert row['fwd_bwd_peak_percent'] == pytest.approx(row['fused_fwd_bwd_gbps'])
+    header, _, line = bench.format_table(
+        [row], bench.table_columns(torch.device('cuda'), 100.0), markdown=True).splitlines()
+    assert header.endswith('| fused fwd GB/s | fused fwd+bwd GB/s | fwd % peak | fwd+bwd % peak |')
+    assert line.endswith(f"| {row['fwd_bwd_peak_percent']:.0f}% |")
