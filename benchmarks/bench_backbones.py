@@ -20,25 +20,23 @@ Example (the numbers in benchmarks/RESULTS.md):
         --forms eager --batch 32 --repeat 3
     python benchmarks/bench_backbones.py --models dicenet-s2.4 dicenet-s2.4-deploy \\
         --batch 32 --profile 14 --no-complexity
+    python benchmarks/bench_backbones.py --detection --batch 1 --json detection.json
 """
-import argparse
 import copy
 import logging
-import os
 import os.path as osp
-import platform
-import statistics
-import sys
 import tempfile
-import time
+from functools import partial
 
 import torch
 from torch import nn
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
-
-from bench_dim_conv import cpu_model, reuse_large_allocations  # noqa: E402
+from benchmark_utils import (apply_settings, benchmark_parser, config_path, format_table,
+                             machine_lines, non_negative_int, positive_int, time_interleaved,
+                             write_json)
+from mmdice.apis import TensorModeWrapper, build_model_from_config
+from mmdice.models import switch_to_deploy
+from mmdice.utils import load_config
 
 DICE_SCALES = ('1.0', '2.0', '2.4')
 TORCHVISION_MODELS = ('shufflenet_v2_x1_5', 'shufflenet_v2_x1_0', 'mobilenet_v2',
@@ -47,92 +45,45 @@ MODELS = tuple(f'dicenet-s{s}{form}' for s in DICE_SCALES
                for form in ('', '-deploy')) + TORCHVISION_MODELS
 FORMS = ('eager', 'eager-cl', 'compile', 'onnx')
 BASELINE = 'shufflenet_v2_x1_5'
-SEG_CONFIG = osp.join(REPO, 'configs', 'dicenet_seg',
-                      'dicenet-s1.0_1xb32-100e_voc12aug-384x384.py')
-DET_CONFIG = osp.join(REPO, 'configs', 'ssd', 'dicenet_ssd300_voc0712.py')
 
 
-class TensorClassifier(nn.Module):
-    """An mmpretrain ImageClassifier as a tensor -> logits module."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
+class SegmentationLogits(TensorModeWrapper):
+    """An mmseg segmentor as tensor -> logits at the input size (``encode_decode``:
+    the decode head's outputs resized to the input, as its prediction does)."""
 
     def forward(self, x):
-        return self.classifier(x, mode='tensor')
+        return self.model.encode_decode(x, [dict(img_shape=x.shape[2:])])
 
 
-class TensorSegmentor(nn.Module):
-    """An mmseg EncoderDecoder as a tensor -> logits (at input size) module."""
-
-    def __init__(self, segmentor: nn.Module):
-        super().__init__()
-        self.segmentor = segmentor
-
-    def forward(self, x):
-        return self.segmentor.encode_decode(x, [dict(img_shape=x.shape[2:])])
-
-
-def build_dicenet(scale: str, deploy: bool) -> nn.Module:
-    from mmengine.config import Config
-    from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-
-    import mmdice.models  # noqa: F401
-    from mmdice.models import switch_to_deploy
-    cfg = Config.fromfile(osp.join(REPO, 'configs', 'dicenet', f'dicenet-s{scale}_8xb64_in1k.py'))
-    model = MMPRETRAIN_MODELS.build(cfg.model)
-    model.init_weights()
-    model.eval()
-    if deploy:
-        switch_to_deploy(model)
-    return TensorClassifier(model)
-
-
-class TensorDetector(nn.Module):
-    """An mmdet detector as a tensor -> (class scores, box deltas) per level module."""
-
-    def __init__(self, detector: nn.Module):
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, x):
-        return self.detector(x, mode='tensor')
-
-
-#: Dense-prediction models timed training form against deploy form: config, scope,
-#: wrapper, row label.
+#: Dense-prediction models timed training form against deploy form: config,
+#: tensor -> tensors wrapper, row label.
 DENSE_TASKS = {
-    'segmentation': (SEG_CONFIG, 'mmseg', TensorSegmentor, 'dicenet-s1.0 voc seg'),
-    'detection': (DET_CONFIG, 'mmdet', TensorDetector, 'dicenet-s2.4 ssd300 voc'),
+    'segmentation': (config_path('dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py'),
+                     SegmentationLogits, 'dicenet-s1.0 voc seg'),
+    'detection': (config_path('ssd/dicenet_ssd300_voc0712.py'), TensorModeWrapper,
+                  'dicenet-s2.4 ssd300 voc'),
 }
 
 
-def build_dense(task: str, deploy: bool) -> nn.Module:
-    """The segmentor or SSD detector of DENSE_TASKS[task], randomly initialised, eval mode."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS as ROOT_MODELS
-    from mmengine.registry import DefaultScope
-
-    import mmdice.models  # noqa: F401
-    from mmdice.models import switch_to_deploy
-    config, scope, wrapper, _ = DENSE_TASKS[task]
-    __import__(f'{scope}.models')  # registers the scope's models
-    model_cfg = Config.fromfile(config).model
-    model_cfg.backbone.pop('init_cfg', None)  # random weights: no pretrained checkpoint
-    with DefaultScope.overwrite_default_scope(scope):
-        model = ROOT_MODELS.build(model_cfg)
+def build_random(config: str, deploy: bool, wrapper=TensorModeWrapper) -> nn.Module:
+    """``wrapper`` around the model of ``config`` with its own random initialisation
+    (``init_weights``; no pretrained backbone), eval mode, converted to the deploy
+    form after the initialisation when ``deploy``."""
+    cfg = load_config(config)
+    cfg.model.backbone.pop('init_cfg', None)
+    model = build_model_from_config(cfg)
     model.init_weights()
-    model.eval()
     if deploy:
         switch_to_deploy(model)
     return wrapper(model)
 
 
 def build_model(name: str) -> nn.Module:
+    """The classifier ``name`` of MODELS, randomly initialised, eval mode."""
     if name.startswith('dicenet-s'):
         scale = name[len('dicenet-s'):].replace('-deploy', '')
-        return build_dicenet(scale, name.endswith('-deploy'))
+        return build_random(config_path(f'dicenet/dicenet-s{scale}_8xb64_in1k.py'),
+                            name.endswith('-deploy'))
     import torchvision
     return getattr(torchvision.models, name)(weights=None).eval()
 
@@ -162,179 +113,147 @@ class OnnxRunner:
 
 
 def make_runner(model: nn.Module, form: str, example: torch.Tensor, threads: int):
-    """A callable x -> outputs for ``form``, and the input it takes."""
+    """A callable () -> outputs: ``model`` in ``form`` on ``example``."""
     if form == 'eager':
-        return model, example
+        return partial(model, example)
     if form == 'eager-cl':
-        return (copy.deepcopy(model).to(memory_format=torch.channels_last),
-                example.contiguous(memory_format=torch.channels_last))
+        return partial(copy.deepcopy(model).to(memory_format=torch.channels_last),
+                       example.contiguous(memory_format=torch.channels_last))
     if form == 'compile':
-        return torch.compile(model), example
+        return partial(torch.compile(model), example)
     if form == 'onnx':
-        return OnnxRunner(model, example, threads), example
+        return partial(OnnxRunner(model, example, threads), example)
     raise ValueError(f'unknown form {form!r}')
 
 
-def time_cases(cases, warmup: int, repeat: int):
-    """Median, min and max ms of each case; the cases run in turn in every repeat."""
-    with torch.inference_mode():
-        for runner, x in cases.values():
-            for _ in range(warmup):
-                runner(x)
-        samples = {key: [] for key in cases}
-        for _ in range(repeat):
-            for key, (runner, x) in cases.items():
-                start = time.perf_counter()
-                runner(x)
-                samples[key].append((time.perf_counter() - start) * 1e3)
-    return {key: (statistics.median(v), min(v), max(v)) for key, v in samples.items()}
-
-
-def machine_lines(threads: int, malloc: str):
-    import mmengine
-    lines = [f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: {threads}',
-             f'torch {torch.__version__}, Python {platform.python_version()}, mmengine '
-             f'{mmengine.__version__}']
-    try:
-        import onnxruntime
-        lines.append(f'onnxruntime {onnxruntime.__version__}')
-    except ImportError:
-        lines.append('onnxruntime not installed')
-    lines.append(f'malloc: {malloc}')
-    lines.append(f'load average at start: {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
-    return lines
-
-
-def print_table(rows, header, markdown):
-    if markdown:
-        print('| ' + ' | '.join(header) + ' |')
-        print('|' + '---|' * len(header))
-        for row in rows:
-            print('| ' + ' | '.join(row) + ' |')
-    else:
-        widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-        for row in [header] + rows:
-            print('  '.join(str(cell).rjust(width) for cell, width in zip(row, widths)))
-
-
-def print_profiles(models, example, count):
-    """The ``count`` ops with the most self CPU time in 3 eager forwards of each model."""
-    for name, model in models.items():
-        with torch.no_grad():
-            model(example)
-            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-                for _ in range(3):
-                    model(example)
-        print(f'profile {name}, batch {example.shape[0]}, 3 forwards:')
-        print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=count))
-
-
-def run_classifiers(args):
-    models = {name: build_model(name) for name in args.models}
-    if args.profile:
-        for batch in args.batch:
-            print_profiles(models, torch.randn(batch, 3, args.size, args.size), args.profile)
-        return
-    info = {name: complexity(name, model, args.size) for name, model in models.items()} \
-        if args.complexity else {}
-    header = ['model', 'form', 'batch', 'median ms', 'spread ms', 'images/s',
-              f'x {BASELINE}', 'GFLOPs', 'M params']
-    for batch in args.batch:
-        example = torch.randn(batch, 3, args.size, args.size)
-        cases = {}
-        for name, model in models.items():
-            for form in args.forms:
-                cases[(name, form)] = make_runner(model, form, example, args.threads)
-        times = time_cases(cases, args.warmup, args.repeat)
-        rows = []
-        for (name, form), (median, low, high) in times.items():
-            base = times.get((BASELINE, form))
-            ratio = f'{median / base[0]:.2f}' if base else '-'
-            flops, params = info.get(name, (float('nan'), float('nan')))
-            rows.append([name, form, str(batch), f'{median:.1f}', f'{low:.1f}-{high:.1f}',
-                         f'{batch * 1e3 / median:.1f}', ratio, f'{flops:.3f}', f'{params:.2f}'])
-        print_table(rows, header, args.markdown)
-        print()
-
-
-def run_dense(args, task: str, size: int):
-    """Training against deploy form of the segmentor or detector at ``size``."""
-    forms = [form for form in args.forms if form in ('eager', 'eager-cl')] or ['eager']
-    models = {'training': build_dense(task, False), 'deploy': build_dense(task, True)}
-    label = f'{DENSE_TASKS[task][3]} {size}x{size}'
-    if args.profile:
-        for batch in args.batch:
-            print_profiles({f'{label} {name}': model for name, model in models.items()},
-                           torch.randn(batch, 3, size, size), args.profile)
-        return
-    header = ['model', 'form', 'batch', 'median ms', 'spread ms', 'images/s', 'x training']
+def time_tables(models, forms, size, args, columns, complete_rows):
+    """For each batch of ``args.batch``: the eval forward of every (model, form) on
+    a random (batch, 3, size, size) input, run in turn, as rows that
+    ``complete_rows(rows)`` adds fields to, printed as a table. Returns all rows."""
+    all_rows = []
     for batch in args.batch:
         example = torch.randn(batch, 3, size, size)
         cases = {(name, form): make_runner(model, form, example, args.threads)
                  for name, model in models.items() for form in forms}
-        times = time_cases(cases, args.warmup, args.repeat)
-        rows = []
-        for (name, form), (median, low, high) in times.items():
-            ratio = times[('training', form)][0] / median
-            rows.append([f'{label} {name}', form, str(batch), f'{median:.1f}',
-                         f'{low:.1f}-{high:.1f}', f'{batch * 1e3 / median:.1f}',
-                         f'{ratio:.2f} faster'])
-        print_table(rows, header, args.markdown)
+        with torch.inference_mode():
+            times = time_interleaved(cases, args.warmup, args.repeat)
+        rows = [dict(model=name, form=form, batch=batch, **timing._asdict(),
+                     images_per_s=batch * 1e3 / timing.median_ms)
+                for (name, form), timing in times.items()]
+        complete_rows(rows)
+        print(format_table(rows, columns, args.markdown))
         print()
+        all_rows += rows
+    return all_rows
+
+
+TIMING_COLUMNS = [('model', '{model}'), ('form', '{form}'), ('batch', '{batch}'),
+                  ('median ms', '{median_ms:.1f}'), ('spread ms', '{min_ms:.1f}-{max_ms:.1f}'),
+                  ('images/s', '{images_per_s:.1f}')]
+CLASSIFIER_COLUMNS = TIMING_COLUMNS + [(f'x {BASELINE}', '{median_vs_baseline:.2f}'),
+                                       ('GFLOPs', '{gflops:.3f}'), ('M params', '{mparams:.2f}')]
+DENSE_COLUMNS = [('model', '{model} {variant}')] + TIMING_COLUMNS[1:] + [
+    ('x training', '{speedup_vs_training:.2f} faster')]
+
+
+def print_profiles(models, batches, size, count):
+    """The ``count`` ops with the most self CPU time in 3 eager forwards of each model,
+    for each batch of ``batches`` of random (batch, 3, size, size) inputs."""
+    for batch in batches:
+        example = torch.randn(batch, 3, size, size)
+        for name, model in models.items():
+            with torch.no_grad():
+                model(example)
+                with torch.profiler.profile(
+                        activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                    for _ in range(3):
+                        model(example)
+            print(f'profile {name}, batch {batch}, 3 forwards:')
+            print(prof.key_averages().table(sort_by='self_cpu_time_total', row_limit=count))
+
+
+def run_classifiers(args):
+    """Rows of the classifiers of ``args.models`` in ``args.forms``, a table per batch."""
+    models = {name: build_model(name) for name in args.models}
+    if args.profile:
+        print_profiles(models, args.batch, args.size, args.profile)
+        return []
+    info = {name: complexity(name, model, args.size) for name, model in models.items()} \
+        if args.complexity else {}
+
+    def add_baseline_ratio_and_complexity(rows):
+        baseline = {row['form']: row['median_ms'] for row in rows if row['model'] == BASELINE}
+        for row in rows:
+            base = baseline.get(row['form'])
+            gflops, mparams = info.get(row['model'], (None, None))
+            row.update(median_vs_baseline=row['median_ms'] / base if base else None,
+                       gflops=gflops, mparams=mparams)
+
+    return time_tables(models, args.forms, args.size, args, CLASSIFIER_COLUMNS,
+                       add_baseline_ratio_and_complexity)
+
+
+def run_dense(args, task: str, size: int):
+    """Rows of the training against the deploy form of the segmentor or detector
+    at ``size``, a table per batch."""
+    config, wrapper, label = DENSE_TASKS[task]
+    forms = [form for form in args.forms if form in ('eager', 'eager-cl')] or ['eager']
+    models = {'training': build_random(config, False, wrapper),
+              'deploy': build_random(config, True, wrapper)}
+    label = f'{label} {size}x{size}'
+    if args.profile:
+        print_profiles({f'{label} {name}': model for name, model in models.items()}, args.batch,
+                       size, args.profile)
+        return []
+
+    def add_label_and_speedup(rows):
+        training = {row['form']: row['median_ms'] for row in rows if row['model'] == 'training'}
+        for row in rows:
+            row.update(model=label, variant=row['model'],
+                       speedup_vs_training=training[row['form']] / row['median_ms'])
+
+    return time_tables(models, forms, size, args, DENSE_COLUMNS, add_label_and_speedup)
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = benchmark_parser(__doc__, warmup=2, repeat=7, threads=2)
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=MODELS)
     parser.add_argument('--forms', nargs='+', default=list(FORMS), choices=FORMS)
-    parser.add_argument('--batch', nargs='+', type=int, default=[1, 32])
-    parser.add_argument('--size', type=int, default=224, help='input side (classifiers)')
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--warmup', type=int, default=2)
-    parser.add_argument('--repeat', type=int, default=7)
+    parser.add_argument('--batch', nargs='+', type=positive_int, default=[1, 32])
+    parser.add_argument('--size', type=positive_int, default=224, help='input side (classifiers)')
     parser.add_argument('--no-complexity', dest='complexity', action='store_false',
                         help='skip counting FLOPs and parameters')
     parser.add_argument('--segmentation', action='store_true',
                         help='time the VOC segmentor (training vs deploy) instead')
-    parser.add_argument('--seg-size', type=int, default=384)
+    parser.add_argument('--seg-size', type=positive_int, default=384)
     parser.add_argument('--detection', action='store_true',
                         help='time the SSD300 VOC detector (training vs deploy) instead')
-    parser.add_argument('--det-size', type=int, default=300)
-    parser.add_argument('--system-malloc', action='store_true',
-                        help="keep glibc's own malloc settings")
-    parser.add_argument('--profile', type=int, default=0, metavar='N',
+    parser.add_argument('--det-size', type=positive_int, default=300)
+    parser.add_argument('--profile', type=non_negative_int, default=0, metavar='N',
                         help='print the N ops with the most self CPU time of 3 eager forwards '
                         'of each model (classifiers, or the dense task) instead of timing')
-    parser.add_argument('--markdown', action='store_true')
-    args = parser.parse_args()
-    for name in ('batch', 'size', 'threads', 'repeat', 'seg_size', 'det_size'):
-        values = getattr(args, name)
-        if any(v < 1 for v in (values if isinstance(values, list) else [values])):
-            parser.error(f'--{name.replace("_", "-")} must be positive')
-    if args.warmup < 0 or args.profile < 0:
-        parser.error('--warmup and --profile must be >= 0')
-    return args
+    return parser.parse_args()
 
 
 def main():
     args = parse_args()
     from mmengine.logging import MMLogger
     MMLogger.get_current_instance().setLevel(logging.WARNING)  # no init_weights report
-    malloc = 'system default' if args.system_malloc else reuse_large_allocations()
-    torch.set_num_threads(args.threads)
+    malloc = apply_settings(args.threads, args.system_malloc)
     torch.manual_seed(0)
-    for line in machine_lines(args.threads, malloc):
+    for line in machine_lines(malloc, packages=('mmengine', 'onnxruntime')):
         print(line)
     print(f'eval forward, {args.warmup} warm-up runs, median of {args.repeat} interleaved runs, '
           'times in ms; GFLOPs: multiply-adds of convolutions, DimConv and linear layers at '
           'batch 1 (paper convention)')
     print()
     if args.segmentation:
-        run_dense(args, 'segmentation', args.seg_size)
+        rows = run_dense(args, 'segmentation', args.seg_size)
     elif args.detection:
-        run_dense(args, 'detection', args.det_size)
+        rows = run_dense(args, 'detection', args.det_size)
     else:
-        run_classifiers(args)
+        rows = run_classifiers(args)
+    write_json(rows, args.json)
 
 
 if __name__ == '__main__':

@@ -23,23 +23,18 @@ Example::
     python benchmarks/bench_dim_conv.py --batch 32 --system-malloc  # glibc's defaults
     python benchmarks/bench_dim_conv.py --batch 32 --input-size 300 512 256 384
     python benchmarks/bench_dim_conv.py --device cuda --dtype float16 --peak-gbps 3350
+    python benchmarks/bench_dim_conv.py --batch 32 --json dim_conv.json  # rows as JSON too
 """
-import argparse
-import ctypes
-import os
-import platform
-import statistics
-import sys
-import time
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mmdice.ops.dim_conv import EXT_AVAILABLE, dim_conv  # noqa: E402
+from benchmark_utils import (apply_settings, benchmark_parser, format_table,
+                             forward_backward_fields, machine_lines, positive_int,
+                             time_interleaved, write_json)
+from mmdice.ops.dim_conv import EXT_AVAILABLE, dim_conv
 
 # (C, H, W) of the DimConv inputs of DiCENet's three stages, widen factor 1.0 and 2.4.
 SHAPES = ((116, 28, 28), (232, 14, 14), (464, 7, 7), (278, 28, 28), (556, 14, 14),
@@ -125,31 +120,6 @@ class FusedDimConv(nn.Module):
                         ref.conv_width.weight)
 
 
-def synchronize(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def median_ms(fns, device, warmup, repeat):
-    """Median wall time (ms) of each callable in ``fns``.
-
-    The callables run in turn within every repeat, so a change of machine load
-    affects all of them alike and their ratios stay meaningful.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    synchronize(device)
-    times = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            synchronize(device)
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def forward_backward(module, x, grads):
     """Forward and the gradients of x and of all weights (nothing accumulates in .grad)."""
     outputs = module(x)
@@ -194,6 +164,10 @@ def run_size(build_size, input_size):
 
 
 def time_shape(batch, shape, dtype, device, warmup, repeat, input_size=BUILD_INPUT_SIZE):
+    """The row of one (batch, shape, input size): median ms of the reference, the
+    fused op and the 3x depth-wise floor, forward alone and forward+backward,
+    the fused op's speed-ups and the bytes it moves; after checking the fused
+    results against the reference's."""
     channels, build_height, build_width = shape
     height, width = run_size(build_height, input_size), run_size(build_width, input_size)
     reference = ReferenceDimConv(channels, build_height, build_width).to(device, dtype)
@@ -206,17 +180,16 @@ def time_shape(batch, shape, dtype, device, warmup, repeat, input_size=BUILD_INP
     grad_split = list(grad_cat.split(channels, dim=1))
     modules = dict(ref=(reference, [grad_cat]), fused=(fused, [grad_cat]),
                    dw=(floor, grad_split))
-    row = dict(batch=batch, shape=(channels, height, width), build=(build_height, build_width))
+    row = dict(batch=batch, channels=channels, height=height, width=width,
+               build_height=build_height, build_width=build_width)
     with torch.no_grad():
-        forward_times = median_ms({name: partial(module, x)
-                                   for name, (module, _) in modules.items()},
-                                  device, warmup, repeat)
-    training_times = median_ms({name: partial(forward_backward, module, x_grad, grads)
-                                for name, (module, grads) in modules.items()},
-                               device, warmup, repeat)
-    for name in modules:
-        row[f'{name}_fwd'] = forward_times[name]
-        row[f'{name}_fwd_bwd'] = training_times[name]
+        forward_times = time_interleaved({name: partial(module, x)
+                                          for name, (module, _) in modules.items()},
+                                         warmup, repeat, device)
+    training_times = time_interleaved({name: partial(forward_backward, module, x_grad, grads)
+                                       for name, (module, grads) in modules.items()},
+                                      warmup, repeat, device)
+    row.update(forward_backward_fields(forward_times, training_times, reference='ref'))
     element_bytes = x.element_size() * x.numel()
     # Fused forward reads x once and writes 3 planes per channel; backward reads
     # x and the 3C output gradient and writes grad_input (weights are negligible).
@@ -225,144 +198,69 @@ def time_shape(batch, shape, dtype, device, warmup, repeat, input_size=BUILD_INP
     return row
 
 
-def cpu_model():
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def add_bandwidth(row, peak_gbps):
+    """Add the fused op's achieved bandwidth (GB/s) and, given the GPU's peak
+    ``peak_gbps``, its fractions of the peak in percent."""
+    row['fused_fwd_gbps'] = row['fwd_bytes'] / row['fused_fwd_ms'] / 1e6
+    row['fused_fwd_bwd_gbps'] = row['fwd_bwd_bytes'] / row['fused_fwd_bwd_ms'] / 1e6
+    if peak_gbps:
+        row['fwd_peak_percent'] = 100 * row['fused_fwd_gbps'] / peak_gbps
+        row['fwd_bwd_peak_percent'] = 100 * row['fused_fwd_bwd_gbps'] / peak_gbps
 
 
-def reuse_large_allocations():
-    """Make glibc's malloc keep freed blocks of any size for reuse; returns a description.
-
-    By default glibc maps each allocation above its mmap threshold (which adapts
-    up to 32 MB) afresh and unmaps it on free, so every call page-faults its
-    output in again; on a VM that costs about 1 ms per 5 MB, paid by both paths
-    but dominating the large shapes, and whether a shape pays it depends on the
-    heap's history. Reusing blocks, as jemalloc or tcmalloc do, times the
-    kernels themselves.
-    """
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-        reused = (libc.mallopt(m_mmap_threshold, 1 << 30) == 1
-                  and libc.mallopt(m_trim_threshold, 2**31 - 1) == 1)
-    except (OSError, AttributeError):
-        reused = False
-    return ('large blocks reused (glibc mallopt: mmap threshold 1 GiB, trim threshold 2 GiB)'
-            if reused else 'system default (not glibc)')
-
-
-def machine_info(device):
-    lines = [
-        f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: '
-        f'{torch.get_num_threads()}',
-        f'torch {torch.__version__}, Python {platform.python_version()}, '
-        f'fused extension built: {EXT_AVAILABLE}',
-    ]
+def table_columns(device, peak_gbps):
+    """(header, cell template) of the table's columns."""
+    columns = [('batch', '{batch}'), ('C x H x W', '{channels}x{height}x{width}'),
+               ('built for', '{build_height}x{build_width}'), ('ref fwd', '{ref_fwd_ms:.2f}'),
+               ('fused fwd', '{fused_fwd_ms:.2f}'), ('speed-up', '{fwd_speedup:.1f}x'),
+               ('3x dw fwd', '{dw_fwd_ms:.2f}'), ('ref fwd+bwd', '{ref_fwd_bwd_ms:.2f}'),
+               ('fused fwd+bwd', '{fused_fwd_bwd_ms:.2f}'),
+               ('speed-up', '{fwd_bwd_speedup:.1f}x'), ('3x dw fwd+bwd', '{dw_fwd_bwd_ms:.2f}')]
     if device.type == 'cuda':
-        props = torch.cuda.get_device_properties(device)
-        lines.append(f'GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA '
-                     f'{torch.version.cuda}')
-    return lines
-
-
-def format_table(rows, device, peak_gbps, markdown):
-    header = ['batch', 'C x H x W', 'built for', 'ref fwd', 'fused fwd', 'speed-up', '3x dw fwd',
-              'ref fwd+bwd', 'fused fwd+bwd', 'speed-up', '3x dw fwd+bwd']
-    if device.type == 'cuda':
-        header += ['fused fwd GB/s', 'fused fwd+bwd GB/s']
+        columns += [('fused fwd GB/s', '{fused_fwd_gbps:.0f}'),
+                    ('fused fwd+bwd GB/s', '{fused_fwd_bwd_gbps:.0f}')]
         if peak_gbps:
-            header += ['fwd % peak', 'fwd+bwd % peak']
-    body = []
-    for row in rows:
-        cells = [
-            str(row['batch']), 'x'.join(map(str, row['shape'])), 'x'.join(map(str, row['build'])),
-            f"{row['ref_fwd']:.2f}",
-            f"{row['fused_fwd']:.2f}", f"{row['ref_fwd'] / row['fused_fwd']:.1f}x",
-            f"{row['dw_fwd']:.2f}", f"{row['ref_fwd_bwd']:.2f}", f"{row['fused_fwd_bwd']:.2f}",
-            f"{row['ref_fwd_bwd'] / row['fused_fwd_bwd']:.1f}x", f"{row['dw_fwd_bwd']:.2f}"
-        ]
-        if device.type == 'cuda':
-            fwd_gbps = row['fwd_bytes'] / row['fused_fwd'] / 1e6
-            fwd_bwd_gbps = row['fwd_bwd_bytes'] / row['fused_fwd_bwd'] / 1e6
-            cells += [f'{fwd_gbps:.0f}', f'{fwd_bwd_gbps:.0f}']
-            if peak_gbps:
-                cells += [f'{100 * fwd_gbps / peak_gbps:.0f}%',
-                          f'{100 * fwd_bwd_gbps / peak_gbps:.0f}%']
-        body.append(cells)
-    if markdown:
-        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-        lines += ['| ' + ' | '.join(cells) + ' |' for cells in body]
-        return '\n'.join(lines)
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    lines = ['  '.join(cell.rjust(width) for cell, width in zip(r, widths))
-             for r in [header] + body]
-    return '\n'.join(lines)
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'expected a positive int, got {text}')
-    return value
-
-
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f'expected an int >= 0, got {text}')
-    return value
+            columns += [('fwd % peak', '{fwd_peak_percent:.0f}%'),
+                        ('fwd+bwd % peak', '{fwd_bwd_peak_percent:.0f}%')]
+    return columns
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = benchmark_parser(__doc__, warmup=3, repeat=10)
     parser.add_argument('--batch', type=positive_int, nargs='+', default=[1, 32],
                         help='batch sizes to time (default: 1 32)')
-    parser.add_argument('--repeat', type=positive_int, default=10, help='timed runs per case')
-    parser.add_argument('--warmup', type=non_negative_int, default=3, help='untimed runs per case')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--dtype', choices=sorted(DTYPES), default='float32')
     parser.add_argument('--peak-gbps', type=float, default=None,
                         help='peak memory bandwidth of the GPU in GB/s (cuda only)')
-    parser.add_argument('--threads', type=positive_int, default=None,
-                        help='CPU threads for torch (default: torch.get_num_threads())')
     parser.add_argument('--input-size', type=positive_int, nargs='+', default=[BUILD_INPUT_SIZE],
                         help='image sizes whose feature sizes the units (built for 224) run on '
                         f'(default: {BUILD_INPUT_SIZE}, the build size)')
-    parser.add_argument('--markdown', action='store_true', help='print a markdown table')
-    parser.add_argument('--system-malloc', action='store_true',
-                        help="keep the C library's malloc settings (by default glibc is told to "
-                        'reuse large blocks, so that page faults of fresh outputs are not timed)')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('--device cuda was requested but no GPU is available')
+    malloc = apply_settings(args.threads, args.system_malloc)
     if not EXT_AVAILABLE:
         print('warning: mmdice._ext is not built; "fused" times the reference fallback')
     dtype = DTYPES[args.dtype]
-    for line in machine_info(device):
+    for line in machine_lines(malloc, device):
         print(line)
-    if device.type == 'cpu':
-        malloc = 'system default' if args.system_malloc else reuse_large_allocations()
-        print(f'malloc: {malloc}')
     print(f'device {device.type}, dtype {args.dtype}, median of {args.repeat} runs after '
           f'{args.warmup} warm-up runs, times in ms')
     rows = [time_shape(batch, shape, dtype, device, args.warmup, args.repeat, input_size)
             for batch in args.batch for input_size in args.input_size for shape in SHAPES]
+    if device.type == 'cuda':
+        for row in rows:
+            add_bandwidth(row, args.peak_gbps)
     print(f'checked: the fused output and gradients match the reference within '
           f'{TOLERANCES[dtype]:g} on all {len(rows)} cases')
-    print(format_table(rows, device, args.peak_gbps, args.markdown))
+    print(format_table(rows, table_columns(device, args.peak_gbps), args.markdown))
+    write_json(rows, args.json)
 
 
 if __name__ == '__main__':

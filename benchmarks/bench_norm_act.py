@@ -9,22 +9,22 @@ DimConv outputs of the three stages). Medians in ms of interleaved runs.
 Example::
 
     python benchmarks/bench_norm_act.py --batch 32 --markdown
+    python benchmarks/bench_norm_act.py --batch 32 --json norm_act.json  # rows as JSON too
 """
-import argparse
-import os
-import sys
-
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench_dim_conv import (machine_info, median_ms, non_negative_int,  # noqa: E402
-                            positive_int, reuse_large_allocations)
-from mmdice.ops import batch_norm_prelu  # noqa: E402
+from benchmark_utils import (apply_settings, benchmark_parser, format_table,
+                             forward_backward_fields, machine_lines, positive_int,
+                             time_interleaved, write_json)
+from mmdice.ops import batch_norm_prelu
 
 # (C, H, W) of DiCENet s=1.0's normalised tensors at 224x224.
 SHAPES = ((24, 112, 112), (116, 28, 28), (348, 28, 28), (696, 14, 14), (1392, 7, 7))
+COLUMNS = [('batch', '{batch}'), ('C x H x W', '{channels}x{height}x{width}'),
+           ('stock fwd', '{stock_fwd_ms:.2f}'), ('fused fwd', '{fused_fwd_ms:.2f}'),
+           ('speed-up', '{fwd_speedup:.1f}x'), ('stock fwd+bwd', '{stock_fwd_bwd_ms:.2f}'),
+           ('fused fwd+bwd', '{fused_fwd_bwd_ms:.2f}'), ('speed-up', '{fwd_bwd_speedup:.1f}x')]
 
 
 def fused(norm, act):
@@ -39,6 +39,9 @@ def stock(norm, act):
 
 
 def time_shape(batch, shape, warmup, repeat):
+    """The row of one (batch, (C, H, W)): median ms of both paths, forward alone and
+    forward+backward, and the fused path's speed-ups; raises AssertionError unless
+    the fused output and gradients match the stock ones."""
     channels = shape[0]
     norm, act = nn.BatchNorm2d(channels).train(), nn.PReLU(channels)
     x = torch.randn(batch, *shape)
@@ -47,54 +50,37 @@ def time_shape(batch, shape, warmup, repeat):
     xg = x.clone().requires_grad_()
     paths = dict(fused=fused(norm, act), stock=stock(norm, act))
     with torch.no_grad():
-        forward = median_ms({name: (lambda f=f: f(x)) for name, f in paths.items()},
-                            x.device, warmup, repeat)
-    both = median_ms({name: (lambda f=f: torch.autograd.grad(f(xg), [xg, *params], grad))
-                      for name, f in paths.items()}, x.device, warmup, repeat)
+        forward = time_interleaved({name: (lambda f=f: f(x)) for name, f in paths.items()},
+                                   warmup, repeat)
+    both = time_interleaved(
+        {name: (lambda f=f: torch.autograd.grad(f(xg), [xg, *params], grad))
+         for name, f in paths.items()}, warmup, repeat)
     (out_f, *grads_f), (out_s, *grads_s) = [
         (paths[name](xg), *torch.autograd.grad(paths[name](xg), [xg, *params], grad))
         for name in ('fused', 'stock')]
     for actual, expected in zip([out_f, *grads_f], [out_s, *grads_s]):
         torch.testing.assert_close(actual, expected, rtol=1e-3, atol=1e-3)
-    return forward, both
+    _, height, width = shape
+    return dict(batch=batch, channels=channels, height=height, width=width,
+                **forward_backward_fields(forward, both, reference='stock'))
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = benchmark_parser(__doc__, warmup=3, repeat=10)
     parser.add_argument('--batch', nargs='+', type=positive_int, default=[32])
-    parser.add_argument('--threads', type=positive_int, default=None)
-    parser.add_argument('--warmup', type=non_negative_int, default=3)
-    parser.add_argument('--repeat', type=positive_int, default=10)
-    parser.add_argument('--markdown', action='store_true')
     return parser.parse_args()
 
 
 def main():
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    malloc = reuse_large_allocations()
+    malloc = apply_settings(args.threads, args.system_malloc)
     torch.manual_seed(0)
-    for line in machine_info(torch.device('cpu')) + [f'malloc: {malloc}']:
+    for line in machine_lines(malloc):
         print(line)
-    header = ['batch', 'C x H x W', 'stock fwd', 'fused fwd', 'speed-up', 'stock fwd+bwd',
-              'fused fwd+bwd', 'speed-up']
-    rows = []
-    for batch in args.batch:
-        for shape in SHAPES:
-            forward, both = time_shape(batch, shape, args.warmup, args.repeat)
-            rows.append([str(batch), 'x'.join(map(str, shape)), f'{forward["stock"]:.2f}',
-                         f'{forward["fused"]:.2f}', f'{forward["stock"] / forward["fused"]:.1f}x',
-                         f'{both["stock"]:.2f}', f'{both["fused"]:.2f}',
-                         f'{both["stock"] / both["fused"]:.1f}x'])
-    if args.markdown:
-        print('| ' + ' | '.join(header) + ' |')
-        print('|' + '---|' * len(header))
-        for row in rows:
-            print('| ' + ' | '.join(row) + ' |')
-    else:
-        for row in [header] + rows:
-            print('  '.join(cell.rjust(13) for cell in row))
+    rows = [time_shape(batch, shape, args.warmup, args.repeat)
+            for batch in args.batch for shape in SHAPES]
+    print(format_table(rows, COLUMNS, args.markdown))
+    write_json(rows, args.json)
 
 
 if __name__ == '__main__':

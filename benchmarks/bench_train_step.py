@@ -32,60 +32,53 @@ Example::
     python benchmarks/bench_train_step.py --markdown
     python benchmarks/bench_train_step.py --models cls-s1.0 --profile 15
     python benchmarks/bench_train_step.py --models cls-s1.0 --compile --explain
+    python benchmarks/bench_train_step.py --models cls-s1.0 --json train_step.json
 """
 import argparse
+import copy
 import importlib
 import json
 import os
-import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
+from functools import partial
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+import torch
+import torch.nn.functional as F
+
+from benchmark_utils import (apply_settings, benchmark_parser, config_path, format_table,
+                             machine_lines, non_negative_int, positive_int, time_interleaved,
+                             timed, write_json)
+from mmdice.apis import TensorModeWrapper, build_model_from_config
+from mmdice.utils import load_config
 
 MODELS = {
-    'cls-s1.0': dict(config='configs/dicenet/dicenet-s1.0_8xb64_in1k.py', scope='mmpretrain',
-                     size=224),
-    'cls-s2.4': dict(config='configs/dicenet/dicenet-s2.4_8xb64_in1k.py', scope='mmpretrain',
-                     size=224),
-    'seg-s1.0': dict(config='configs/dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py',
-                     scope='mmseg', size=384),
+    'cls-s1.0': dict(config='dicenet/dicenet-s1.0_8xb64_in1k.py', size=224),
+    'cls-s2.4': dict(config='dicenet/dicenet-s2.4_8xb64_in1k.py', size=224),
+    'seg-s1.0': dict(config='dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py', size=384),
 }
 PATHS = ('fused', 'authors')
 # Relative difference of the two paths' first losses that counts as agreement.
 LOSS_TOLERANCE = 1e-4
+COLUMNS = [('model', '{model}'), ('batch', '{batch}'), ('size', '{size}'), ('path', '{path}'),
+           ('median ms', '{median_ms:.0f}'), ('min..max ms', '{min_ms:.0f}..{max_ms:.0f}'),
+           ('speed-up', '{speedup:.2f}x'), ('peak MiB', '{peak_mib:.0f}'),
+           ('step peak MiB', '{step_peak_mib:.0f}'), ('loss', '{loss:.6f}')]
 
 
 def build(model_name, batch, size):
-    """(model, optimizer, loss_fn, images, labels) of a model in train mode."""
-    import torch
-    import torch.nn.functional as F
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    import mmdice.models  # noqa: F401  (registers mmdice.*)
-
-    spec = MODELS[model_name]
-    cfg = Config.fromfile(os.path.join(REPO_ROOT, spec['config']))
-    init_default_scope(spec['scope'])
+    """(tensor-mode model, optimizer, loss_fn, images) of a model in train mode."""
+    cfg = load_config(config_path(MODELS[model_name]['config']))
     torch.manual_seed(0)  # the same initial weights in every process
-    if spec['scope'] == 'mmseg':
-        from mmseg.registry import MODELS as REGISTRY
-    else:
-        from mmpretrain.registry import MODELS as REGISTRY
-    model = REGISTRY.build(cfg.model)
-    model.train()
+    model = build_model_from_config(cfg).train()
     optimizer_cfg = cfg.optim_wrapper.optimizer
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad],
                                 lr=optimizer_cfg.lr, momentum=optimizer_cfg.momentum,
                                 weight_decay=optimizer_cfg.weight_decay)
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, size, size, generator=generator)
-    if spec['scope'] == 'mmseg':
+    if cfg.default_scope == 'mmseg':
         num_classes = cfg.model.decode_head.num_classes
         labels = torch.randint(0, num_classes, (batch, size, size), generator=generator)
 
@@ -99,7 +92,7 @@ def build(model_name, batch, size):
         def loss_fn(logits):
             return F.cross_entropy(logits, labels)
 
-    return model, optimizer, loss_fn, images
+    return TensorModeWrapper(model), optimizer, loss_fn, images
 
 
 # (module, attribute, fused function name, authors' function name) that select_path switches.
@@ -118,7 +111,6 @@ def select_path(path):
 
 def top_ops(step, count):
     """The `count` ops with the most self CPU time in one step, as a table."""
-    import torch
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
         step()
     return profile.key_averages().table(sort_by='self_cpu_time_total', row_limit=count)
@@ -126,17 +118,13 @@ def top_ops(step, count):
 
 def explain(model, images, loss_fn):
     """Graphs and graph breaks of torch.compile tracing forward + loss."""
-    import torch
-    explanation = torch._dynamo.explain(lambda x: loss_fn(model(x, mode='tensor')))(images)
+    explanation = torch._dynamo.explain(lambda x: loss_fn(model(x)))(images)
     torch._dynamo.reset()
     return dict(graphs=explanation.graph_count, graph_breaks=explanation.graph_break_count,
                 break_reasons=[str(reason.reason) for reason in explanation.break_reasons])
 
 
 def setup_worker(args):
-    import torch
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
     model_name = args.worker[0]
     size = args.size or MODELS[model_name]['size']
     return model_name, size, build(model_name, args.batch, size)
@@ -145,12 +133,7 @@ def setup_worker(args):
 def time_worker(args):
     """Time every path of one model in this process, a step of each in turn (so that
     changes of machine load hit all paths alike); print one JSON line."""
-    import copy
-
-    import torch
-    if not args.system_malloc:
-        from bench_dim_conv import reuse_large_allocations
-        reuse_large_allocations()
+    apply_settings(args.threads, args.system_malloc)
     model_name, size, (model, optimizer, loss_fn, images) = setup_worker(args)
     paths = list(args.paths) + (['compiled'] if args.compile else [])
     forwards = {path: model for path in args.paths}
@@ -164,7 +147,7 @@ def time_worker(args):
     def step(path):
         select_path('authors' if path == 'authors' else 'fused')
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(forwards[path](images, mode='tensor'))
+        loss = loss_fn(forwards[path](images))
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -172,25 +155,16 @@ def time_worker(args):
     initial = copy.deepcopy((model.state_dict(), optimizer.state_dict()))
     for path in paths:  # the first step of each path from the same weights
         torch.manual_seed(0)
-        start = time.perf_counter()
-        loss = step(path)
-        result['paths'][path] = dict(loss=loss, first_step_ms=(time.perf_counter() - start) * 1e3)
+        loss, first_step_ms = timed(partial(step, path))
+        result['paths'][path] = dict(loss=loss, first_step_ms=first_step_ms)
         model.load_state_dict(initial[0])
         optimizer.load_state_dict(initial[1])
-    for _ in range(args.warmup):
-        for path in paths:
-            step(path)
-    times = {path: [] for path in paths}
-    for _ in range(args.steps):
-        for path in paths:
-            start = time.perf_counter()
-            step(path)
-            times[path].append((time.perf_counter() - start) * 1e3)
+    times = time_interleaved({path: partial(step, path) for path in paths}, args.warmup,
+                             args.repeat)
     for path in paths:
-        result['paths'][path].update(median_ms=statistics.median(times[path]),
-                                     min_ms=min(times[path]), max_ms=max(times[path]))
+        result['paths'][path].update(times[path]._asdict())
         if args.profile:
-            result['paths'][path]['profile'] = top_ops(lambda: step(path), args.profile)
+            result['paths'][path]['profile'] = top_ops(partial(step, path), args.profile)
     print('RESULT ' + json.dumps(result), flush=True)
 
 
@@ -198,12 +172,13 @@ def memory_worker(args):
     """Peak resident memory of steps of one (model, path) alone in this process, with
     the C library's own malloc settings (freed large blocks go back to the system)."""
     path = args.worker[1]
+    apply_settings(args.threads, system_malloc=True)
     model_name, size, (model, optimizer, loss_fn, images) = setup_worker(args)
     select_path(path)
     baseline_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for _ in range(2):
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(model(images, mode='tensor')).backward()
+        loss_fn(model(images)).backward()
         optimizer.step()
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print('RESULT ' + json.dumps(dict(peak_mib=peak_kib / 1024,
@@ -214,7 +189,7 @@ def memory_worker(args):
 def run_worker(args, model_name, mode):
     """Runs this script as a worker for ``model_name``: ``mode`` 'time' or a path (memory)."""
     command = [sys.executable, os.path.abspath(__file__), '--worker', model_name, mode,
-               '--batch', str(args.batch), '--steps', str(args.steps), '--warmup',
+               '--batch', str(args.batch), '--steps', str(args.repeat), '--warmup',
                str(args.warmup), '--paths', *args.paths]
     for flag, value in (('--size', args.size), ('--threads', args.threads),
                         ('--profile', args.profile)):
@@ -223,9 +198,7 @@ def run_worker(args, model_name, mode):
     for flag in ('system_malloc', 'explain', 'compile'):
         if getattr(args, flag):
             command.append('--' + flag.replace('_', '-'))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        filter(None, [REPO_ROOT, os.environ.get('PYTHONPATH')])))
-    completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith('RESULT ')]
     if completed.returncode != 0 or not lines:
         raise SystemExit(f'{model_name} / {mode} failed:\n{completed.stderr[-4000:]}')
@@ -233,37 +206,19 @@ def run_worker(args, model_name, mode):
 
 
 def measure(args, model_name):
-    """Rows (one per path) of one model: times, first loss, peak memory."""
+    """Rows (one per path) of one model: times, first loss, peak memory, and the
+    speed-up over the authors' path (None without it)."""
     timing = run_worker(args, model_name, 'time')
     rows = []
     for path, values in timing['paths'].items():
         memory = run_worker(args, model_name, 'fused' if path == 'compiled' else path) \
-            if path != 'compiled' else dict(peak_mib=float('nan'), step_peak_mib=float('nan'))
+            if path != 'compiled' else dict(peak_mib=None, step_peak_mib=None)
         rows.append(dict(model=model_name, batch=timing['batch'], size=timing['size'], path=path,
                          **values, **memory, explain=timing.get('explain')))
-    return rows
-
-
-def format_table(rows, markdown):
-    header = ['model', 'batch', 'size', 'path', 'median ms', 'min..max ms', 'speed-up',
-              'peak MiB', 'step peak MiB', 'loss']
-    authors = {row['model']: row for row in rows if row['path'] == 'authors'}
-    body = []
+    authors = timing['paths'].get('authors')
     for row in rows:
-        reference = authors.get(row['model'])
-        speed_up = f"{reference['median_ms'] / row['median_ms']:.2f}x" if reference else '-'
-        body.append([
-            row['model'], str(row['batch']), str(row['size']),
-            row['path'], f"{row['median_ms']:.0f}",
-            f"{row['min_ms']:.0f}..{row['max_ms']:.0f}", speed_up, f"{row['peak_mib']:.0f}",
-            f"{row['step_peak_mib']:.0f}", f"{row['loss']:.6f}"
-        ])
-    if markdown:
-        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-        return '\n'.join(lines + ['| ' + ' | '.join(cells) + ' |' for cells in body])
-    widths = [max(len(r[i]) for r in [header] + body) for i in range(len(header))]
-    return '\n'.join('  '.join(cell.rjust(width) for cell, width in zip(r, widths))
-                     for r in [header] + body)
+        row['speedup'] = authors['median_ms'] / row['median_ms'] if authors else None
+    return rows
 
 
 def losses_agree(rows):
@@ -278,28 +233,18 @@ def losses_agree(rows):
 
 
 def parse_args():
-    from bench_dim_conv import non_negative_int, positive_int
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = benchmark_parser(__doc__, warmup=2, repeat=5, repeat_flag='--steps')
     parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=list(MODELS))
     parser.add_argument('--paths', nargs='+', choices=PATHS, default=list(PATHS))
     parser.add_argument('--batch', type=positive_int, default=32)
     parser.add_argument('--size', type=positive_int, default=None,
                         help='image side (default: 224 for classification, 384 for seg)')
-    parser.add_argument('--steps', type=positive_int, default=5, help='timed steps')
-    parser.add_argument('--warmup', type=non_negative_int, default=2,
-                        help='untimed steps after the first')
-    parser.add_argument('--threads', type=positive_int, default=None,
-                        help='CPU threads for torch (default: torch.get_num_threads())')
     parser.add_argument('--profile', type=non_negative_int, default=0, metavar='N',
                         help='also print the N ops with the most self CPU time of one step')
     parser.add_argument('--compile', action='store_true',
                         help='also time torch.compile(model) (inductor) with the fused op')
     parser.add_argument('--explain', action='store_true',
                         help='report graphs and graph breaks of torch._dynamo.explain')
-    parser.add_argument('--system-malloc', action='store_true',
-                        help="keep the C library's malloc settings (default: glibc reuses "
-                        'large blocks, as in bench_dim_conv.py)')
-    parser.add_argument('--markdown', action='store_true', help='print a markdown table')
     parser.add_argument('--worker', nargs=2, metavar=('MODEL', 'MODE'), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -309,17 +254,14 @@ def main():
     if args.worker:
         (time_worker if args.worker[1] == 'time' else memory_worker)(args)
         return
-    import torch
-    from bench_dim_conv import cpu_model
-    print(f'CPU: {cpu_model()} ({os.cpu_count()} logical cores), torch threads: '
-          f'{args.threads or torch.get_num_threads()}, torch {torch.__version__}, Python '
-          f'{platform.python_version()}')
-    print(f'batch {args.batch}; median and min..max of {args.steps} steps per path after '
-          f'{1 + args.warmup} untimed ones, the paths\' steps in turn in one process (malloc: '
-          f"{'system default' if args.system_malloc else 'large blocks reused'}); peak memory "
-          'of 2 steps of each path alone in a fresh process (malloc: system default)')
+    malloc = apply_settings(args.threads, args.system_malloc)
+    for line in machine_lines(f'{malloc} for the timed steps'):
+        print(line)
+    print(f'batch {args.batch}; median and min..max of {args.repeat} steps per path after '
+          f'{1 + args.warmup} untimed ones, the paths\' steps in turn in one process; peak '
+          'memory of 2 steps of each path alone in a fresh process (malloc: system default)')
     rows = [row for model in args.models for row in measure(args, model)]
-    print(format_table(rows, args.markdown))
+    print(format_table(rows, COLUMNS, args.markdown))
     for model, difference in losses_agree(rows).items():
         verdict = 'agree' if difference <= LOSS_TOLERANCE else 'DIFFER'
         print(f'losses {verdict}: {model} relative difference {difference:.2e}')
@@ -330,6 +272,7 @@ def main():
                   f"{info['graph_breaks']} graph break(s) {info['break_reasons']}")
         if 'profile' in row:
             print(f"profile {row['model']} / {row['path']} (one step):\n{row['profile']}")
+    write_json(rows, args.json)
 
 
 if __name__ == '__main__':

@@ -1,56 +1,37 @@
-"""benchmarks/bench_dim_conv.py: it refuses a wrong fused result, and its table
-has one consistent row per shape (batch 1, one timed run per case)."""
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+"""benchmarks/bench_dim_conv.py: it refuses a wrong fused result, and its rows
+are one consistent, checked row per shape (batch 1, one timed run per case)."""
 import pytest
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / 'benchmarks' / 'bench_dim_conv.py'
+SHAPES = [(116, 28, 28), (232, 14, 14), (464, 7, 7), (278, 28, 28), (556, 14, 14),
+          (1112, 7, 7)]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location('bench_dim_conv', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_prints_a_checked_row_per_shape():
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), '--batch', '1', '--repeat', '1', '--warmup', '0',
-         '--threads', '1', '--markdown'],
-        check=True, env=env, capture_output=True, text=True)
-    lines = result.stdout.splitlines()
+def test_benchmark_prints_a_checked_row_per_shape(run_benchmark, check_speedups):
+    stdout, rows = run_benchmark('bench_dim_conv.py', '--batch', '1', '--repeat', '1',
+                                 '--warmup', '0', '--threads', '1', '--markdown')
+    lines = stdout.splitlines()
     malloc = next(line for line in lines if line.startswith('malloc: '))
     assert malloc.startswith(('malloc: large blocks reused', 'malloc: system default'))
     assert ('checked: the fused output and gradients match the reference within 0.0001 '
             'on all 6 cases') in lines
-    rows = [line.strip('| ').split(' | ') for line in lines if line.startswith('| 1 |')]
-    assert [row[1] for row in rows] == [
-        '116x28x28', '232x14x14', '464x7x7', '278x28x28', '556x14x14', '1112x7x7']
+    assert [row['batch'] for row in rows] == [1] * len(SHAPES)
+    assert [(row['channels'], row['height'], row['width']) for row in rows] == SHAPES
     # at the default input size (224) every shape runs at its build size
-    assert [row[2] for row in rows] == [row[1].split('x', 1)[1] for row in rows]
+    assert [(row['build_height'], row['build_width']) for row in rows] == [
+        (height, width) for _, height, width in SHAPES]
     for row in rows:
-        times = [float(row[i]) for i in (3, 4, 7, 8)]
+        times = [row[f'{path}_{pass_}_ms'] for pass_ in ('fwd', 'fwd_bwd')
+                 for path in ('ref', 'fused', 'dw')]
         assert min(times) > 0
-        # the speed-up cells are the ratios of the times (printed to 0.01 ms, ratios to 0.1)
-        for ref, fused, speed_up in ((times[0], times[1], row[5]), (times[2], times[3], row[9])):
-            assert speed_up.endswith('x')
-            low = (ref - 0.005) / (fused + 0.005) - 0.05
-            high = (ref + 0.005) / max(fused - 0.005, 1e-9) + 0.05
-            assert low <= float(speed_up[:-1]) <= high, row
+        check_speedups(stdout, row, 'ref')
+
 
 @pytest.mark.parametrize('broken', ['output', 'weight_height'])
-def test_benchmark_refuses_a_wrong_fused_result(monkeypatch, broken):
+def test_benchmark_refuses_a_wrong_fused_result(monkeypatch, load_benchmark, broken):
     """A fused op off by one part in a thousand in its output, or in one
     weight's gradient only, stops the benchmark before anything is timed."""
-    bench = load_benchmark()
+    bench = load_benchmark('bench_dim_conv')
     exact = bench.dim_conv
 
     def wrong_output(x, weight_depth, weight_height, weight_width):
@@ -66,4 +47,22 @@ def test_benchmark_refuses_a_wrong_fused_result(monkeypatch, broken):
         bench.time_shape(2, (8, 7, 7), torch.float32, torch.device('cpu'), 0, 1)
     monkeypatch.setattr(bench, 'dim_conv', exact)
     row = bench.time_shape(2, (8, 7, 7), torch.float32, torch.device('cpu'), 0, 1)
-    assert row['shape'] == (8, 7, 7) and row['fused_fwd'] > 0
+    assert (row['channels'], row['height'], row['width']) == (8, 7, 7)
+    assert row['fused_fwd_ms'] > 0
+
+
+def test_cuda_rows_add_bandwidth_and_fraction_of_peak(load_benchmark):
+    """The GPU columns (filled here from a CPU row): the fused op's GB/s from the
+    bytes it moves and its times, and their percentages of ``--peak-gbps``."""
+    bench = load_benchmark('bench_dim_conv')
+    row = bench.time_shape(2, (8, 7, 7), torch.float32, torch.device('cpu'), 0, 1)
+    bench.add_bandwidth(row, peak_gbps=100.0)
+    assert row['fused_fwd_gbps'] == pytest.approx(row['fwd_bytes'] / row['fused_fwd_ms'] / 1e6)
+    assert row['fused_fwd_bwd_gbps'] == pytest.approx(
+        row['fwd_bwd_bytes'] / row['fused_fwd_bwd_ms'] / 1e6)
+    assert row['fwd_peak_percent'] == pytest.approx(row['fused_fwd_gbps'])
+    assert row['fwd_bwd_peak_percent'] == pytest.approx(row['fused_fwd_bwd_gbps'])
+    header, _, line = bench.format_table(
+        [row], bench.table_columns(torch.device('cuda'), 100.0), markdown=True).splitlines()
+    assert header.endswith('| fused fwd GB/s | fused fwd+bwd GB/s | fwd % peak | fwd+bwd % peak |')
+    assert line.endswith(f"| {row['fwd_bwd_peak_percent']:.0f}% |")

@@ -5,14 +5,13 @@ pytest.importorskip('mmpretrain')
 
 
 def test_benchmark_prints_both_paths_with_agreeing_losses(run_benchmark):
-    stdout = run_benchmark('bench_train_step.py', '--models', 'cls-s1.0', '--batch', '2',
-                           '--size', '64', '--steps', '1', '--warmup', '0', '--threads', '1',
-                           '--markdown')
-    lines = stdout.splitlines()
-    rows = [line.split(' | ') for line in lines if line.startswith('| cls-s1.0 |')]
-    assert [row[3] for row in rows] == ['fused', 'authors']
+    stdout, rows = run_benchmark('bench_train_step.py', '--models', 'cls-s1.0', '--batch', '2',
+                                 '--size', '64', '--steps', '1', '--warmup', '0', '--threads',
+                                 '1', '--markdown')
+    assert [(row['model'], row['path']) for row in rows] == [('cls-s1.0', 'fused'),
+                                                            ('cls-s1.0', 'authors')]
     for row in rows:
-        assert float(row[4]) > 0 and float(row[7]) > 0  # median ms, peak MiB
-    losses = [float(row[9].rstrip(' |')) for row in rows]
-    assert abs(losses[0] - losses[1]) <= 1e-4 * max(1.0, abs(losses[1]))
+        assert row['median_ms'] > 0 and row['peak_mib'] > 0
+    fused, authors = (row['loss'] for row in rows)
+    assert abs(fused - authors) <= 1e-4 * max(1.0, abs(authors))
     assert 'losses agree: cls-s1.0' in stdout
