@@ -102,7 +102,7 @@ class OnnxRunner:
     """onnxruntime session of the model's ONNX export, called like the model."""
 
     def __init__(self, model: nn.Module, example: torch.Tensor, threads: int):
-        from mmdice.utils.onnx_export import export_onnx, onnx_session
+        from mmdice.apis import export_onnx, onnx_session
         path = osp.join(tempfile.mkdtemp(prefix='bench_onnx_'), 'model.onnx')
         export_onnx(model, example, path)
         self.session = onnx_session(path, threads)
