@@ -3,10 +3,16 @@
 The CPU kernels are always built. The CUDA kernels are added when torch is a
 CUDA build and either a GPU is visible or ``FORCE_CUDA=1`` is set. Install in
 the target environment with ``pip install --no-build-isolation -e .``.
+
+As in the OpenMMLab codebases, ``configs/``, ``tools/`` and ``model-index.yml``
+are shipped inside the package as ``mmdice/.mim/`` (what ``mim`` reads): linked
+for an editable install, copied into a wheel or a source distribution.
 """
 import glob
 import os
 import re
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -16,6 +22,41 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 def read_version():
     with open(os.path.join(ROOT, 'mmdice', 'version.py'), encoding='utf-8') as f:
         return re.search(r"__version__ = '([^']+)'", f.read()).group(1)
+
+
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+
+
+def mim_install_mode(argv):
+    """'symlink' for an editable install, 'copy' for a wheel or sdist, else None."""
+    if 'develop' in argv or 'editable_wheel' in argv:
+        return 'symlink'
+    if 'bdist_wheel' in argv or 'sdist' in argv:
+        return 'copy'
+    return None
+
+
+def add_mim_extension():
+    """Place configs, tools and model-index.yml under mmdice/.mim for mim."""
+    mode = mim_install_mode(sys.argv)
+    if mode is None:
+        return
+    mim_path = os.path.join(ROOT, 'mmdice', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in MIM_FILES:
+        source = os.path.join(ROOT, name)
+        target = os.path.join(mim_path, name)
+        if os.path.islink(target) or os.path.isfile(target):
+            os.remove(target)
+        elif os.path.isdir(target):
+            shutil.rmtree(target)
+        if mode == 'symlink':
+            os.symlink(os.path.relpath(source, mim_path), target)
+        elif os.path.isdir(source):
+            shutil.copytree(source, target,
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(source, target)
 
 
 def read_requirements(name):
@@ -70,6 +111,7 @@ def make_extensions():
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 
 
+add_mim_extension()
 ext_modules, cmdclass = make_extensions()
 
 setup(
@@ -81,6 +123,7 @@ setup(
     license='Apache License 2.0',
     python_requires='>=3.9',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'benchmarks')),
+    include_package_data=True,
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         'mm': read_requirements('mminstall.txt'),
