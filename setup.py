@@ -37,7 +37,10 @@ def mim_install_mode(argv):
 
 
 def add_mim_extension():
-    """Place configs, tools and model-index.yml under mmdice/.mim for mim."""
+    """Place configs, tools and model-index.yml under mmdice/.mim for mim.
+
+    A source distribution holds them only under mmdice/.mim: they stay as shipped.
+    """
     mode = mim_install_mode(sys.argv)
     if mode is None:
         return
@@ -46,6 +49,8 @@ def add_mim_extension():
     for name in MIM_FILES:
         source = os.path.join(ROOT, name)
         target = os.path.join(mim_path, name)
+        if not os.path.exists(source):
+            continue
         if os.path.islink(target) or os.path.isfile(target):
             os.remove(target)
         elif os.path.isdir(target):
