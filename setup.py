@@ -3,9 +3,15 @@
 The CPU kernels are always built. The CUDA kernels are added when torch is a
 CUDA build and either a GPU is visible or ``FORCE_CUDA=1`` is set. Install in
 the target environment with ``pip install --no-build-isolation -e .``.
+
+As in the OpenMMLab codebases, ``configs/``, ``tools/`` and ``model-index.yml``
+are shipped inside the package as ``mmdice/.mim/`` (what ``mim`` reads): linked
+for an editable install, copied into a wheel or a source distribution.
 """
 import glob
 import os
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -21,6 +27,46 @@ def read_version_module():
 
 
 VERSION = read_version_module()
+
+
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+
+
+def mim_install_mode(argv):
+    """'symlink' for an editable install, 'copy' for a wheel or sdist, else None."""
+    if 'develop' in argv or 'editable_wheel' in argv:
+        return 'symlink'
+    if 'bdist_wheel' in argv or 'sdist' in argv:
+        return 'copy'
+    return None
+
+
+def add_mim_extension():
+    """Place configs, tools and model-index.yml under mmdice/.mim for mim.
+
+    A source distribution holds them only under mmdice/.mim: they stay as shipped.
+    """
+    mode = mim_install_mode(sys.argv)
+    if mode is None:
+        return
+    mim_path = os.path.join(ROOT, 'mmdice', '.mim')
+    os.makedirs(mim_path, exist_ok=True)
+    for name in MIM_FILES:
+        source = os.path.join(ROOT, name)
+        target = os.path.join(mim_path, name)
+        if not os.path.exists(source):
+            continue
+        if os.path.islink(target) or os.path.isfile(target):
+            os.remove(target)
+        elif os.path.isdir(target):
+            shutil.rmtree(target)
+        if mode == 'symlink':
+            os.symlink(os.path.relpath(source, mim_path), target)
+        elif os.path.isdir(source):
+            shutil.copytree(source, target,
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(source, target)
 
 
 def read_requirements(name):
@@ -70,6 +116,7 @@ def make_extensions():
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 
 
+add_mim_extension()
 ext_modules, cmdclass = make_extensions()
 
 setup(
@@ -81,6 +128,7 @@ setup(
     license='Apache License 2.0',
     python_requires='>=3.9',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'benchmarks')),
+    include_package_data=True,
     install_requires=read_requirements('runtime.txt'),
     extras_require={
         'mm': read_requirements('mminstall.txt'),
