@@ -1,5 +1,6 @@
 // Host launchers of the fused DimConv op on CUDA (kernels in
-// csrc/common/cuda/dim_conv_cuda_kernel.cuh, maths in csrc/common/dim_conv_common.h).
+// csrc/common/cuda/dim_conv_cuda_kernel.cuh and dim_conv_cuda_weight_grad_kernel.cuh,
+// maths in csrc/common/dim_conv_common.h).
 #ifdef WITH_CUDA
 
 #include <ATen/ATen.h>
@@ -15,6 +16,7 @@
 #include <type_traits>
 
 #include "../../common/cuda/dim_conv_cuda_kernel.cuh"
+#include "../../common/cuda/dim_conv_cuda_weight_grad_kernel.cuh"
 #include "../dim_conv.h"
 
 namespace mmdice {
