@@ -15,8 +15,9 @@ import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
                                   check_dataset_paths, distributed_session,
                                   parse_launch_args, prepare_cpu_distributed)
-from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint
-from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
+from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals,
+                          check_model_checkpoint, check_output_file, load_config,
+                          read_checkpoint, report_error)
 
 
 def parse_args(argv=None):
@@ -26,6 +27,11 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save the evaluation metrics and logs')
     parser.add_argument('--out', help='dump the predictions to this pickle file (.pkl)')
     parser.add_argument('--show-dir', help='save visualized predictions into this directory')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (tensors of other shapes, missing '
+        'or unexpected keys), listing those keys in the log; without it that is an error')
     add_launch_args(parser, 'test_dataloader.batch_size=1')
     args = parse_launch_args(parser, argv)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -79,11 +85,26 @@ def dump_metric(cfg, out_file):
 
 
 def check_inputs(args):
-    """Read the config and (a local) checkpoint up front; InputFileError if either is unusable."""
+    """Read the config and (a local) checkpoint up front and check that --out
+    can be written; InputFileError if any is unusable."""
     cfg = load_config(args.config)
     if '://' not in args.checkpoint:  # URLs are mmengine's to fetch
         read_checkpoint(args.checkpoint)
+    if args.out is not None:
+        check_output_file(args.out, 'predictions file (--out)')
     return cfg
+
+
+def build_checked_runner(cfg, args):
+    """The Runner, once its model is known to fit the checkpoint (mmengine
+    loads it non-strictly: tensors of other shapes would be skipped)."""
+    prepare_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    check_model_checkpoint(
+        runner.model, args.checkpoint, allow_partial=args.allow_partial_load,
+        target=f'the model of {args.config}', logger=runner.logger,
+        hint='--allow-partial-load loads only the tensors that fit')
+    return runner
 
 
 def main():
@@ -92,11 +113,13 @@ def main():
     try:
         cfg = merge_args(check_inputs(args), args)
         check_dataset_paths(cfg, ('test_dataloader', ))
-    except (InputFileError, FileNotFoundError) as error:
-        sys.exit(f'error: {error}')
+    except TOOL_ERRORS as error:
+        sys.exit(report_error(error))
     with distributed_session():
-        prepare_cpu_distributed(cfg, args.launcher)
-        runner = build_runner(cfg)
+        try:
+            runner = build_checked_runner(cfg, args)
+        except TOOL_ERRORS as error:
+            sys.exit(report_error(error))
         if args.out is not None:
             runner.test_evaluator.metrics.append(dump_metric(cfg, args.out))
         runner.test()

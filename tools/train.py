@@ -7,14 +7,15 @@ Example::
     bash tools/dist_train.sh CONFIG 8 --amp          # 8 processes through torchrun
 """
 import argparse
+import os.path as osp
 import sys
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
                                   check_dataset_paths, distributed_session,
                                   parse_launch_args, prepare_cpu_distributed)
-from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint
-from mmdice.utils.torch_load import allow_mmengine_checkpoint_globals
+from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals,
+                          check_model_checkpoint, load_config, read_checkpoint, report_error)
 
 AMP_OPTIM_WRAPPERS = ('AmpOptimWrapper', 'mmdice.BF16OptimWrapper', 'BF16OptimWrapper')
 
@@ -41,6 +42,12 @@ def parse_args(argv=None):
         action='store_true',
         help='scale the learning rate by the actual total batch size / '
         'auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--allow-partial-load',
+        action='store_true',
+        help='start from (load_from or --resume) a checkpoint that does not fit the model (tensors of other '
+        'shapes, missing or unexpected keys), listing those keys in the log; without it that '
+        'is an error')
     add_launch_args(parser, 'train_cfg.max_epochs=5 optim_wrapper.optimizer.lr=0.01')
     return parse_launch_args(parser, argv)
 
@@ -93,6 +100,32 @@ def merge_args(cfg, args):
     return cfg
 
 
+def checkpoint_to_load(cfg):
+    """The checkpoint the Runner will load: ``load_from``, or with ``resume``
+    and no ``load_from`` the latest one of the work directory (None if none)."""
+    from mmengine.runner import find_latest_checkpoint
+    if cfg.get('load_from'):
+        return cfg.load_from
+    if cfg.get('resume') and osp.isdir(cfg.work_dir):
+        return find_latest_checkpoint(cfg.work_dir)
+    return None
+
+
+def build_checked_runner(cfg, args):
+    """The Runner, once its model is known to fit the checkpoint it will load
+    (mmengine loads ``load_from`` and resumes non-strictly: tensors of other
+    shapes would be skipped)."""
+    prepare_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    checkpoint = checkpoint_to_load(cfg)
+    if checkpoint is not None:
+        check_model_checkpoint(
+            runner.model, checkpoint, allow_partial=args.allow_partial_load,
+            target=f'the model of {args.config}', logger=runner.logger,
+            hint='--allow-partial-load loads only the tensors that fit')
+    return runner
+
+
 def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
@@ -101,11 +134,14 @@ def main():
         if args.resume not in (None, 'auto') and '://' not in args.resume:
             read_checkpoint(args.resume)
         check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
-    except (InputFileError, FileNotFoundError) as error:
-        sys.exit(f'error: {error}')
+    except TOOL_ERRORS as error:
+        sys.exit(report_error(error))
     with distributed_session():
-        prepare_cpu_distributed(cfg, args.launcher)
-        build_runner(cfg).train()
+        try:
+            runner = build_checked_runner(cfg, args)
+        except TOOL_ERRORS as error:
+            sys.exit(report_error(error))
+        runner.train()
 
 
 if __name__ == '__main__':

@@ -2,10 +2,10 @@
 import os
 from typing import List, Union
 
-import torch
 from mmengine.config import Config
 from torch import nn
 
+from mmdice.utils import build_settings, check_output_file, write_checkpoint
 from .model import build_model_from_config
 
 
@@ -22,16 +22,19 @@ def reparameterize_checkpoint(config: Union[str, os.PathLike, Config], checkpoin
                               out: str) -> nn.Module:
     """Load ``checkpoint`` into the model of ``config``, convert it to the
     deploy form (:func:`build_model_from_config` with ``deploy=True``) and
-    save the state dict to ``out``.
+    save the state dict to ``out`` (written whole or not at all), with the
+    model's :func:`~mmdice.utils.build_settings` (``deploy=True``) as ``meta``.
 
     The result loads strictly into the same config with ``deploy=True`` for
     each converted module (:func:`deploy_cfg_options`, e.g.
     ``model.backbone.deploy=True``: mmpretrain's RepVGG/MobileOne
     convention); other modules are left as trained. Returns the converted model.
     """
+    check_output_file(out)
     model = build_model_from_config(config, checkpoint, deploy=True)
     if not deploy_cfg_options(model):
         raise ValueError(f'the model of {config} contains no mmdice module with a deploy form '
                          '(e.g. mmdice.DiCENet) to convert')
-    torch.save({'state_dict': model.state_dict(), 'meta': {'deploy': True}}, out)
+    meta = {**build_settings(model), 'deploy': True}
+    write_checkpoint({'state_dict': model.state_dict(), 'meta': meta}, out)
     return model

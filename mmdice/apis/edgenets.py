@@ -1,12 +1,11 @@
 """The authors' EdgeNets DiCENet checkpoint files as mmdice checkpoints."""
 from typing import Dict
 
-import torch
 from torch import Tensor
 
 from mmdice.models.utils.edgenets_converter import (EdgeNetsConversion,
                                                     convert_edgenets_state_dict)
-from mmdice.utils import read_checkpoint
+from mmdice.utils import check_output_file, read_checkpoint, write_checkpoint
 
 
 def load_edgenets_state_dict(path: str) -> Dict[str, Tensor]:
@@ -21,7 +20,12 @@ def load_edgenets_state_dict(path: str) -> Dict[str, Tensor]:
 
 def convert_edgenets_checkpoint(src: str, dst: str) -> EdgeNetsConversion:
     """Convert the file ``src`` (:func:`~mmdice.models.utils.edgenets_converter.
-    convert_edgenets_state_dict`) and save ``{'state_dict', 'meta'}`` to ``dst``."""
+    convert_edgenets_state_dict`) and save ``{'state_dict', 'meta'}`` to ``dst``
+    (written whole or not at all). ``meta`` records the build settings
+    (``task``, ``widen_factor``, ``input_size``, ``deploy=False``) that
+    :func:`mmdice.utils.check_checkpoint_fits` names when a config differs."""
+    check_output_file(dst)
     result = convert_edgenets_state_dict(load_edgenets_state_dict(src), source=src)
-    torch.save({'state_dict': result.state_dict, 'meta': result.meta}, dst)
+    result.meta.setdefault('deploy', False)
+    write_checkpoint({'state_dict': result.state_dict, 'meta': result.meta}, dst)
     return result

@@ -18,7 +18,9 @@ def build_model_from_config(config: Union[str, os.PathLike, Config],
     Args:
         config: path of a config file, or a loaded ``mmengine.config.Config``.
         checkpoint: checkpoint loaded strictly into the model (on the CPU,
-            before any conversion); random weights without.
+            before any conversion; :func:`mmdice.utils.load_checkpoint_strictly`:
+            a tensor of another shape, a missing or an unexpected key raises
+            ``CheckpointMismatchError`` naming the first keys); random weights without.
         deploy: convert the model to its deploy form with
             :func:`mmdice.models.switch_to_deploy` (after loading ``checkpoint``).
         device: device the model is moved to.
@@ -26,7 +28,7 @@ def build_model_from_config(config: Union[str, os.PathLike, Config],
     from mmengine.registry import MODELS, init_default_scope
 
     import mmdice.models  # noqa: F401  (registers mmdice's modules)
-    from mmdice.utils import load_config
+    from mmdice.utils import load_checkpoint_strictly, load_config
     if isinstance(config, (str, os.PathLike)):
         cfg = load_config(os.fspath(config))
     elif isinstance(config, Config):
@@ -37,8 +39,8 @@ def build_model_from_config(config: Union[str, os.PathLike, Config],
     init_default_scope(cfg.get('default_scope', 'mmpretrain'))
     model = MODELS.build(cfg.model).eval()
     if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
+        source = os.fspath(config) if isinstance(config, (str, os.PathLike)) else 'the config'
+        load_checkpoint_strictly(model, checkpoint, target=f'the model of {source}')
     if deploy:
         mmdice.models.switch_to_deploy(model)
     return model.to(device)

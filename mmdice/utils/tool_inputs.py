@@ -1,21 +1,46 @@
-"""Input files of the command-line tools, read up front.
+"""Input and output files of the command-line tools, checked up front.
 
-A missing, truncated or unparsable config or checkpoint is reported as one
-line naming the file and the reason (:class:`InputFileError`), which the
-tools print before exiting with status 1, instead of a traceback from deep
-inside torch.load or mmengine's Runner.
+A missing, truncated or unparsable config or checkpoint, an output path that
+cannot be written, or a checkpoint that does not fit the model is reported as
+one line naming the file and the reason (:class:`InputFileError` and its
+subclasses), which the tools print as ``error: ...`` (:func:`report_error`)
+before exiting with status 1, instead of a traceback from deep inside
+torch.load, torch.save or mmengine's Runner. Outputs are written to a
+temporary file next to the target and renamed (:func:`write_checkpoint`), so
+a failed run leaves no half-written file.
 """
+import os
 import os.path as osp
 import pickle
+import sys
 import zipfile
 
 import torch
 
-__all__ = ['InputFileError', 'load_config', 'read_checkpoint']
+__all__ = [
+    'InputFileError', 'OutputFileError', 'TOOL_ERRORS', 'load_config', 'read_checkpoint',
+    'check_output_file', 'write_checkpoint', 'report_error'
+]
 
 
 class InputFileError(ValueError):
-    """An input file of a tool that cannot be used; the message names the file and why."""
+    """A file argument of a tool that cannot be used; the message names the file and why."""
+
+
+class OutputFileError(InputFileError):
+    """An output path of a tool that cannot be written; the message names the path and why."""
+
+
+#: The errors the tools report as one ``error:`` line: unusable files, missing
+#: datasets, and invalid settings (e.g. a model argument of the wrong type).
+TOOL_ERRORS = (InputFileError, FileNotFoundError, ValueError)
+
+
+def report_error(error: BaseException) -> int:
+    """Print ``error: <message>`` as one line on stderr; returns the exit status 1."""
+    message = ' '.join(line.strip() for line in str(error).strip().splitlines())
+    print(f'error: {message or type(error).__name__}', file=sys.stderr)
+    return 1
 
 
 def _reason(error: BaseException) -> str:
@@ -57,3 +82,37 @@ def read_checkpoint(path: str, **load_kwargs):
                 'a truncated or corrupt file, or not written by torch.save?')
         raise InputFileError(
             f'cannot read checkpoint {path}: {_reason(error)} ({hint})') from error
+
+
+def check_output_file(path: str, what: str = 'output checkpoint') -> None:
+    """OutputFileError unless ``path`` can be written: it is not a folder, and
+    its nearest existing parent is a writable folder (missing folders below it
+    are made when writing)."""
+    path = osp.abspath(path)
+    if osp.isdir(path):
+        raise OutputFileError(f'cannot write {what} {path}: it is a folder')
+    existing = osp.dirname(path)
+    while not osp.exists(existing):
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        raise OutputFileError(f'cannot write {what} {path}: {existing} is not a folder')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFileError(f'cannot write {what} {path}: folder {existing} is not writable')
+
+
+def write_checkpoint(obj, path: str, what: str = 'output checkpoint') -> None:
+    """``torch.save(obj, path)`` through a temporary file in the same folder,
+    renamed when complete; OutputFileError naming ``path`` if it cannot be
+    written, and no file (complete or partial) is left then."""
+    check_output_file(path, what)
+    path = osp.abspath(path)
+    temporary = osp.join(osp.dirname(path), f'.{osp.basename(path)}.{os.getpid()}.tmp')
+    try:
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        torch.save(obj, temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        raise OutputFileError(f'cannot write {what} {path}: {_reason(error)}') from error
+    finally:
+        if osp.exists(temporary):
+            os.remove(temporary)

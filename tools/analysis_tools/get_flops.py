@@ -15,6 +15,7 @@ Example::
 """
 import argparse
 import importlib
+import sys
 
 import torch
 from mmengine.analysis import get_model_complexity_info
@@ -23,6 +24,7 @@ from mmengine.registry import init_default_scope
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.models.utils import count_complexity
+from mmdice.utils import TOOL_ERRORS, load_config, report_error
 
 
 def parse_args(argv=None):
@@ -63,10 +65,13 @@ def build_model(cfg: Config) -> torch.nn.Module:
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    model = TensorForward(build_model(cfg)).eval()
+    try:
+        cfg = load_config(args.config)
+        if args.cfg_options is not None:
+            cfg.merge_from_dict(args.cfg_options)
+        model = TensorForward(build_model(cfg)).eval()
+    except TOOL_ERRORS as error:
+        return report_error(error)
     height, width = args.shape
     inputs = (torch.randn(1, 3, height, width), )
     with torch.no_grad():
@@ -88,7 +93,8 @@ def main(argv=None):
     if args.show_table:
         with torch.no_grad():
             print(get_model_complexity_info(model, inputs=inputs, show_arch=False)['out_table'])
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

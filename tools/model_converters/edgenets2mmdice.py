@@ -9,14 +9,15 @@ Example::
 Segmentation files become ``backbone.*`` / ``decode_head.*`` (mmseg
 EncoderDecoder), ImageNet files ``backbone.*`` / ``head.*`` (mmpretrain
 ImageClassifier). The inferred width scale s, build size and number of classes
-are printed; unknown or missing keys abort with the list of keys.
+are printed and recorded in the checkpoint's ``meta`` (with ``deploy=False``),
+which the loading tools name when a config builds another width; unknown or
+missing keys abort with the list of keys.
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
 from mmdice.apis import convert_edgenets_checkpoint
+from mmdice.utils import OutputFileError, report_error
 
 
 def parse_args(argv=None):
@@ -29,16 +30,12 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not osp.isfile(args.src):
-        print(f'error: source checkpoint {args.src!r} does not exist', file=sys.stderr)
-        return 1
-    out_dir = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(out_dir, exist_ok=True)
     try:
         result = convert_edgenets_checkpoint(args.src, args.dst)
+    except OutputFileError as error:
+        return report_error(error)
     except ValueError as error:
-        print(f'error: cannot convert {args.src}: {error}', file=sys.stderr)
-        return 1
+        return report_error(f'cannot convert {args.src}: {error}')
     print(f'task: {result.task}')
     print(f'widen_factor (s): {result.widen_factor}')
     print(f'input_size (build size of the DiCE units): {result.input_size}')

@@ -12,11 +12,10 @@ the tool prints, e.g.::
         --cfg-options model.backbone.deploy=True
 """
 import argparse
-import os
-import os.path as osp
 import sys
 
 from mmdice.apis import deploy_cfg_options, reparameterize_checkpoint
+from mmdice.utils import TOOL_ERRORS, allow_mmengine_checkpoint_globals, report_error
 
 
 def parse_args(argv=None):
@@ -29,16 +28,11 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for name in ('config', 'checkpoint'):
-        if not osp.isfile(getattr(args, name)):
-            print(f'error: {name} {getattr(args, name)!r} does not exist', file=sys.stderr)
-            return 1
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    allow_mmengine_checkpoint_globals()
     try:
         model = reparameterize_checkpoint(args.config, args.checkpoint, args.out)
-    except ValueError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except TOOL_ERRORS as error:
+        return report_error(error)
     print(f'saved the deploy checkpoint to {args.out}; load it with '
           f'--cfg-options {" ".join(deploy_cfg_options(model))}')
     return 0

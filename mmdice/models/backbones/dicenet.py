@@ -166,8 +166,10 @@ class DiCENet(BaseModule, DeployMixin):
 
     @staticmethod
     def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-        size = (input_size, input_size) if isinstance(input_size, numbers.Integral) \
-            else tuple(input_size)
+        if isinstance(input_size, numbers.Integral):
+            size = (input_size, input_size)
+        else:  # a float or another non-sequence is no size: rejected below
+            size = tuple(input_size) if isinstance(input_size, Sequence) else ()
         if len(size) != 2 or not all(
                 isinstance(side, numbers.Integral) and side > 0 and side % 32 == 0
                 for side in size):
