@@ -9,7 +9,9 @@ import pytest
 import torch
 
 pytest.importorskip('mmengine')
-from mmdice.utils.tool_inputs import InputFileError, load_config, read_checkpoint  # noqa: E402
+from mmdice.utils.tool_inputs import (InputFileError, OutputFileError,  # noqa: E402
+                                      check_output_file, load_config, read_checkpoint,
+                                      write_checkpoint)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHAPES_CONFIG = REPO_ROOT / 'configs' / 'dicenet' / 'dicenet-s0.5_1xb32_shapes-64px.py'
@@ -97,3 +99,62 @@ def test_read_checkpoint_reasons(tmp_path, zip_format, keep, reason):
     whole = tmp_path / 'whole.pth'
     torch.save({'weight': torch.ones(3)}, whole, _use_new_zipfile_serialization=zip_format)
     assert torch.equal(read_checkpoint(str(whole))['weight'], torch.ones(3))
+
+
+def test_reparameterize_reports_truncated_checkpoint(tmp_path):
+    checkpoint = truncated_checkpoint(tmp_path / 'epoch_1.pth', zip_format=True, keep=0.5)
+    out = tmp_path / 'deploy.pth'
+    line = run_tool('model_converters/reparameterize_model.py', SHAPES_CONFIG, checkpoint, out)
+    assert line.startswith(f'error: cannot read checkpoint {checkpoint}: ')
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['epoch_1.pth']
+
+
+def unwritable_output(tmp_path):
+    """An output path below a regular file: no one can write it, root included."""
+    blocker = tmp_path / 'not_a_folder'
+    blocker.write_text('')
+    return blocker / 'out' / 'converted.pth', blocker
+
+
+def test_reparameterize_reports_unwritable_output(tmp_path):
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save({'weight': torch.ones(1)}, checkpoint)
+    out, blocker = unwritable_output(tmp_path)
+    line = run_tool('model_converters/reparameterize_model.py', SHAPES_CONFIG, checkpoint, out)
+    assert line == f'error: cannot write output checkpoint {out}: {blocker} is not a folder'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['not_a_folder', 'trained.pth']
+
+
+def test_converter_reports_unwritable_output(tmp_path):
+    src = tmp_path / 'dicenet.pth'
+    torch.save({'level1.cbr.0.weight': torch.ones(1)}, src)
+    out, blocker = unwritable_output(tmp_path)
+    line = run_tool('model_converters/edgenets2mmdice.py', src, out)
+    assert line == f'error: cannot write output checkpoint {out}: {blocker} is not a folder'
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['dicenet.pth', 'not_a_folder']
+
+
+def test_float_input_size_is_one_error_line():
+    line = run_tool('analysis_tools/get_flops.py', SHAPES_CONFIG, '--cfg-options',
+                    'model.backbone.input_size=224.0')
+    assert line.startswith('error: ')
+    assert 'input_size must be a positive multiple of 32' in line
+    assert line.endswith('got 224.0')
+
+
+def test_write_checkpoint_leaves_no_file_when_saving_fails(tmp_path, monkeypatch):
+    out = tmp_path / 'out.pth'
+
+    def save_half_then_fail(obj, path):
+        with open(path, 'wb') as file:
+            file.write(b'PK\x03\x04 half a checkpoint')
+        raise RuntimeError('[enforce fail at inline_container.cc:747] . unexpected pos')
+
+    monkeypatch.setattr(torch, 'save', save_half_then_fail)
+    with pytest.raises(OutputFileError,
+                       match=f'cannot write output checkpoint {out}: RuntimeError: '):
+        write_checkpoint({'weight': torch.ones(1)}, str(out))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputFileError, match=f'cannot write output checkpoint {tmp_path}: '
+                       'it is a folder'):
+        check_output_file(str(tmp_path))
