@@ -29,8 +29,9 @@ SETTING_KEYS = ('task', 'widen_factor', 'input_size', 'deploy')
 _TASKS = (('decode_head', 'segmentation'), ('bbox_head', 'detection'), ('head', 'classification'))
 
 
-class CheckpointMismatchError(InputFileError):
-    """A checkpoint whose tensors do not fit the model it is loaded into."""
+class CheckpointMismatchError(InputFileError, RuntimeError):
+    """A checkpoint whose tensors do not fit the model it is loaded into (a
+    RuntimeError too, as mmengine's strict ``load_checkpoint`` raises)."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -133,9 +134,9 @@ def check_checkpoint_fits(model: nn.Module,
         parts.append(f'{len(shapes)} tensors differ in shape (first {key}: '
                      f'checkpoint {ckpt}, model {ours})')
     if missing:
-        parts.append(f'{len(missing)} missing (first {missing[0]})')
+        parts.append(f'missing keys: {len(missing)} (first {missing[0]})')
     if unexpected:
-        parts.append(f'{len(unexpected)} unexpected (first {unexpected[0]})')
+        parts.append(f'unexpected keys: {len(unexpected)} (first {unexpected[0]})')
     message = (f'checkpoint {path} does not fit {target}: {", ".join(parts)}'
                f'{_settings_difference(checkpoint, model)}')
     raise CheckpointMismatchError(f'{message}; {hint}' if hint else message)

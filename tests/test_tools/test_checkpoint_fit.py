@@ -25,7 +25,8 @@ CONFIG = REPO_ROOT / 'configs' / 'dicenet' / 'dicenet-s0.5_1xb32_shapes-64px.py'
 MISMATCH = (rf'error: checkpoint (?P<path>\S+) does not fit the model of {CONFIG}: '
             r'(?P<count>\d+) tensors differ in shape \(first (?P<key>backbone\.\S+): '
             r'checkpoint (?P<theirs>\[[\d, ]+\]), model (?P<ours>\[[\d, ]+\])\), '
-            r'1 missing \(first head\.fc\.bias\), 1 unexpected \(first extra\.weight\); '
+            r'missing keys: 1 \(first head\.fc\.bias\), '
+            r'unexpected keys: 1 \(first extra\.weight\); '
             r'the checkpoint is for widen_factor=1\.0, the model builds widen_factor=0\.5; '
             r'--allow-partial-load loads only the tensors that fit$')
 
