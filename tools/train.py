@@ -45,9 +45,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--allow-partial-load',
         action='store_true',
-        help='start from (load_from or --resume) a checkpoint that does not fit the model (tensors of other '
-        'shapes, missing or unexpected keys), listing those keys in the log; without it that '
-        'is an error')
+        help='start from (load_from or --resume) a checkpoint that does not fit the model '
+        '(tensors of other shapes, missing or unexpected keys), listing those keys in the log; '
+        'without it that is an error')
     add_launch_args(parser, 'train_cfg.max_epochs=5 optim_wrapper.optimizer.lr=0.01')
     return parse_launch_args(parser, argv)
 
