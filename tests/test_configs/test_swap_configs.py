@@ -11,9 +11,11 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 
-from mmdice.models import DiCENet
+for codebase in ('mmpretrain', 'mmdet', 'mmseg'):
+    pytest.importorskip(codebase)
+from mmdice.models import DiCENet  # noqa: E402
 from mmdice.testing import (SHAPE_CLASSES, generate_shapes_classification,
-                            generate_shapes_detection, generate_shapes_segmentation)
+                            generate_shapes_detection, generate_shapes_segmentation)  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SWAP_DIR = REPO_ROOT / 'tests' / 'data' / 'configs' / 'swap'
@@ -37,6 +39,7 @@ def detection_dataset(root):
     dataset = shapes_config('ssd', 'dicenet-s0.5_ssd300_shapes.py').train_dataloader.dataset
     dataset.update(type='CocoDataset', data_root=str(root), pipeline=[
         dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+        dict(type='Resize', scale=(128, 128), keep_ratio=True),  # sets the scale factor
         dict(type='PackDetInputs')])
     return dataset, 128
 
@@ -119,7 +122,7 @@ def test_swap_config_trains_a_step_and_predicts_on_shapes(name, tmp_path):
     optim_wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9))
     losses = model.train_step(data, optim_wrapper)
     assert all(torch.isfinite(value) for value in losses.values()), losses
-    assert stem.grad is not None and not torch.equal(stem.detach(), before)
+    assert not torch.equal(stem.detach(), before)  # the step reached the backbone
 
     model.eval()
     with torch.no_grad():
