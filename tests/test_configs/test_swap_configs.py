@@ -1,6 +1,7 @@
 """The backbone-swap recipes of the README (tests/data/configs/swap): the codebases' own
 RetinaNet, Faster R-CNN, FCN, DeepLabV3 and ResNet-50 classifier configs with DiCENet
 swapped in build, take a training step and predict on a few generated shapes images."""
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,12 @@ def test_swap_config_trains_a_step_and_predicts_on_shapes(name, tmp_path):
     with torch.no_grad():
         predictions = model.val_step(data)
     assert len(predictions) == NUM_IMAGES
+
+
+def test_readme_channel_table_is_dicenet_level_channels():
+    readme = (REPO_ROOT / 'README.md').read_text()
+    rows = re.findall(r'^\| (\d+(?:\.\d+)?) +\|((?: +\d+ +\|){5})$', readme, flags=re.M)
+    table = {float(width): tuple(int(c) for c in cells.split('|') if c.strip())
+             for width, cells in rows}
+    assert table == {width: DiCENet(width, input_size=64).level_channels
+                     for width in DiCENet.arch_settings}
