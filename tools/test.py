@@ -40,7 +40,8 @@ def parse_args(argv=None):
 
 
 def enable_visualization(cfg, show_dir):
-    """Turn on the codebase's VisualizationHook so it writes images into ``show_dir``.
+    """Turn on the codebase's VisualizationHook so it writes an image of every
+    test image into ``show_dir``.
 
     The hook of each codebase takes different arguments, chosen by the
     config's ``default_scope``.
@@ -62,6 +63,8 @@ def enable_visualization(cfg, show_dir):
     else:
         raise ValueError(f'--show-dir supports default_scope mmpretrain, mmdet or mmseg, '
                          f'got {scope}')
+    # the hooks draw every ``interval``-th test iteration (50 or 5000 by default): every image
+    hook.interval = 1
 
 
 def merge_args(cfg, args):

@@ -1,7 +1,10 @@
 # DiCENet s=0.5 segmentation on the embedded shapes data set (VOC layout), a
-# CPU-sized smoke-training recipe. Make the data with
+# CPU-sized smoke-training recipe. Make the data with (writes data/shapes/segmentation,
+# beside data/shapes/classification and data/shapes/detection)
+#   python tools/dataset_converters/generate_shapes.py --task all --out data/shapes
+# or only this set (200 images of 64x64, the generator's defaults):
 #   python tools/dataset_converters/generate_shapes.py --task segmentation \
-#       --out data/shapes_seg --num-images 200 --image-size 64
+#       --out data/shapes/segmentation --num-images 200 --image-size 64
 # Classes: 'background' + mmdice.testing.shapes.SHAPE_CLASSES. The DiCE units
 # are built for the 64x64 input (input_size=64, i.e. 8x8 / 4x4 maps).
 _base_ = [
@@ -23,7 +26,7 @@ model = dict(
         num_classes=len(classes)))
 
 dataset_type = 'BaseSegDataset'
-data_root = 'data/shapes_seg'
+data_root = 'data/shapes/segmentation'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

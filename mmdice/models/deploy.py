@@ -1,7 +1,8 @@
 """Deploy (inference) form of the mmdice modules, and of any model containing them."""
 from typing import Iterator, Tuple
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 
 class DeployMixin:
@@ -13,6 +14,13 @@ class DeployMixin:
     convention). Those that configs build as a model part (``DiCENet``, the
     heads, the neck) take a ``deploy`` argument that builds the converted
     form directly, to load a converted checkpoint.
+
+    The deploy form runs fused ops without autograd, so it cannot be
+    trained: ``train()`` (what training loops call) raises, and so does a
+    forward that would need a gradient of the fused op (grad mode on and the
+    input or the fused weights requiring grad). Inference calls ``eval()``
+    and runs under ``torch.no_grad()``. Subclasses list this mixin before
+    their ``nn.Module`` base so that its ``train`` comes first.
     """
 
     #: whether the module is in its deploy form.
@@ -20,6 +28,26 @@ class DeployMixin:
 
     def switch_to_deploy(self) -> None:
         raise NotImplementedError(f'{type(self).__name__} must implement switch_to_deploy')
+
+    def train(self, mode: bool = True):
+        if mode and self.deploy:
+            raise RuntimeError(self._inference_only_message('cannot be put in training mode'))
+        return super().train(mode)
+
+    def refuse_gradient(self, x: Tensor, weight: Tensor) -> None:
+        """Raise if a gradient of the fused op computed on ``x`` with ``weight``
+        could be asked for (the ops have no autograd: it would be silently wrong)."""
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+            raise RuntimeError(self._inference_only_message(
+                'cannot compute gradients (run it under torch.no_grad() or '
+                'torch.inference_mode() for inference)'))
+
+    def _inference_only_message(self, refusal: str) -> str:
+        return (f'{type(self).__name__} is in its deploy form (deploy=True), which is for '
+                f'inference only (fused ops without autograd) and {refusal}; to train, '
+                f'build the training form (deploy=False, e.g. --cfg-options '
+                f'model.backbone.deploy=False) from a training-form checkpoint, and '
+                f'convert it with switch_to_deploy() after training')
 
 
 def outermost_deploy_modules(model: nn.Module,

@@ -17,7 +17,7 @@ from ..utils import fold_conv_module
 
 
 @MODELS.register_module()
-class DiCENet(BaseModule, DeployMixin):
+class DiCENet(DeployMixin, BaseModule):
     """DiCENet backbone.
 
     Levels (``out_indices`` select them; channels from :attr:`arch_settings`

@@ -21,7 +21,7 @@ from mmdice.registry import MODELS
 
 
 @MODELS.register_module()
-class DiCESegHead(BaseDecodeHead, DeployMixin):
+class DiCESegHead(DeployMixin, BaseDecodeHead):
     """DiCENet segmentation head (bottom-up decoder with pyramid pooling).
 
     Takes the encoder maps at strides (2, 4, 8, 16) (``in_index`` selects them

@@ -16,7 +16,7 @@ from ..utils import fold_conv_module
 
 
 @MODELS.register_module()
-class DiCESSDHead(SSDHead, DeployMixin):
+class DiCESSDHead(DeployMixin, SSDHead):
     """:class:`mmdet.models.dense_heads.SSDHead` that also predicts.
 
     It records ``loss_cls`` as what SSD's loss computes: a softmax cross

@@ -16,7 +16,7 @@ from .norm_act import norm_act
 
 
 @MODELS.register_module()
-class DiCEUnit(BaseModule, DeployMixin):
+class DiCEUnit(DeployMixin, BaseModule):
     """Dimension-wise convolution (DimConv) + dimension-wise fusion (DimFuse).
 
     ``dim_conv`` (:class:`~mmdice.ops.DimConv2d`) -> ``dim_norm`` + ``dim_act``
@@ -92,6 +92,7 @@ class DiCEUnit(BaseModule, DeployMixin):
     def _dim_fuse_input(self, x: Tensor) -> Tensor:
         """The 3C activated DimConv channels; in the deploy form the C locally fused ones."""
         if self.deploy:
+            self.refuse_gradient(x, self.dim_conv_fuse.weight_depth)
             return self.dim_conv_fuse(x)
         return norm_act(self.dim_conv(x), self.dim_norm, self.dim_act)
 

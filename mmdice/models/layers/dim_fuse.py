@@ -22,7 +22,7 @@ PIECEWISE_LINEAR = (nn.PReLU, nn.LeakyReLU, nn.ReLU, nn.Identity)
 
 
 @MODELS.register_module()
-class ChannelGate(BaseModule, DeployMixin):
+class ChannelGate(DeployMixin, BaseModule):
     """Global fusion gate of DimFuse (squeeze-and-excitation style).
 
     ``GAP -> 1x1 conv (C -> floor(C / reduction), no bias) -> ReLU ->
@@ -66,7 +66,7 @@ class ChannelGate(BaseModule, DeployMixin):
 
 
 @MODELS.register_module()
-class DimFuse(BaseModule, DeployMixin):
+class DimFuse(DeployMixin, BaseModule):
     """Dimension-wise fusion of a DiCE unit.
 
     Input: the 3C interleaved channels of a DimConv (channel ``3c + g`` is

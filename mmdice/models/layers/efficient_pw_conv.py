@@ -18,7 +18,7 @@ from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
-class EfficientPWConv(BaseModule, DeployMixin):
+class EfficientPWConv(DeployMixin, BaseModule):
     """``expansion(x) * gate(x)`` with a grouped 3x3 expansion and a 1x1 gate.
 
     ``expansion`` is a 3x3 conv (groups = gcd(in, out)) + norm + activation;

@@ -28,7 +28,7 @@ def _scaled_size(size: int, scale: float) -> int:
 
 
 @MODELS.register_module()
-class EfficientPyrPool(BaseModule, DeployMixin):
+class EfficientPyrPool(DeployMixin, BaseModule):
     """Efficient pyramid pooling.
 
     1. ``projection``: 1x1 conv in -> p + norm + act.

@@ -17,7 +17,7 @@ from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
-class ShuffleDiCEBlock(BaseModule, DeployMixin):
+class ShuffleDiCEBlock(DeployMixin, BaseModule):
     """ShuffleNetV2-style block whose right branch is a DiCE unit.
 
     The first ``round(0.5 * in_channels)`` input channels pass through

@@ -17,7 +17,7 @@ from .norm_act import ConvNormAct
 
 
 @MODELS.register_module()
-class StridedDiCE(BaseModule, DeployMixin):
+class StridedDiCE(DeployMixin, BaseModule):
     """Stride-2 DiCE unit: C channels at H x W -> 2C channels at H/2 x W/2.
 
     * ``left``: depth-wise 3x3 stride-2 conv + norm + act, then 1x1 conv + norm + act;

@@ -32,7 +32,7 @@ def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dic
 
 
 @MODELS.register_module()
-class DiCESSDNeck(BaseModule, DeployMixin):
+class DiCESSDNeck(DeployMixin, BaseModule):
     """Extra levels plus bottom-up decoding for an SSD head.
 
     1. ``extra_levels[i]`` (:func:`extra_level`) extend the backbone maps
