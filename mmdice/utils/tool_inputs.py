@@ -5,17 +5,23 @@ line naming the file and the reason (:class:`InputFileError`), which the
 tools print before exiting with status 1, instead of a traceback from deep
 inside torch.load or mmengine's Runner.
 """
+import os
 import os.path as osp
 import pickle
+import tempfile
 import zipfile
 
 import torch
 
-__all__ = ['InputFileError', 'load_config', 'read_checkpoint']
+__all__ = ['InputFileError', 'OutputFileError', 'check_output_file', 'load_config', 'read_checkpoint']
 
 
 class InputFileError(ValueError):
     """An input file of a tool that cannot be used; the message names the file and why."""
+
+
+class OutputFileError(ValueError):
+    """An output path of a tool that cannot be written; the message names the path and why."""
 
 
 def _reason(error: BaseException) -> str:
@@ -57,3 +63,19 @@ def read_checkpoint(path: str, **load_kwargs):
                 'a truncated or corrupt file, or not written by torch.save?')
         raise InputFileError(
             f'cannot read checkpoint {path}: {_reason(error)} ({hint})') from error
+
+
+def check_output_file(path: str) -> None:
+    """Make the folder of the output file ``path`` and write a probe file in it,
+    so that a tool fails before its work, not after; OutputFileError naming the
+    path and why otherwise."""
+    if osp.isdir(path):
+        raise OutputFileError(f'cannot write {path}: it is a directory')
+    folder = osp.dirname(osp.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OutputFileError(
+            f'cannot write to {folder}: {error.strerror or _reason(error)}') from error
