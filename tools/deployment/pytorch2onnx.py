@@ -32,9 +32,6 @@ from mmdice.utils.tool_inputs import (InputFileError, OutputFileError, check_out
 #: Largest relative error of the onnxruntime outputs accepted by the check.
 TOLERANCE = 1e-3
 
-#: DiCENet's deepest level has stride 32.
-DICENET_STRIDE = 32
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -47,8 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--output-file', required=True, help='output .onnx path')
     parser.add_argument('--shape', type=int, nargs=4, default=[1, 3, 224, 224],
                         metavar=('N', 'C', 'H', 'W'),
-                        help='example input shape: C the model\'s input channels, H and W '
-                        f'multiples of {DICENET_STRIDE} for DiCENet models')
+                        help='example input shape: C the model\'s input channels; H and W '
+                        'any size the model runs at (DiCENet-SSD300: 288 or more)')
     parser.add_argument('--deploy', action='store_true',
                         help='export the deploy form (mmdice.models.switch_to_deploy)')
     parser.add_argument('--no-check', dest='check', action='store_false',
@@ -72,16 +69,11 @@ def output_names(model: nn.Module, outputs) -> list:
 
 def shape_error(model: nn.Module, module: nn.Module, example: torch.Tensor):
     """Why the model cannot take ``example`` (a message naming --shape), or None."""
-    from mmdice.models.backbones import DiCENet
     shape = list(example.shape)
     first_conv = next((layer for layer in model.modules() if isinstance(layer, nn.Conv2d)), None)
     if first_conv is not None and shape[1] != first_conv.in_channels:
         return (f'--shape {shape}: the model takes {first_conv.in_channels} input channels, '
                 f'got C={shape[1]}')
-    if any(isinstance(layer, DiCENet) for layer in model.modules()) and (
-            shape[2] % DICENET_STRIDE or shape[3] % DICENET_STRIDE):
-        return (f'--shape {shape}: H and W must be multiples of {DICENET_STRIDE} for '
-                f'DiCENet, got {shape[2]}x{shape[3]}')
     try:
         with torch.no_grad():
             module(example)
