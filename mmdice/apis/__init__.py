@@ -4,10 +4,12 @@ checkpoint, convert the authors' EdgeNets checkpoints, export to ONNX."""
 from .deploy import deploy_cfg_options, reparameterize_checkpoint
 from .edgenets import convert_edgenets_checkpoint, load_edgenets_state_dict
 from .model import TensorModeWrapper, build_model_from_config
-from .onnx_export import OPSET, check_onnx, export_onnx, flat_outputs, onnx_session
+from .onnx_export import (FIXED_SPATIAL_REASON, OPSET, check_onnx, export_onnx, flat_outputs,
+                          has_fixed_spatial_size, onnx_session)
 
 __all__ = [
     'build_model_from_config', 'TensorModeWrapper', 'deploy_cfg_options',
     'reparameterize_checkpoint', 'convert_edgenets_checkpoint', 'load_edgenets_state_dict',
-    'OPSET', 'check_onnx', 'export_onnx', 'flat_outputs', 'onnx_session'
+    'FIXED_SPATIAL_REASON', 'OPSET', 'check_onnx', 'export_onnx', 'flat_outputs',
+    'has_fixed_spatial_size', 'onnx_session'
 ]

@@ -1,5 +1,9 @@
 """ONNX export of mmdice models (torch's dynamo exporter) and its onnxruntime check."""
-from typing import List, Tuple
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -9,20 +13,72 @@ from torch.utils import _pytree
 #: ONNX opset of the exports.
 OPSET = 18
 
+#: Largest initializer total written inside the ``.onnx`` file itself: protobuf
+#: cannot serialize a message of 2 GiB or more, so larger models keep their
+#: weights in a ``<file>.data`` beside it.
+MAX_INLINE_BYTES = 2**31 - 2**24
+
+#: Why DiCENet models keep their export's height and width.
+FIXED_SPATIAL_REASON = (
+    'DimConv (DiCENet) convolves each row and each column with its own kernel, '
+    'so its height- and width-wise Convs have one group per row/column of the export size')
+
 
 def flat_outputs(outputs) -> List[torch.Tensor]:
     """The tensors of a nested output, in the order ONNX lists them."""
     return [leaf for leaf in _pytree.tree_leaves(outputs) if isinstance(leaf, torch.Tensor)]
 
 
-def export_onnx(module: nn.Module, example: torch.Tensor, path: str) -> None:
-    """Export ``module(example)`` to ``path`` with the mmdice ops translated."""
+def has_fixed_spatial_size(module: nn.Module) -> bool:
+    """Whether an export of ``module`` only runs at the height and width it was
+    exported at (it has DimConv layers, see :data:`FIXED_SPATIAL_REASON`)."""
+    from mmdice.ops import DimConv2d, DimConvFuse2d
+    return any(isinstance(layer, (DimConv2d, DimConvFuse2d)) for layer in module.modules())
+
+
+def export_onnx(module: nn.Module,
+                example: torch.Tensor,
+                path: str,
+                output_names: Optional[Sequence[str]] = None,
+                dynamic_spatial: Optional[bool] = None) -> List[str]:
+    """Export ``module(example)`` to ``path`` with the mmdice ops translated.
+
+    The input ``input`` has a dynamic batch axis, and dynamic height and width
+    unless ``dynamic_spatial`` is False (default: unless the module has DimConv
+    layers, see :func:`has_fixed_spatial_size`). Models under 2 GiB are written
+    as one self-contained file, larger ones as ``path`` and ``path + '.data'``.
+    Both are written to a temporary folder beside ``path`` and then moved in, so
+    a failed export leaves nothing behind. Returns the written paths.
+    """
     from mmdice.ops.onnx import onnx_translation_table, prelu_slopes_at_most_one
     module.eval()
+    if dynamic_spatial is None:
+        dynamic_spatial = not has_fixed_spatial_size(module)
+    axes = {0: torch.export.Dim.AUTO}
+    if dynamic_spatial:
+        axes.update({axis: torch.export.Dim.AUTO for axis in range(2, example.dim())})
     table = onnx_translation_table(prelu_slopes_at_most_one(module))
     with torch.no_grad():
-        torch.onnx.export(module, (example, ), path, dynamo=True, opset_version=OPSET,
-                          input_names=['input'], custom_translation_table=table)
+        program = torch.onnx.export(module, (example, ), None, dynamo=True, opset_version=OPSET,
+                                    input_names=['input'], output_names=output_names,
+                                    dynamic_shapes=(axes, ), custom_translation_table=table)
+    weight_bytes = sum(value.const_value.nbytes
+                       for value in program.model.graph.initializers.values()
+                       if value.const_value is not None)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.onnx-export-', dir=folder)
+    try:
+        program.save(osp.join(staging, osp.basename(path)),
+                     external_data=weight_bytes > MAX_INLINE_BYTES)
+        written = []
+        for name in sorted(os.listdir(staging)):  # the .onnx first, then its .data
+            target = osp.join(folder, name)
+            os.replace(osp.join(staging, name), target)
+            written.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
 
 
 def onnx_session(path: str, threads: int = 0):
