@@ -12,12 +12,10 @@ import sys
 from mmengine.evaluator import DumpResults
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
-from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
-                                  check_dataset_paths, distributed_session,
-                                  parse_launch_args, prepare_cpu_distributed)
-from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals,
-                          check_model_checkpoint, check_output_file, load_config,
-                          read_checkpoint, report_error)
+from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_checked_runner,
+                                  check_dataset_paths, distributed_session, parse_launch_args)
+from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals, check_output_file,
+                          load_config, read_checkpoint, report_error)
 
 
 def parse_args(argv=None):
@@ -98,18 +96,6 @@ def check_inputs(args):
     return cfg
 
 
-def build_checked_runner(cfg, args):
-    """The Runner, once its model is known to fit the checkpoint (mmengine
-    loads it non-strictly: tensors of other shapes would be skipped)."""
-    prepare_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    check_model_checkpoint(
-        runner.model, args.checkpoint, allow_partial=args.allow_partial_load,
-        target=f'the model of {args.config}', logger=runner.logger,
-        hint='--allow-partial-load loads only the tensors that fit')
-    return runner
-
-
 def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
@@ -120,7 +106,7 @@ def main():
         sys.exit(report_error(error))
     with distributed_session():
         try:
-            runner = build_checked_runner(cfg, args)
+            runner = build_checked_runner(cfg, args, args.checkpoint)
         except TOOL_ERRORS as error:
             sys.exit(report_error(error))
         if args.out is not None:

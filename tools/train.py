@@ -11,11 +11,10 @@ import os.path as osp
 import sys
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
-from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
-                                  check_dataset_paths, distributed_session,
-                                  parse_launch_args, prepare_cpu_distributed)
-from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals,
-                          check_model_checkpoint, load_config, read_checkpoint, report_error)
+from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_checked_runner,
+                                  check_dataset_paths, distributed_session, parse_launch_args)
+from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals, load_config,
+                          read_checkpoint, report_error)
 
 AMP_OPTIM_WRAPPERS = ('AmpOptimWrapper', 'mmdice.BF16OptimWrapper', 'BF16OptimWrapper')
 
@@ -111,21 +110,6 @@ def checkpoint_to_load(cfg):
     return None
 
 
-def build_checked_runner(cfg, args):
-    """The Runner, once its model is known to fit the checkpoint it will load
-    (mmengine loads ``load_from`` and resumes non-strictly: tensors of other
-    shapes would be skipped)."""
-    prepare_cpu_distributed(cfg, args.launcher)
-    runner = build_runner(cfg)
-    checkpoint = checkpoint_to_load(cfg)
-    if checkpoint is not None:
-        check_model_checkpoint(
-            runner.model, checkpoint, allow_partial=args.allow_partial_load,
-            target=f'the model of {args.config}', logger=runner.logger,
-            hint='--allow-partial-load loads only the tensors that fit')
-    return runner
-
-
 def main():
     args = parse_args()
     allow_mmengine_checkpoint_globals()
@@ -138,7 +122,7 @@ def main():
         sys.exit(report_error(error))
     with distributed_session():
         try:
-            runner = build_checked_runner(cfg, args)
+            runner = build_checked_runner(cfg, args, checkpoint_to_load(cfg))
         except TOOL_ERRORS as error:
             sys.exit(report_error(error))
         runner.train()

@@ -60,6 +60,22 @@ def build_runner(cfg):
     return RUNNERS.build(cfg)
 
 
+def build_checked_runner(cfg, args, checkpoint):
+    """The Runner of ``cfg`` (distributed set-up from ``args.launcher``), once its
+    model is known to fit ``checkpoint`` (None: nothing to load). mmengine loads
+    non-strictly, skipping tensors of other shapes; ``args.allow_partial_load``
+    accepts that, listing what does not fit in the log."""
+    from mmdice.utils import check_model_checkpoint
+    prepare_cpu_distributed(cfg, args.launcher)
+    runner = build_runner(cfg)
+    if checkpoint is not None:
+        check_model_checkpoint(
+            runner.model, checkpoint, allow_partial=args.allow_partial_load,
+            target=f'the model of {args.config}', logger=runner.logger,
+            hint='--allow-partial-load loads only the tensors that fit')
+    return runner
+
+
 def prepare_cpu_distributed(cfg, launcher):
     """Let ``torchrun ... --launcher pytorch`` train on CPUs with the gloo backend.
 
