@@ -33,7 +33,8 @@ def parse_args(argv=None):
     add_launch_args(parser, 'test_dataloader.batch_size=1')
     args = parse_launch_args(parser, argv)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out}')
+        bad_out = ValueError(f'--out must be a .pkl or .pickle file, got {args.out}')
+        sys.exit(report_error(bad_out))
     return args
 
 

@@ -63,6 +63,11 @@ def test_test_reports_unreadable_checkpoint(tmp_path):
     assert line.endswith('(a truncated or corrupt file, or not written by torch.save?)')
 
 
+def test_test_reports_bad_out_suffix(tmp_path):
+    line = run_tool('test.py', SHAPES_CONFIG, tmp_path / 'epoch_1.pth', '--out', 'foo.txt')
+    assert line == 'error: --out must be a .pkl or .pickle file, got foo.txt'
+
+
 def test_train_reports_unreadable_resume_checkpoint(tmp_path):
     checkpoint = truncated_checkpoint(tmp_path / 'epoch_1.pth', zip_format=True, keep=0.02)
     line = run_tool('train.py', SHAPES_CONFIG, '--work-dir', tmp_path, '--resume', checkpoint)
