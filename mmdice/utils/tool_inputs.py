@@ -14,6 +14,7 @@ import os.path as osp
 import pickle
 import sys
 import zipfile
+from typing import Union
 
 import torch
 
@@ -36,7 +37,7 @@ class OutputFileError(InputFileError):
 TOOL_ERRORS = (InputFileError, FileNotFoundError, ValueError)
 
 
-def report_error(error: BaseException) -> int:
+def report_error(error: Union[BaseException, str]) -> int:
     """Print ``error: <message>`` as one line on stderr; returns the exit status 1."""
     message = ' '.join(line.strip() for line in str(error).strip().splitlines())
     print(f'error: {message or type(error).__name__}', file=sys.stderr)

@@ -26,8 +26,8 @@ from torch import nn
 
 from mmdice.apis import (FIXED_SPATIAL_REASON, TensorModeWrapper, build_model_from_config,
                          check_onnx, export_onnx, flat_outputs, has_fixed_spatial_size)
-from mmdice.utils.tool_inputs import (InputFileError, OutputFileError, check_output_file,
-                                      load_config, read_checkpoint)
+from mmdice.utils.tool_inputs import (InputFileError, check_output_file, load_config,
+                                      read_checkpoint, report_error)
 
 #: Largest relative error of the onnxruntime outputs accepted by the check.
 TOLERANCE = 1e-3
@@ -86,23 +86,20 @@ def shape_error(model: nn.Module, module: nn.Module, example: torch.Tensor):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if any(side < 1 for side in args.shape):
-        print(f'error: --shape must be four positive ints, got {args.shape}', file=sys.stderr)
-        return 1
+        return report_error(f'--shape must be four positive ints, got {args.shape}')
     try:
         check_output_file(args.output_file, 'ONNX file')
         cfg = load_config(args.config)
         if args.checkpoint is not None:
             read_checkpoint(args.checkpoint)
-    except (InputFileError, OutputFileError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    except InputFileError as error:
+        return report_error(error)
     model = build_model_from_config(cfg, args.checkpoint, deploy=args.deploy)
     module = TensorModeWrapper(model).eval()
     example = torch.randn(*args.shape)
     problem = shape_error(model, module, example)
     if problem is not None:
-        print(f'error: {problem}', file=sys.stderr)
-        return 1
+        return report_error(problem)
     if has_fixed_spatial_size(model):
         print(f'warning: the export runs only at H x W = {args.shape[2]} x {args.shape[3]} '
               f'(the batch axis is dynamic): {FIXED_SPATIAL_REASON}', file=sys.stderr)
@@ -117,8 +114,7 @@ def main(argv=None) -> int:
             print(f'onnxruntime vs PyTorch at {list(inputs.shape)}: {outputs} outputs, '
                   f'max relative error {error:.2e}')
             if error > TOLERANCE:
-                print(f'error: the relative error exceeds {TOLERANCE}', file=sys.stderr)
-                return 1
+                return report_error(f'the relative error exceeds {TOLERANCE}')
     return 0
 
 
