@@ -3,21 +3,19 @@ Efficient Networks"), following the authors' EdgeNets code."""
 import numbers
 from typing import Optional, Sequence, Tuple, Union
 
-from mmengine.model import BaseModule, ModuleList, Sequential
-import torch
+from mmengine.model import ModuleList, Sequential
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
-from ..deploy import DeployMixin
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
 from ..layers.norm_act import ConvNormAct
 from ..utils import fold_conv_module
+from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone
 
 
 @MODELS.register_module()
-class DiCENet(DeployMixin, BaseModule):
+class DiCENet(BaseDiCEBackbone):
     """DiCENet backbone.
 
     Levels (``out_indices`` select them; channels from :attr:`arch_settings`
@@ -88,12 +86,7 @@ class DiCENet(DeployMixin, BaseModule):
                  act_cfg: dict = dict(type='PReLU'),
                  with_cp: bool = False,
                  deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = (
-                     dict(type='Kaiming', layer='Conv2d', mode='fan_out',
-                          nonlinearity='relu', distribution='normal'),
-                     dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1, bias=0))):
-        if isinstance(init_cfg, tuple):
-            init_cfg = list(init_cfg)
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(widen_factor, numbers.Real) or isinstance(widen_factor, bool) \
                 or widen_factor not in self.arch_settings:
@@ -102,22 +95,12 @@ class DiCENet(DeployMixin, BaseModule):
         self.input_size = self._check_input_size(input_size)
         if num_stages not in range(1, len(self.stage_blocks) + 1):
             raise ValueError(f'num_stages must be 1, 2 or 3, got {num_stages!r}')
-        num_levels = num_stages + 2
-        if isinstance(out_indices, numbers.Integral):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
-        if not out_indices or not all(index in range(num_levels) for index in out_indices):
-            raise ValueError(f'out_indices must be a non-empty sequence of levels in '
-                             f'range(0, {num_levels}) for num_stages={num_stages}, '
-                             f'got {out_indices!r}')
-        if frozen_stages not in range(-1, num_stages + 1):
-            raise ValueError(f'frozen_stages must be in range(-1, {num_stages + 1}) for '
-                             f'num_stages={num_stages}, got {frozen_stages!r}')
+        context = f' for num_stages={num_stages}'
+        self.out_indices = self._check_out_indices(out_indices, num_stages + 2, context)
+        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages, context)
         self.widen_factor = widen_factor
         self.channels = list(self.arch_settings[widen_factor])
         self.num_stages = num_stages
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
 
@@ -146,7 +129,7 @@ class DiCENet(DeployMixin, BaseModule):
         #: channels of every level 0 .. num_stages + 1.
         self.level_channels = tuple(level_channels)
         #: channels of the returned levels, shallowest first (as ``forward``).
-        self.out_channels = tuple(level_channels[i] for i in sorted(set(out_indices)))
+        self.out_channels = tuple(level_channels[i] for i in sorted(set(self.out_indices)))
         self.deploy = False
         if deploy:
             self.switch_to_deploy()
@@ -164,19 +147,6 @@ class DiCENet(DeployMixin, BaseModule):
                 unit.switch_to_deploy()
         self.deploy = True
 
-    @staticmethod
-    def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
-        if isinstance(input_size, numbers.Integral):
-            size = (input_size, input_size)
-        else:  # a float or another non-sequence is no size: rejected below
-            size = tuple(input_size) if isinstance(input_size, Sequence) else ()
-        if len(size) != 2 or not all(
-                isinstance(side, numbers.Integral) and side > 0 and side % 32 == 0
-                for side in size):
-            raise ValueError('input_size must be a positive multiple of 32 or (H, W) of '
-                             f'positive multiples of 32, got {input_size!r}')
-        return int(size[0]), int(size[1])
-
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first.
 
@@ -185,14 +155,7 @@ class DiCENet(DeployMixin, BaseModule):
         convolutions are several times faster so on CPU), so its outputs are
         channels-last tensors.
         """
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
-            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise ValueError(f'DiCENet input must be an image batch (N, 3, H, W), got {shape}')
-        if not x.is_floating_point():
-            raise ValueError(f'DiCENet input must be a floating-point tensor (normalised '
-                             f'images), got dtype {x.dtype}')
-        if self.deploy:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = self._check_images(x)
         levels = (self.stem, self.maxpool, *self.layers)
         outs = []
         if self._pool_before_stem_activation():
@@ -218,20 +181,3 @@ class DiCENet(DeployMixin, BaseModule):
         return (not stem.with_norm and stem.with_activation
                 and isinstance(stem.activate, nn.PReLU)
                 and bool((stem.activate.weight >= 0).all()))
-
-    def _freeze_stages(self) -> None:
-        if self.frozen_stages < 0:
-            return
-        for module in (self.stem, *self.layers[:self.frozen_stages]):
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True) -> 'DiCENet':
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
-        return self

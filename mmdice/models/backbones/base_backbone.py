@@ -1,0 +1,126 @@
+"""What the mmdice backbones share: argument and input checks, freezing, norm_eval."""
+import numbers
+from typing import Optional, Sequence, Tuple, Union
+
+from mmengine.model import BaseModule
+import torch
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..deploy import DeployMixin
+
+#: Default ``init_cfg`` of the backbones: Kaiming-normal fan_out for
+#: convolutions, weight 1 / bias 0 for norms, as the reference.
+DEFAULT_INIT_CFG = (
+    dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
+         distribution='normal'),
+    dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1, bias=0))
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None,
+                   min_ratio: float = 0.9) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor``, at least
+    ``min_value`` (default ``divisor``) and at least ``min_ratio * value``
+    (mmpretrain's ``make_divisible``)."""
+    if min_value is None:
+        min_value = divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < min_ratio * value:
+        new_value += divisor
+    return new_value
+
+
+class BaseDiCEBackbone(DeployMixin, BaseModule):
+    """Base of the mmdice backbones.
+
+    A subclass builds ``stem`` and ``layers`` (a ModuleList of stages), sets
+    ``frozen_stages`` (-1 freezes nothing, 0 the stem, i > 0 the stem and the
+    first i stages) and ``norm_eval``, and calls :meth:`_freeze_stages` last
+    in ``__init__``.
+    """
+
+    frozen_stages: int = -1
+    norm_eval: bool = False
+
+    def __init__(self, init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
+        if isinstance(init_cfg, tuple):
+            init_cfg = list(init_cfg)
+        super().__init__(init_cfg=init_cfg)
+
+    @staticmethod
+    def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+        """(H, W) of an int or (H, W) of positive multiples of 32."""
+        if isinstance(input_size, numbers.Integral):
+            size = (input_size, input_size)
+        else:  # a float or another non-sequence is no size: rejected below
+            size = tuple(input_size) if isinstance(input_size, Sequence) else ()
+        if len(size) != 2 or not all(
+                isinstance(side, numbers.Integral) and side > 0 and side % 32 == 0
+                for side in size):
+            raise ValueError('input_size must be a positive multiple of 32 or (H, W) of '
+                             f'positive multiples of 32, got {input_size!r}')
+        return int(size[0]), int(size[1])
+
+    @staticmethod
+    def _check_widen_factor(widen_factor: float) -> float:
+        """A positive finite real number (not a bool)."""
+        if not isinstance(widen_factor, numbers.Real) or isinstance(widen_factor, bool) \
+                or not 0 < widen_factor < float('inf'):
+            raise ValueError(f'widen_factor must be a positive number, got {widen_factor!r}')
+        return float(widen_factor)
+
+    @staticmethod
+    def _check_out_indices(out_indices: Union[int, Sequence[int]], num_levels: int,
+                           context: str = '') -> Tuple[int, ...]:
+        """A non-empty tuple of levels in ``range(num_levels)``; ``context``
+        ends the error message (e.g. ' for num_stages=2')."""
+        if isinstance(out_indices, numbers.Integral):
+            out_indices = (out_indices, )
+        out_indices = tuple(out_indices) if isinstance(out_indices, Sequence) else ()
+        if not out_indices or not all(
+                isinstance(index, numbers.Integral) and index in range(num_levels)
+                for index in out_indices):
+            raise ValueError(f'out_indices must be a non-empty sequence of levels in '
+                             f'range(0, {num_levels}){context}, got {out_indices!r}')
+        return out_indices
+
+    @staticmethod
+    def _check_frozen_stages(frozen_stages: int, num_stages: int, context: str = '') -> int:
+        """-1 .. num_stages; ``context`` ends the error message."""
+        if not isinstance(frozen_stages, numbers.Integral) or isinstance(frozen_stages, bool) \
+                or frozen_stages not in range(-1, num_stages + 1):
+            raise ValueError(f'frozen_stages must be in range(-1, {num_stages + 1}){context}, '
+                             f'got {frozen_stages!r}')
+        return int(frozen_stages)
+
+    def _check_images(self, x: Tensor) -> Tensor:
+        """Validate an image batch (N, 3, H, W) of floats; the deploy form
+        runs channels-last inside (its pooling and depth-wise convolutions are
+        several times faster so on CPU), so it returns ``x`` channels-last."""
+        name = type(self).__name__
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f'{name} input must be an image batch (N, 3, H, W), got {shape}')
+        if not x.is_floating_point():
+            raise ValueError(f'{name} input must be a floating-point tensor (normalised '
+                             f'images), got dtype {x.dtype}')
+        if self.deploy:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages < 0:
+            return
+        for module in (self.stem, *self.layers[:self.frozen_stages]):
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'BaseDiCEBackbone':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
