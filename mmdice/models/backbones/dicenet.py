@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
+from ..layers.dice_unit import FUSIONS, SPATIAL_LAYERS
 from ..layers.norm_act import ConvNormAct
 from ..utils import fold_conv_module
 from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone
@@ -34,7 +35,10 @@ class DiCENet(BaseDiCEBackbone):
     ``ch5`` is the width of the classifier's grouped FC (see ``DiCEClsHead``).
 
     Args:
-        widen_factor: the scale s, a key of :attr:`arch_settings`.
+        widen_factor: the scale s, a key of :attr:`arch_settings`; None (the
+            default) is s=1.0 unless ``channels`` is given.
+        channels: ``[ch0, ch1, ch2, ch3, ch4, ch5]`` of another width
+            (positive ints, ch2..ch4 even), in place of ``widen_factor``.
         input_size: int or (H, W), multiples of 32: the build size. Stage i's
             DiCE units are built for ``input_size / 2**(i + 3)`` (28/14/7 at
             224) whatever the run-time input size; other sizes are resampled
@@ -50,6 +54,14 @@ class DiCENet(BaseDiCEBackbone):
             the released checkpoints contain dead BN channels).
         act_cfg: activation config; PReLU gets one slope per channel.
         with_cp: use torch.utils.checkpoint in each unit when training.
+        spatial: spatial layer of every DiCE unit, ``'dimconv'`` (DiCENet) or
+            ``'depthwise'`` (see :class:`~mmdice.models.layers.DiCEUnit`).
+        fusion: fusion of every DiCE unit, ``'dimfuse'`` (DiCENet),
+            ``'pointwise'``, ``'se'`` or ``'pointwise_se'``; ``spatial=
+            'depthwise', fusion='pointwise'`` is the separable ShuffleNetV2
+            built by the same code (the paper's ablations, Tables 1 and 2).
+        first_fusion: first layer of each block's branch, ``'pointwise'``
+            (DiCENet) or ``'dimfuse'`` (Table 3).
         deploy: build the deploy (inference) form directly, as
             :meth:`switch_to_deploy` leaves it, e.g. to load a checkpoint of
             ``tools/model_converters/reparameterize_model.py``.
@@ -76,7 +88,7 @@ class DiCENet(BaseDiCEBackbone):
     stage_blocks = (3, 7, 3)
 
     def __init__(self,
-                 widen_factor: float = 1.0,
+                 widen_factor: Optional[float] = None,
                  input_size: Union[int, Sequence[int]] = 224,
                  num_stages: int = 3,
                  out_indices: Sequence[int] = (4, ),
@@ -85,21 +97,26 @@ class DiCENet(BaseDiCEBackbone):
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
                  act_cfg: dict = dict(type='PReLU'),
                  with_cp: bool = False,
+                 channels: Optional[Sequence[int]] = None,
+                 spatial: str = 'dimconv',
+                 fusion: str = 'dimfuse',
+                 first_fusion: str = 'pointwise',
                  deploy: bool = False,
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(widen_factor, numbers.Real) or isinstance(widen_factor, bool) \
-                or widen_factor not in self.arch_settings:
-            raise ValueError(f'widen_factor must be one of {sorted(self.arch_settings)}, '
-                             f'got {widen_factor!r}')
+        self.channels = self._check_channels(widen_factor, channels)
+        if spatial not in SPATIAL_LAYERS:
+            raise ValueError(f'spatial must be one of {SPATIAL_LAYERS}, got {spatial!r}')
+        if fusion not in FUSIONS:
+            raise ValueError(f'fusion must be one of {FUSIONS}, got {fusion!r}')
         self.input_size = self._check_input_size(input_size)
         if num_stages not in range(1, len(self.stage_blocks) + 1):
             raise ValueError(f'num_stages must be 1, 2 or 3, got {num_stages!r}')
         context = f' for num_stages={num_stages}'
         self.out_indices = self._check_out_indices(out_indices, num_stages + 2, context)
         self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages, context)
-        self.widen_factor = widen_factor
-        self.channels = list(self.arch_settings[widen_factor])
+        #: the scale s; None for custom ``channels``.
+        self.widen_factor = None if channels is not None else (widen_factor or 1.0)
         self.num_stages = num_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
@@ -115,13 +132,13 @@ class DiCENet(BaseDiCEBackbone):
             stride = 2**(stage + 3)
             build_size = (self.input_size[0] // stride, self.input_size[1] // stride)
             out_channels = self.channels[stage + 2]
-            units = [StridedDiCE(in_channels, build_size, norm_cfg=norm_cfg,
-                                 act_cfg=act_cfg, with_cp=with_cp)]
+            unit_cfg = dict(spatial=spatial, fusion=fusion, norm_cfg=norm_cfg, act_cfg=act_cfg,
+                            with_cp=with_cp)
+            units = [StridedDiCE(in_channels, build_size, **unit_cfg)]
             block_in = 2 * in_channels
             for _ in range(num_blocks):
                 units.append(ShuffleDiCEBlock(block_in, out_channels, build_size,
-                                              norm_cfg=norm_cfg, act_cfg=act_cfg,
-                                              with_cp=with_cp))
+                                              first_fusion=first_fusion, **unit_cfg))
                 block_in = out_channels
             self.layers.append(Sequential(*units))
             level_channels.append(out_channels)
@@ -146,6 +163,27 @@ class DiCENet(BaseDiCEBackbone):
             for unit in stage:
                 unit.switch_to_deploy()
         self.deploy = True
+
+    @classmethod
+    def _check_channels(cls, widen_factor: Optional[float],
+                        channels: Optional[Sequence[int]]) -> list:
+        """The ``[ch0, .., ch5]`` of ``widen_factor`` or of ``channels``."""
+        if channels is None:
+            widen_factor = 1.0 if widen_factor is None else widen_factor
+            if not isinstance(widen_factor, numbers.Real) or isinstance(widen_factor, bool) \
+                    or widen_factor not in cls.arch_settings:
+                raise ValueError(f'widen_factor must be one of {sorted(cls.arch_settings)}, '
+                                 f'got {widen_factor!r}')
+            return list(cls.arch_settings[widen_factor])
+        if widen_factor is not None:
+            raise ValueError(f'give widen_factor or channels, not both: got widen_factor='
+                             f'{widen_factor!r} and channels={channels!r}')
+        valid = isinstance(channels, Sequence) and len(channels) == 6 and all(
+            isinstance(width, numbers.Integral) and width > 0 for width in channels)
+        if not valid or any(width % 2 for width in channels[2:5]):
+            raise ValueError('channels must be [ch0, ch1, ch2, ch3, ch4, ch5] of positive ints '
+                             f'with ch2, ch3 and ch4 even, got {channels!r}')
+        return [int(width) for width in channels]
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first.

@@ -81,6 +81,9 @@ class DimFuse(DeployMixin, BaseModule):
     Args:
         in_channels: channels C of the DimConv input (the fused input has 3C).
         out_channels: output channels C'.
+        with_local_fusion: whether the input is a DimConv's 3C channels; False
+            fuses a C-channel input directly (step 1 skipped), e.g. after a
+            depth-wise conv or in place of a point-wise conv (DiCENet Table 3).
         gate_reduction: hidden-channel reduction of the gate.
         norm_cfg: normalisation config.
         act_cfg: activation config (PReLU gets one slope per channel).
@@ -94,16 +97,18 @@ class DimFuse(DeployMixin, BaseModule):
     (N, C, H, W) -> (N, C', H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, gate_reduction: int = 4,
+    def __init__(self, in_channels: int, out_channels: int, with_local_fusion: bool = True,
+                 gate_reduction: int = 4,
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
                  act_cfg: dict = dict(type='PReLU'), init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.deploy = False
-        self.local_fusion = ConvNormAct(3 * in_channels, in_channels, 1, groups=in_channels,
-                                        norm_cfg=norm_cfg,
-                                        act_cfg=act_cfg_for(act_cfg, in_channels))
+        self.local_fusion = (ConvNormAct(3 * in_channels, in_channels, 1, groups=in_channels,
+                                         norm_cfg=norm_cfg,
+                                         act_cfg=act_cfg_for(act_cfg, in_channels))
+                             if with_local_fusion else None)
         self.gate = ChannelGate(in_channels, out_channels, reduction=gate_reduction)
         self.spatial_fusion = ConvNormAct(in_channels, out_channels, 3, padding=1,
                                           groups=math.gcd(in_channels, out_channels),

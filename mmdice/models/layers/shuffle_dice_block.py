@@ -13,7 +13,11 @@ from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
+from .dim_fuse import DimFuse
 from .norm_act import ConvNormAct
+
+#: First layers of the right branch: a 1x1 conv, or DimFuse in its place (DiCENet Table 3).
+FIRST_FUSIONS = ('pointwise', 'dimfuse')
 
 
 @MODELS.register_module()
@@ -29,6 +33,11 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
         in_channels: input channels.
         out_channels: output channels (even, larger than the left part).
         build_size: (Hm, Wm) or an int, the feature size of the DiCE unit.
+        spatial: the DiCE unit's spatial layer (see :class:`DiCEUnit`).
+        fusion: the DiCE unit's fusion (see :class:`DiCEUnit`).
+        first_fusion: the branch's first layer: ``'pointwise'`` (1x1 conv +
+            norm + act) or ``'dimfuse'`` (:class:`DimFuse` without local
+            fusion, DiCENet Table 3).
         norm_cfg: normalisation config.
         act_cfg: activation config (PReLU gets one slope per channel).
         with_cp: recompute the block in backward (torch.utils.checkpoint) to
@@ -37,7 +46,8 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
     """
 
     def __init__(self, in_channels: int, out_channels: int,
-                 build_size: Union[int, Sequence[int]],
+                 build_size: Union[int, Sequence[int]], spatial: str = 'dimconv',
+                 fusion: str = 'dimfuse', first_fusion: str = 'pointwise',
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
                  act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
@@ -49,6 +59,8 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
                 f'out_channels must be even and larger than round(in_channels / 2) = '
                 f'{self.left_channels}, and in_channels at least 2; got in_channels='
                 f'{in_channels}, out_channels={out_channels}')
+        if first_fusion not in FIRST_FUSIONS:
+            raise ValueError(f'first_fusion must be one of {FIRST_FUSIONS}, got {first_fusion!r}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
@@ -58,17 +70,26 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
         self.deploy = False
         branch_in = in_channels - self.left_channels
         branch_out = out_channels - self.left_channels
+        first = (ConvNormAct(branch_in, branch_out, 1, norm_cfg=norm_cfg,
+                             act_cfg=act_cfg_for(act_cfg, branch_out))
+                 if first_fusion == 'pointwise' else
+                 DimFuse(branch_in, branch_out, with_local_fusion=False, norm_cfg=norm_cfg,
+                         act_cfg=act_cfg))
         self.branch = Sequential(
-            ConvNormAct(branch_in, branch_out, 1, norm_cfg=norm_cfg,
-                        act_cfg=act_cfg_for(act_cfg, branch_out)),
-            DiCEUnit(branch_out, branch_out, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg))
+            first,
+            DiCEUnit(branch_out, branch_out, build_size, spatial=spatial, fusion=fusion,
+                     norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorm of the 1x1 conv into it and fuse the DiCE unit,
-        in place. Exact in eval mode, inference only, idempotent."""
+        """Fold the BatchNorm of the 1x1 conv into it (or convert the DimFuse
+        in its place) and convert the DiCE unit, in place. Exact in eval mode,
+        inference only, idempotent."""
         if self.deploy:
             return
-        fold_conv_module(self.branch[0])
+        if isinstance(self.branch[0], DimFuse):
+            self.branch[0].switch_to_deploy()
+        else:
+            fold_conv_module(self.branch[0])
         self.branch[1].switch_to_deploy()
         self.deploy = True
 

@@ -29,6 +29,8 @@ class StridedDiCE(DeployMixin, BaseModule):
         in_channels: input channels C.
         build_size: (Hm, Wm) or an int, the *output* (post-stride) feature size
             the DiCE unit is built for.
+        spatial: the DiCE unit's spatial layer (see :class:`DiCEUnit`).
+        fusion: the DiCE unit's fusion (see :class:`DiCEUnit`).
         norm_cfg: normalisation config.
         act_cfg: activation config (PReLU gets one slope per channel).
         with_cp: recompute the unit in backward (torch.utils.checkpoint) to
@@ -37,6 +39,7 @@ class StridedDiCE(DeployMixin, BaseModule):
     """
 
     def __init__(self, in_channels: int, build_size: Union[int, Sequence[int]],
+                 spatial: str = 'dimconv', fusion: str = 'dimfuse',
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
                  act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
@@ -55,7 +58,8 @@ class StridedDiCE(DeployMixin, BaseModule):
             ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
         self.right = Sequential(
             nn.AvgPool2d(3, stride=2, padding=1),
-            DiCEUnit(in_channels, in_channels, build_size, norm_cfg=norm_cfg, act_cfg=act_cfg),
+            DiCEUnit(in_channels, in_channels, build_size, spatial=spatial, fusion=fusion,
+                     norm_cfg=norm_cfg, act_cfg=act_cfg),
             ConvNormAct(in_channels, in_channels, 1, norm_cfg=norm_cfg, act_cfg=conv_act_cfg))
 
     def switch_to_deploy(self) -> None:
