@@ -13,16 +13,17 @@ or activation): :func:`count_complexity` returns that number beside
 mmengine's total (which adds norms, pooling and interpolation).
 """
 from collections import Counter
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis import complexity_analysis
 from mmengine.analysis.jit_handles import get_shape
+import torch
 from torch import Tensor, nn
 
 __all__ = [
     'DIM_CONV_OP', 'PAPER_OPERATORS', 'dim_conv_flop_jit', 'dim_conv_activation_jit',
-    'register_dim_conv_handles', 'count_complexity'
+    'register_dim_conv_handles', 'count_complexity', 'classifier_paper_flops'
 ]
 
 #: Name of the fused operator in a traced graph.
@@ -86,3 +87,33 @@ def count_complexity(model: nn.Module, inputs: Union[Tensor, Tuple[Any, ...]]
         by_operator=by_operator,
         params=parameter_count(model)[''],
         unsupported_ops=Counter(analyzer.unsupported_ops()))
+
+
+class _LinearClassifier(nn.Module):
+    """A backbone's last returned level -> global average pooling -> nn.Linear."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.fc = nn.Linear(backbone.out_channels[-1], num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.backbone(x)[-1].mean((2, 3)))
+
+
+def classifier_paper_flops(backbone: nn.Module, num_classes: int = 1000,
+                           input_size: Union[int, Sequence[int]] = 224) -> int:
+    """The paper's FLOPs (``paper_flops`` of :func:`count_complexity`) of an
+    image classifier: ``backbone`` in eval mode, global average pooling of its
+    last returned level (``backbone.out_channels[-1]`` channels) and
+    ``nn.Linear(out_channels[-1], num_classes)``, on one image of
+    ``input_size`` (int or (H, W)). The backbone's mode is restored."""
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    classifier = _LinearClassifier(backbone, num_classes)
+    was_training = backbone.training
+    try:
+        with torch.no_grad():
+            counts = count_complexity(classifier.eval(), torch.randn(1, 3, height, width))
+    finally:
+        backbone.train(was_training)
+    return counts['paper_flops']
