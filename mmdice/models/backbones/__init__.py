@@ -1,4 +1,5 @@
 """Backbones of mmdice."""
+from .dice_mobilenet import DiCEMobileNet
 from .dicenet import DiCENet
 
-__all__ = ['DiCENet']
+__all__ = ['DiCENet', 'DiCEMobileNet']

@@ -1,0 +1,153 @@
+"""MobileNet with DiCE units (DiCENet Sec. 3.4 and 5.1): MobileNetV1's stack of
+separable convolutions, each replaced by a :class:`~mmdice.models.layers.DiCEUnit`."""
+from typing import Optional, Sequence, Tuple, Union
+
+from mmengine.model import ModuleList, Sequential
+import torch
+import torch.utils.checkpoint as cp
+from torch import Tensor, nn
+
+from mmdice.registry import MODELS
+from ..layers import DiCEUnit, act_cfg_for
+from ..layers.norm_act import ConvNormAct
+from ..utils import fold_conv_module
+from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone, make_divisible
+
+
+@MODELS.register_module()
+class DiCEMobileNet(BaseDiCEBackbone):
+    """MobileNet (V1 layout) built from DiCE units.
+
+    ``stem`` (3x3 stride-2 conv 3 -> 32 + norm + act) followed by MobileNetV1's
+    13 units (:attr:`arch_settings`), each a
+    ``DiCEUnit(in, out, build_size, stride=stride, spatial=spatial,
+    fusion=fusion)``; ``spatial='depthwise', fusion='pointwise'`` makes them
+    MobileNet's separable convolutions (the paper's SC), the defaults the DiCE
+    units (DU). Channels are the table's times ``widen_factor``, rounded to
+    multiples of 8 (at least 8). Levels (``out_indices`` select them; strides
+    relative to the input):
+
+    ==== ================================= ======== ======
+    idx  modules                           channels stride
+    ==== ================================= ======== ======
+    0    ``stem``, ``layers.0`` (1 unit)   64       2
+    1    ``layers.1`` (2 units)            128      4
+    2    ``layers.2`` (2 units)            256      8
+    3    ``layers.3`` (6 units)            512      16
+    4    ``layers.4`` (2 units)            1024     32
+    ==== ================================= ======== ======
+
+    Args:
+        widen_factor: channel multiplier, a positive number.
+        input_size: int or (H, W), multiples of 32: the build size. A unit of
+            output stride s (relative to the input) is built for
+            ``input_size / s`` whatever the run-time input size; other sizes
+            are resampled inside the DimConvs.
+        spatial: spatial layer of the units, ``'dimconv'`` or ``'depthwise'``.
+        fusion: fusion layer of the units, ``'dimfuse'``, ``'pointwise'`` or
+            ``'pointwise_se'`` (``'se'`` keeps the channel count, which
+            MobileNet does not).
+        out_indices: levels to return (see the table), within ``range(5)``.
+        frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and
+            ``layers.0`` .. ``layers.{i-1}`` (params fixed, eval mode); -1 to 5.
+        norm_eval: keep norm layers in eval mode (frozen running statistics)
+            during training.
+        norm_cfg: normalisation config.
+        act_cfg: activation config; PReLU gets one slope per channel.
+        with_cp: use torch.utils.checkpoint in each unit when training.
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it.
+        init_cfg: initialisation config; default Kaiming-normal fan_out for
+            convolutions, weight 1 / bias 0 for norms (DimConv weights:
+            ``DiCEUnit.init_weights``).
+    """
+
+    #: (out_channels, stride) of the 13 units at widen_factor 1 (MobileNetV1).
+    arch_settings = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
+                     (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+    #: stem channels at widen_factor 1.
+    stem_channels = 32
+
+    def __init__(self,
+                 widen_factor: float = 1.0,
+                 input_size: Union[int, Sequence[int]] = 224,
+                 spatial: str = 'dimconv',
+                 fusion: str = 'dimfuse',
+                 out_indices: Sequence[int] = (4, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'),
+                 with_cp: bool = False,
+                 deploy: bool = False,
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
+        super().__init__(init_cfg=init_cfg)
+        self.widen_factor = self._check_widen_factor(widen_factor)
+        self.input_size = self._check_input_size(input_size)
+        num_stages = 1 + sum(stride == 2 for _, stride in self.arch_settings)
+        self.out_indices = self._check_out_indices(out_indices, num_stages)
+        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages)
+        self.spatial = spatial
+        self.fusion = fusion
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        stem_channels = make_divisible(self.stem_channels * widen_factor, 8)
+        self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+                                act_cfg=act_cfg_for(act_cfg, stem_channels))
+        stages = [[]]
+        in_channels, total_stride = stem_channels, 2
+        for index, (channels, stride) in enumerate(self.arch_settings):
+            if stride == 2 and index > 0:
+                stages.append([])
+            out_channels = make_divisible(channels * widen_factor, 8)
+            total_stride *= stride
+            build_size = (self.input_size[0] // total_stride,
+                          self.input_size[1] // total_stride)
+            stages[-1].append(
+                DiCEUnit(in_channels, out_channels, build_size, stride=stride, spatial=spatial,
+                         fusion=fusion, norm_cfg=norm_cfg, act_cfg=act_cfg))
+            in_channels = out_channels
+        self.layers = ModuleList(Sequential(*units) for units in stages)
+        #: channels of every level 0 .. 4.
+        self.level_channels = tuple(stage[-1].out_channels for stage in self.layers)
+        #: channels of the returned levels, shallowest first (as ``forward``).
+        self.out_channels = tuple(self.level_channels[i] for i in sorted(set(self.out_indices)))
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+        self._freeze_stages()
+
+    def switch_to_deploy(self) -> None:
+        """Convert to the deploy form in place: the stem's BatchNorm folded
+        into its conv, every unit converted. Exact in eval mode, inference
+        only, idempotent."""
+        if self.deploy:
+            return
+        fold_conv_module(self.stem)
+        for stage in self.layers:
+            for unit in stage:
+                unit.switch_to_deploy()
+        self.deploy = True
+
+    def _unit_forward(self, unit: nn.Module, x: Tensor) -> Tensor:
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(unit, x, use_reentrant=False)
+        return unit(x)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first;
+        level i is (N, level_channels[i], H / 2**(i+1), W / 2**(i+1)) (sizes
+        rounded up). Levels deeper than the deepest requested one are not
+        computed; the deploy form converts the input to channels-last.
+        """
+        x = self.stem(self._check_images(x))
+        outs = []
+        for level, stage in enumerate(self.layers):
+            for unit in stage:
+                x = self._unit_forward(unit, x)
+            if level in self.out_indices:
+                outs.append(x)
+            if level == max(self.out_indices):
+                break
+        return tuple(outs)
