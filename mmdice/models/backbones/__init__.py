@@ -1,5 +1,6 @@
 """Backbones of mmdice."""
 from .dice_mobilenet import DiCEMobileNet
+from .dice_resnet import DiCEResNet
 from .dicenet import DiCENet
 
-__all__ = ['DiCENet', 'DiCEMobileNet']
+__all__ = ['DiCENet', 'DiCEMobileNet', 'DiCEResNet']

@@ -1,6 +1,7 @@
 """Building blocks of DiCENet."""
 from .activation import act_cfg_for, build_act
 from .channel_shuffle import channel_shuffle, shuffled_concat
+from .dice_bottleneck import DiCEBottleneck
 from .dice_unit import DiCEUnit
 from .dim_fuse import ChannelGate, DimFuse
 from .efficient_pw_conv import EfficientPWConv
@@ -11,6 +12,6 @@ from .strided_dice import StridedDiCE
 
 __all__ = [
     'act_cfg_for', 'build_act', 'channel_shuffle', 'shuffled_concat', 'ChannelGate', 'DimFuse',
-    'DiCEUnit', 'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv', 'EfficientPyrPool',
-    'ConvNormAct', 'norm_act'
+    'DiCEUnit', 'DiCEBottleneck', 'StridedDiCE', 'ShuffleDiCEBlock', 'EfficientPWConv',
+    'EfficientPyrPool', 'ConvNormAct', 'norm_act'
 ]

@@ -1,0 +1,163 @@
+"""ResNet with DiCE units (DiCENet Sec. 3.4 and 5): ResNet-50's stages of
+:class:`~mmdice.models.layers.DiCEBottleneck` blocks."""
+import numbers
+from typing import Optional, Sequence, Tuple, Union
+
+from mmengine.model import ModuleList, Sequential
+from torch import Tensor, nn
+
+from mmdice.registry import MODELS
+from ..layers import DiCEBottleneck, act_cfg_for
+from ..layers.norm_act import ConvNormAct
+from ..utils import fold_conv_module
+from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone, make_divisible
+
+
+@MODELS.register_module()
+class DiCEResNet(BaseDiCEBackbone):
+    """ResNet whose bottlenecks end in a separable convolution or a DiCE unit.
+
+    ``stem`` (3x3 stride-2 conv 3 -> 32 + norm + act) and ``maxpool`` (3x3
+    stride-2) then four stages ``layers.0`` .. ``layers.3`` of ``depths``
+    :class:`~mmdice.models.layers.DiCEBottleneck` blocks (equal widths: the
+    first layer, the unit and the output all have the stage's width); the
+    first block of stages 1-3 has stride 2. ``spatial='depthwise',
+    fusion='pointwise'`` is the paper's ResNet with separable convolutions
+    (SC), the defaults its DiCE unit form (DU); the other combinations and
+    ``first_fusion='dimfuse'`` are the ablations of its Tables 2 and 3. Widths
+    (:attr:`stage_widths`, stem 32) are scaled by ``widen_factor`` and rounded
+    to multiples of 8 (at least 8).
+
+    Levels (``out_indices`` select them, mmpretrain's ResNet convention: the
+    stage outputs; strides relative to the input):
+
+    ==== ============ ======== ======
+    idx  module       channels stride
+    ==== ============ ======== ======
+    0    ``layers.0`` 64       4
+    1    ``layers.1`` 128      8
+    2    ``layers.2`` 256      16
+    3    ``layers.3`` 512      32
+    ==== ============ ======== ======
+
+    Args:
+        widen_factor: channel multiplier, a positive number.
+        input_size: int or (H, W), multiples of 32: the build size. Stage i's
+            units are built for ``input_size / 2**(i + 2)`` (56/28/14/7 at
+            224) whatever the run-time input size; other sizes are resampled
+            inside the DimConvs.
+        depths: blocks of each of the four stages, positive ints.
+        spatial: spatial layer of the units, ``'dimconv'`` or ``'depthwise'``.
+        fusion: fusion layer of the units, ``'dimfuse'``, ``'pointwise'``,
+            ``'se'`` or ``'pointwise_se'``.
+        first_fusion: first layer of the blocks, ``'pointwise'`` (1x1 conv)
+            or ``'dimfuse'`` (:class:`~mmdice.models.layers.DimFuse`).
+        out_indices: levels to return (see the table), within ``range(4)``.
+        frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and the
+            first i stages (params fixed, eval mode); -1 to 4.
+        norm_eval: keep norm layers in eval mode (frozen running statistics)
+            during training.
+        norm_cfg: normalisation config.
+        act_cfg: activation config; PReLU gets one slope per channel.
+        with_cp: use torch.utils.checkpoint in each block when training.
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it.
+        init_cfg: initialisation config; default Kaiming-normal fan_out for
+            convolutions, weight 1 / bias 0 for norms (DimConv weights:
+            ``DiCEUnit.init_weights``).
+    """
+
+    #: width of each stage at widen_factor 1.
+    stage_widths = (64, 128, 256, 512)
+    #: stem channels at widen_factor 1.
+    stem_channels = 32
+
+    def __init__(self,
+                 widen_factor: float = 1.0,
+                 input_size: Union[int, Sequence[int]] = 224,
+                 depths: Sequence[int] = (3, 4, 6, 3),
+                 spatial: str = 'dimconv',
+                 fusion: str = 'dimfuse',
+                 first_fusion: str = 'pointwise',
+                 out_indices: Sequence[int] = (3, ),
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'),
+                 with_cp: bool = False,
+                 deploy: bool = False,
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
+        super().__init__(init_cfg=init_cfg)
+        self.widen_factor = self._check_widen_factor(widen_factor)
+        self.input_size = self._check_input_size(input_size)
+        num_stages = len(self.stage_widths)
+        if not isinstance(depths, Sequence) or len(depths) != num_stages or not all(
+                isinstance(depth, numbers.Integral) and not isinstance(depth, bool)
+                and depth > 0 for depth in depths):
+            raise ValueError(f'depths must be {num_stages} positive ints (blocks per stage), '
+                             f'got {depths!r}')
+        self.depths = tuple(int(depth) for depth in depths)
+        self.out_indices = self._check_out_indices(out_indices, num_stages)
+        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages)
+        self.spatial = spatial
+        self.fusion = fusion
+        self.first_fusion = first_fusion
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+        stem_channels = make_divisible(self.stem_channels * widen_factor, 8)
+        self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
+                                act_cfg=act_cfg_for(act_cfg, stem_channels))
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layers = ModuleList()
+        in_channels = stem_channels
+        for stage, (width, depth) in enumerate(zip(self.stage_widths, self.depths)):
+            total_stride = 2**(stage + 2)
+            build_size = (self.input_size[0] // total_stride,
+                          self.input_size[1] // total_stride)
+            out_channels = make_divisible(width * widen_factor, 8)
+            blocks = []
+            for index in range(depth):
+                blocks.append(
+                    DiCEBottleneck(in_channels, out_channels, build_size,
+                                   stride=2 if stage > 0 and index == 0 else 1,
+                                   spatial=spatial, fusion=fusion, first_fusion=first_fusion,
+                                   norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp))
+                in_channels = out_channels
+            self.layers.append(Sequential(*blocks))
+        #: channels of every level 0 .. 3.
+        self.level_channels = tuple(stage[-1].out_channels for stage in self.layers)
+        #: channels of the returned levels, shallowest first (as ``forward``).
+        self.out_channels = tuple(self.level_channels[i] for i in sorted(set(self.out_indices)))
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+        self._freeze_stages()
+
+    def switch_to_deploy(self) -> None:
+        """Convert to the deploy form in place: the stem's BatchNorm folded
+        into its conv, every block converted. Exact in eval mode, inference
+        only, idempotent."""
+        if self.deploy:
+            return
+        fold_conv_module(self.stem)
+        for stage in self.layers:
+            for block in stage:
+                block.switch_to_deploy()
+        self.deploy = True
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first;
+        level i is (N, level_channels[i], H / 2**(i+2), W / 2**(i+2)) (sizes
+        rounded up). Levels deeper than the deepest requested one are not
+        computed; the deploy form converts the input to channels-last.
+        """
+        x = self.maxpool(self.stem(self._check_images(x)))
+        outs = []
+        for level, stage in enumerate(self.layers):
+            x = stage(x)
+            if level in self.out_indices:
+                outs.append(x)
+            if level == max(self.out_indices):
+                break
+        return tuple(outs)
