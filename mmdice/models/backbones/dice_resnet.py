@@ -41,7 +41,10 @@ class DiCEResNet(BaseDiCEBackbone):
     ==== ============ ======== ======
 
     Args:
-        widen_factor: channel multiplier, a positive number.
+        widen_factor: channel multiplier, a positive number; None (the
+            default) is 1.0 unless ``channels`` is given.
+        channels: ``(stem, width0, width1, width2, width3)`` positive ints in
+            place of ``widen_factor``'s (for widths between its multiples of 8).
         input_size: int or (H, W), multiples of 32: the build size. Stage i's
             units are built for ``input_size / 2**(i + 2)`` (56/28/14/7 at
             224) whatever the run-time input size; other sizes are resampled
@@ -73,8 +76,9 @@ class DiCEResNet(BaseDiCEBackbone):
     stem_channels = 32
 
     def __init__(self,
-                 widen_factor: float = 1.0,
+                 widen_factor: Optional[float] = None,
                  input_size: Union[int, Sequence[int]] = 224,
+                 channels: Optional[Sequence[int]] = None,
                  depths: Sequence[int] = (3, 4, 6, 3),
                  spatial: str = 'dimconv',
                  fusion: str = 'dimfuse',
@@ -88,7 +92,9 @@ class DiCEResNet(BaseDiCEBackbone):
                  deploy: bool = False,
                  init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
         super().__init__(init_cfg=init_cfg)
-        self.widen_factor = self._check_widen_factor(widen_factor)
+        stem_channels, *stage_channels = self._check_channels(widen_factor, channels)
+        #: channel multiplier; None for custom ``channels``.
+        self.widen_factor = None if channels is not None else float(widen_factor or 1.0)
         self.input_size = self._check_input_size(input_size)
         num_stages = len(self.stage_widths)
         if not isinstance(depths, Sequence) or len(depths) != num_stages or not all(
@@ -105,17 +111,15 @@ class DiCEResNet(BaseDiCEBackbone):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
 
-        stem_channels = make_divisible(self.stem_channels * widen_factor, 8)
         self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
                                 act_cfg=act_cfg_for(act_cfg, stem_channels))
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layers = ModuleList()
         in_channels = stem_channels
-        for stage, (width, depth) in enumerate(zip(self.stage_widths, self.depths)):
+        for stage, (out_channels, depth) in enumerate(zip(stage_channels, self.depths)):
             total_stride = 2**(stage + 2)
             build_size = (self.input_size[0] // total_stride,
                           self.input_size[1] // total_stride)
-            out_channels = make_divisible(width * widen_factor, 8)
             blocks = []
             for index in range(depth):
                 blocks.append(
@@ -133,6 +137,23 @@ class DiCEResNet(BaseDiCEBackbone):
         if deploy:
             self.switch_to_deploy()
         self._freeze_stages()
+
+    def _check_channels(self, widen_factor: Optional[float],
+                        channels: Optional[Sequence[int]]) -> list:
+        """``[stem, width0, .., width3]`` of ``widen_factor`` or of ``channels``."""
+        if channels is None:
+            factor = self._check_widen_factor(1.0 if widen_factor is None else widen_factor)
+            return [make_divisible(width * factor, 8)
+                    for width in (self.stem_channels, *self.stage_widths)]
+        if widen_factor is not None:
+            raise ValueError(f'give widen_factor or channels, not both: got widen_factor='
+                             f'{widen_factor!r} and channels={channels!r}')
+        if not isinstance(channels, Sequence) or len(channels) != 5 or not all(
+                isinstance(width, numbers.Integral) and not isinstance(width, bool)
+                and width > 0 for width in channels):
+            raise ValueError('channels must be (stem, width0, width1, width2, width3) of '
+                             f'positive ints, got {channels!r}')
+        return [int(width) for width in channels]
 
     def switch_to_deploy(self) -> None:
         """Convert to the deploy form in place: the stem's BatchNorm folded

@@ -69,6 +69,14 @@ def test_widen_factor_rounds_to_multiples_of_8():
     assert model.level_channels == (24, 40, 80, 152)
 
 
+def test_custom_channels_replace_the_widen_factor():
+    model = DiCEResNet(channels=(12, 20, 36, 68, 132), input_size=64, depths=DEPTHS)
+    assert model.widen_factor is None
+    assert model.stem.conv.out_channels == 12
+    assert model.level_channels == (20, 36, 68, 132)
+    assert DiCEResNet(input_size=64, depths=DEPTHS).level_channels == (64, 128, 256, 512)
+
+
 def test_first_fusion_dimfuse_blocks():
     model = DiCEResNet(0.25, input_size=64, depths=DEPTHS, first_fusion='dimfuse')
     block = model.layers[1][0]
@@ -201,7 +209,9 @@ def test_bad_inputs():
 
 @pytest.mark.parametrize('kwargs, argument', [
     (dict(widen_factor=0), 'widen_factor'),
-    (dict(widen_factor=None), 'widen_factor'),
+    (dict(channels=(8, 16, 32, 64, 128)), 'give widen_factor or channels, not both'),
+    (dict(widen_factor=None, channels=(8, 16, 32)), r'channels must be \(stem, width0'),
+    (dict(widen_factor=None, channels=(8, 16, 0, 64, 128)), r'channels must be \(stem, width0'),
     (dict(input_size=96 + 16), 'input_size'),
     (dict(input_size=(64, 64, 64)), 'input_size'),
     (dict(depths=(1, 1, 1)), 'depths'),
