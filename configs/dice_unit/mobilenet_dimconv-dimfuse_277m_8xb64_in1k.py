@@ -1,5 +1,6 @@
-# MobileNet with DimConv + DimFuse units, 277 MFLOPs in the paper (Table 1 DU 270-320; top-1 70.83),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# MobileNet with DimConv + DimFuse units, 277 MFLOPs in the paper (Table 1 DU 270-320; top-1
+# 70.83), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES,
+# then `write`.
 _base_ = [
     '../_base_/models/dice_unit_mobilenet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', widen_factor=2.75),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', widen_factor=2.75
+    ),
     head=dict(in_channels=2816))

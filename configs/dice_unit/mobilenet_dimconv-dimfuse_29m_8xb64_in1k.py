@@ -1,5 +1,6 @@
 # MobileNet with DimConv + DimFuse units, 29 MFLOPs in the paper (Table 1 DU 25-60; top-1 52.55),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then
+# `write`.
 _base_ = [
     '../_base_/models/dice_unit_mobilenet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', widen_factor=0.27),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', widen_factor=0.27
+    ),
     head=dict(in_channels=280))

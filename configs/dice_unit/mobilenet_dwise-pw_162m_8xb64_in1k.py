@@ -1,5 +1,6 @@
-# MobileNet with DWise + Point-wise units, 162 MFLOPs in the paper (Table 1 SC 120-170; top-1 65.30),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# MobileNet with DWise + Point-wise units, 162 MFLOPs in the paper (Table 1 SC 120-170; top-1
+# 65.30), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES,
+# then `write`.
 _base_ = [
     '../_base_/models/dice_unit_mobilenet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='pointwise', widen_factor=0.53),
+    backbone=dict(
+        spatial='depthwise', fusion='pointwise', widen_factor=0.53
+    ),
     head=dict(in_channels=544))

@@ -1,5 +1,6 @@
 # MobileNet with DWise + Point-wise units, 41 MFLOPs in the paper (Table 1 SC 25-60; top-1 49.80),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then
+# `write`.
 _base_ = [
     '../_base_/models/dice_unit_mobilenet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='pointwise', widen_factor=0.25),
+    backbone=dict(
+        spatial='depthwise', fusion='pointwise', widen_factor=0.25
+    ),
     head=dict(in_channels=256))

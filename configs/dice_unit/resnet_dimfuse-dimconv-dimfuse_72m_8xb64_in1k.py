@@ -1,5 +1,6 @@
 # ResNet with DimFuse + DimConv + DimFuse units, 72 MFLOPs in the paper (Table 3 R5; top-1 62.10),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then
+# `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', first_fusion='dimfuse', widen_factor=None, channels=[16, 36, 72, 152, 288]),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', first_fusion='dimfuse', widen_factor=None,
+        channels=[16, 36, 72, 152, 288]
+    ),
     head=dict(in_channels=288))

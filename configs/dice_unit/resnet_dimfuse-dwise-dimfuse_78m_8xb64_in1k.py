@@ -1,5 +1,6 @@
 # ResNet with DimFuse + DWise + DimFuse units, 78 MFLOPs in the paper (Table 3 R2; top-1 60.10),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then
+# `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='dimfuse', first_fusion='dimfuse', widen_factor=0.7),
+    backbone=dict(
+        spatial='depthwise', fusion='dimfuse', first_fusion='dimfuse', widen_factor=0.7
+    ),
     head=dict(in_channels=360))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DimConv + DimFuse units, 122 MFLOPs in the paper (Table 1 DU 120-170; Table 2b DimConv + DimFuse; Table 3 R4; top-1 67.90),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DimConv + DimFuse units, 122 MFLOPs in the paper (Table 1 DU 120-170;
+# Table 2b DimConv + DimFuse; Table 3 R4; top-1 67.90), E150-B512 recipe. Written by
+# tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=None, channels=[16, 36, 72, 152, 288]),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=None,
+        channels=[16, 36, 72, 152, 288]
+    ),
     head=dict(in_channels=288))

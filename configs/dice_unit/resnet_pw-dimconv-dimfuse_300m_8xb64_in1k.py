@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DimConv + DimFuse units, 300 MFLOPs in the paper (Table 1 DU 270-320; top-1 71.80),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DimConv + DimFuse units, 300 MFLOPs in the paper (Table 1 DU 270-320;
+# top-1 71.80), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its
+# ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=0.95),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=0.95
+    ),
     head=dict(in_channels=488))

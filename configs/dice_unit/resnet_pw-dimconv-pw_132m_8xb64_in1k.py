@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DimConv + Point-wise units, 132 MFLOPs in the paper (Table 2a/2b DimConv + Point-wise; top-1 68.10),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DimConv + Point-wise units, 132 MFLOPs in the paper (Table 2a/2b
+# DimConv + Point-wise; top-1 68.10), E150-B512 recipe. Written by
+# tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='pointwise', first_fusion='pointwise', widen_factor=0.345),
+    backbone=dict(
+        spatial='dimconv', fusion='pointwise', first_fusion='pointwise', widen_factor=0.345
+    ),
     head=dict(in_channels=176))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DimConv + SE units, 134 MFLOPs in the paper (Table 2b DimConv + SE; top-1 64.80),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DimConv + SE units, 134 MFLOPs in the paper (Table 2b DimConv + SE;
+# top-1 64.80), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its
+# ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='se', first_fusion='pointwise', widen_factor=0.6),
+    backbone=dict(
+        spatial='dimconv', fusion='se', first_fusion='pointwise', widen_factor=0.6
+    ),
     head=dict(in_channels=304))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DWise + DimFuse units, 136 MFLOPs in the paper (Table 2b DWise + DimFuse; Table 3 R1; top-1 65.90),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DWise + DimFuse units, 136 MFLOPs in the paper (Table 2b DWise +
+# DimFuse; Table 3 R1; top-1 65.90), E150-B512 recipe. Written by
+# tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='dimfuse', first_fusion='pointwise', widen_factor=0.65),
+    backbone=dict(
+        spatial='depthwise', fusion='dimfuse', first_fusion='pointwise', widen_factor=0.65
+    ),
     head=dict(in_channels=336))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DWise + Point-wise units, 302 MFLOPs in the paper (Table 1 SC 270-320; top-1 70.67),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DWise + Point-wise units, 302 MFLOPs in the paper (Table 1 SC 270-320;
+# top-1 70.67), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its
+# ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='pointwise', first_fusion='pointwise', widen_factor=0.785),
+    backbone=dict(
+        spatial='depthwise', fusion='pointwise', first_fusion='pointwise',
+        widen_factor=0.785
+    ),
     head=dict(in_channels=400))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DWise + Point-wise units, 59 MFLOPs in the paper (Table 1 SC 25-60; top-1 59.30),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DWise + Point-wise units, 59 MFLOPs in the paper (Table 1 SC 25-60;
+# top-1 59.30), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its
+# ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='pointwise', first_fusion='pointwise', widen_factor=0.3),
+    backbone=dict(
+        spatial='depthwise', fusion='pointwise', first_fusion='pointwise', widen_factor=0.3
+    ),
     head=dict(in_channels=152))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DWise + Point-wise + SE units, 142 MFLOPs in the paper (Table 2b DWise + Point-wise + SE; top-1 68.20),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DWise + Point-wise + SE units, 142 MFLOPs in the paper (Table 2b DWise
+# + Point-wise + SE; top-1 68.20), E150-B512 recipe. Written by
+# tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='pointwise_se', first_fusion='pointwise', widen_factor=0.535),
+    backbone=dict(
+        spatial='depthwise', fusion='pointwise_se', first_fusion='pointwise',
+        widen_factor=0.535
+    ),
     head=dict(in_channels=272))

@@ -1,5 +1,6 @@
-# ResNet with Point-wise + DWise + SE units, 137 MFLOPs in the paper (Table 2b DWise + SE; top-1 63.90),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ResNet with Point-wise + DWise + SE units, 137 MFLOPs in the paper (Table 2b DWise + SE; top-1
+# 63.90), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES,
+# then `write`.
 _base_ = [
     '../_base_/models/dice_unit_resnet.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='se', first_fusion='pointwise', widen_factor=0.68),
+    backbone=dict(
+        spatial='depthwise', fusion='se', first_fusion='pointwise', widen_factor=0.68
+    ),
     head=dict(in_channels=352))

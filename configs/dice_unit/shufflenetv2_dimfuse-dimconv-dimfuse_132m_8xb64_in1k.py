@@ -1,5 +1,6 @@
-# ShuffleNetV2 with DimFuse + DimConv + DimFuse units, 132 MFLOPs in the paper (Table 3 R6; top-1 69.20),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with DimFuse + DimConv + DimFuse units, 132 MFLOPs in the paper (Table 3 R6; top-1
+# 69.20), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES,
+# then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', first_fusion='dimfuse', widen_factor=None, channels=[24, 24, 284, 568, 1136, 1024]),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', first_fusion='dimfuse', widen_factor=None,
+        channels=[24, 24, 284, 568, 1136, 1024]
+    ),
     head=dict(in_channels=1136, mid_channels=1024, dropout_ratio=0.2))

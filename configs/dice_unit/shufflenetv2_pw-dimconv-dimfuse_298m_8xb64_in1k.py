@@ -1,5 +1,6 @@
-# ShuffleNetV2 with Point-wise + DimConv + DimFuse units, 298 MFLOPs in the paper (Table 1 DU 270-320; top-1 72.90),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with Point-wise + DimConv + DimFuse units, 298 MFLOPs in the paper (Table 1 DU
+# 270-320; top-1 72.90), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py:
+# edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=2.4),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=2.4
+    ),
     head=dict(in_channels=1112, mid_channels=1280, dropout_ratio=0.2))

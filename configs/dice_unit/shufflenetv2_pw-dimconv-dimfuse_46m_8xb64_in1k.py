@@ -1,5 +1,6 @@
-# ShuffleNetV2 with Point-wise + DimConv + DimFuse units, 46 MFLOPs in the paper (Table 1 DU 25-60; top-1 62.80),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with Point-wise + DimConv + DimFuse units, 46 MFLOPs in the paper (Table 1 DU
+# 25-60; top-1 62.80), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit
+# its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,7 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=0.75),
+    backbone=dict(
+        spatial='dimconv', fusion='dimfuse', first_fusion='pointwise', widen_factor=0.75
+    ),
     head=dict(in_channels=344, mid_channels=1024, dropout_ratio=0.1))

@@ -1,5 +1,6 @@
-# ShuffleNetV2 with Point-wise + DimConv + Point-wise units, 135 MFLOPs in the paper (Table 2a/2b DimConv + Point-wise; top-1 68.45),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with Point-wise + DimConv + Point-wise units, 135 MFLOPs in the paper (Table 2a/2b
+# DimConv + Point-wise; top-1 68.45), E150-B512 recipe. Written by
+# tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='pointwise', first_fusion='pointwise', widen_factor=None, channels=[24, 24, 94, 188, 376, 1024]),
+    backbone=dict(
+        spatial='dimconv', fusion='pointwise', first_fusion='pointwise', widen_factor=None,
+        channels=[24, 24, 94, 188, 376, 1024]
+    ),
     head=dict(in_channels=376, mid_channels=1024, dropout_ratio=0.2))

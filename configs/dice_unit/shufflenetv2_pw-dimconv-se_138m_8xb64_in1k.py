@@ -1,5 +1,6 @@
-# ShuffleNetV2 with Point-wise + DimConv + SE units, 138 MFLOPs in the paper (Table 2b DimConv + SE; top-1 65.40),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with Point-wise + DimConv + SE units, 138 MFLOPs in the paper (Table 2b DimConv +
+# SE; top-1 65.40), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit
+# its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='dimconv', fusion='se', first_fusion='pointwise', widen_factor=None, channels=[24, 24, 182, 364, 728, 1024]),
+    backbone=dict(
+        spatial='dimconv', fusion='se', first_fusion='pointwise', widen_factor=None,
+        channels=[24, 24, 182, 364, 728, 1024]
+    ),
     head=dict(in_channels=728, mid_channels=1024, dropout_ratio=0.2))

@@ -1,5 +1,6 @@
-# ShuffleNetV2 with Point-wise + DWise + DimFuse units, 139 MFLOPs in the paper (Table 2b DWise + DimFuse; Table 3 R1; top-1 66.80),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with Point-wise + DWise + DimFuse units, 139 MFLOPs in the paper (Table 2b DWise +
+# DimFuse; Table 3 R1; top-1 66.80), E150-B512 recipe. Written by
+# tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='dimfuse', first_fusion='pointwise', widen_factor=None, channels=[24, 24, 190, 380, 760, 1024]),
+    backbone=dict(
+        spatial='depthwise', fusion='dimfuse', first_fusion='pointwise', widen_factor=None,
+        channels=[24, 24, 190, 380, 760, 1024]
+    ),
     head=dict(in_channels=760, mid_channels=1024, dropout_ratio=0.2))

@@ -1,5 +1,6 @@
-# ShuffleNetV2 with Point-wise + DWise + Point-wise units, 41 MFLOPs in the paper (Table 1 SC 25-60; top-1 59.69),
-# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py (edit its ENTRIES, then `write`).
+# ShuffleNetV2 with Point-wise + DWise + Point-wise units, 41 MFLOPs in the paper (Table 1 SC
+# 25-60; top-1 59.69), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit
+# its ENTRIES, then `write`.
 _base_ = [
     '../_base_/models/dice_unit_shufflenetv2.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.2.py',
@@ -8,5 +9,8 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(spatial='depthwise', fusion='pointwise', first_fusion='pointwise', widen_factor=None, channels=[24, 24, 66, 132, 264, 1024]),
+    backbone=dict(
+        spatial='depthwise', fusion='pointwise', first_fusion='pointwise',
+        widen_factor=None, channels=[24, 24, 66, 132, 264, 1024]
+    ),
     head=dict(in_channels=264, mid_channels=1024, dropout_ratio=0.1))

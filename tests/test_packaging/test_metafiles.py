@@ -50,8 +50,8 @@ def test_model_index_imports_every_metafile():
     on_disk = sorted(osp.relpath(p, REPO)
                      for p in glob.glob(osp.join(REPO, 'configs', '*', 'metafile.yml')))
     assert sorted(metafile_paths()) == on_disk
-    assert {osp.dirname(p) for p in on_disk} == {'configs/dicenet', 'configs/dicenet_seg',
-                                                 'configs/ssd'}
+    assert {osp.dirname(p) for p in on_disk} == {'configs/dice_unit', 'configs/dicenet',
+                                                 'configs/dicenet_seg', 'configs/ssd'}
 
 
 def test_every_config_has_one_entry_and_every_entry_a_config():

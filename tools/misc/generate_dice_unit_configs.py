@@ -16,6 +16,7 @@ Examples::
 import argparse
 import os.path as osp
 import sys
+import textwrap
 from dataclasses import dataclass
 from typing import Dict, List, Tuple, Union
 
@@ -185,12 +186,12 @@ def head_cfg(entry: Entry, backbone) -> dict:
 def config_text(entry: Entry) -> str:
     backbone = build_backbone(entry)
     crop = '0.2' if entry.paper_mflops < 80 else '0.08'
-    lines = [
-        f'# {FAMILY_TITLE[entry.family]} with {entry.layers} units, '
-        f'{entry.paper_mflops:g} MFLOPs in the paper ({"; ".join(entry.rows)}; '
-        f'top-1 {entry.paper_top1:.2f}),',
-        '# E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py '
-        '(edit its ENTRIES, then `write`).',
+    summary = (f'{FAMILY_TITLE[entry.family]} with {entry.layers} units, '
+               f'{entry.paper_mflops:g} MFLOPs in the paper ({"; ".join(entry.rows)}; top-1 '
+               f'{entry.paper_top1:.2f}), E150-B512 recipe. Written by '
+               'tools/misc/generate_dice_unit_configs.py: edit its ENTRIES, then `write`.')
+    lines = textwrap.wrap(summary, 98, initial_indent='# ', subsequent_indent='# ')
+    lines += [
         '_base_ = [',
         f"    '../_base_/models/dice_unit_{entry.family}.py',",
         f"    '../_base_/datasets/imagenet_bs64_dicenet_crop-{crop}.py',",
@@ -199,7 +200,10 @@ def config_text(entry: Entry) -> str:
         ']',
         '',
         'model = dict(',
-        f'    backbone=dict({_kwargs(backbone_cfg(entry))}),',
+        '    backbone=dict(',
+        *textwrap.wrap(_kwargs(backbone_cfg(entry)), 92, initial_indent='        ',
+                       subsequent_indent='        ', break_long_words=False),
+        '    ),',
         f'    head=dict({_kwargs(head_cfg(entry, backbone))}))',
         '',
     ]
