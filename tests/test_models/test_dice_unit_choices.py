@@ -2,6 +2,7 @@
 import importlib
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -221,3 +222,14 @@ def test_dicenet_with_custom_channels_and_choices():
 def test_dicenet_bad_choices(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DiCENet(input_size=64, **kwargs)
+
+
+def test_readme_example_replaces_a_separable_convolution():
+    readme = (Path(__file__).resolve().parents[2] / 'README.md').read_text(encoding='utf-8')
+    section = readme.split('## The DiCE unit in your own network')[1]
+    code = section.split('```python')[1].split('```')[0]
+    namespace = {}
+    exec(compile(code, 'README.md', 'exec'), namespace)
+    block = namespace['MyBlock'](8, 4)
+    assert block(torch.randn(2, 8, 8, 8)).shape == (2, 16, 4, 4)
+    assert block(torch.randn(1, 8, 13, 13)).shape == (1, 16, 7, 7)
