@@ -79,6 +79,20 @@ def test_shufflenetv2_dice_rows_reuse_dicenets_scales():
 
 
 def test_fit_prints_the_closest_width(capsys):
-    generator.main(['fit', 'shufflenetv2_pw-dimconv-dimfuse_46m', '0.5', '0.75'])
+    assert generator.main(['fit', 'shufflenetv2_pw-dimconv-dimfuse_46m', '0.5', '0.75']) == 0
     out = capsys.readouterr().out
-    assert 'closest: width 0.75 -> 46.83 MFLOPs (paper 46)' in out
+    assert 'closest: width 0.75 -> 46.83 MFLOPs (budget 46)' in out
+
+
+def test_search_finds_a_width_within_5_percent():
+    entry = generator.BY_NAME['mobilenet_dwise-pw_41m']
+    width, mflops = generator.search_width(entry, 41, report=lambda line: None)
+    assert abs(mflops - 41) <= 0.05 * 41
+    assert generator.classifier_mflops(entry, width) == mflops
+
+
+def test_a_budget_the_family_cannot_reach_is_an_error(capsys):
+    assert generator.main(['fit', 'mobilenet_dwise-pw_41m', '--budget', '1']) == 1
+    out = capsys.readouterr().out
+    assert ('error: budget 1 MFLOPs is out of reach of MobileNet with DWise + Point-wise units'
+            in out)

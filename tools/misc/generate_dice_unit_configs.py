@@ -330,23 +330,71 @@ class _Classifier(nn.Module):
         return self.head((pooled, )) if isinstance(self.head, DiCEClsHead) else self.head(pooled)
 
 
-def fit(entry: Entry, candidates: List[Union[int, float]]) -> None:
-    """Print the FLOPs of ``entry`` at each candidate width, then the closest."""
-    results = []
-    for width in candidates:
-        backbone = build_backbone(entry, width)
-        last = backbone.out_channels[-1]
-        head = (DiCEClsHead(1000, last, backbone.channels[5]) if entry.family == 'shufflenetv2'
-                else nn.Linear(last, 1000))
-        with torch.no_grad():
-            counts = count_complexity(_Classifier(backbone, head).eval(),
-                                      (torch.randn(1, 3, 224, 224), ))
-        mflops = counts['paper_flops'] / 1e6
-        results.append((abs(mflops - entry.paper_mflops), width, mflops))
-        print(f'{entry.name}: width {width} -> {mflops:.2f} MFLOPs '
-              f'(levels {getattr(backbone, "level_channels", None)})', flush=True)
-    _, width, mflops = min(results)
-    print(f'closest: width {width} -> {mflops:.2f} MFLOPs (paper {entry.paper_mflops:g})')
+def classifier_mflops(entry: Entry, width: Union[int, float, Tuple[int, ...]]) -> float:
+    """The paper's MFLOPs of ``entry``'s classifier at ``width`` (what its config
+    would build: backbone, global average pooling, 1000-class head)."""
+    backbone = build_backbone(entry, width)
+    last = backbone.out_channels[-1]
+    head = (DiCEClsHead(1000, last, backbone.channels[5]) if entry.family == 'shufflenetv2'
+            else nn.Linear(last, 1000))
+    with torch.no_grad():
+        counts = count_complexity(_Classifier(backbone, head).eval(),
+                                  (torch.randn(1, 3, 224, 224), ))
+    return counts['paper_flops'] / 1e6
+
+
+def width_grid(entry: Entry) -> List[Union[int, float]]:
+    """Candidate widths of ``entry``'s family, narrowest first: ch2 (even) for
+    ShuffleNetV2, widen_factor in steps of 1/100 for MobileNet and ResNet."""
+    if entry.family == 'shufflenetv2':
+        return list(range(8, 513, 2))
+    return [step / 100 for step in range(10, 401)]
+
+
+def search_width(entry: Entry, budget: float,
+                 report=print) -> Tuple[Union[int, float], float]:
+    """(width, MFLOPs) of ``entry``'s layers closest to ``budget`` MFLOPs.
+
+    Widens exponentially and bisects on :func:`width_grid` (FLOPs grow with
+    the width, though not monotonically: DimFuse's gcd groups), then scans 4
+    neighbours each side.
+    Raises ValueError when the budget is below the narrowest or above the
+    widest width's FLOPs, or when no width comes within 5 %.
+    """
+    grid = width_grid(entry)
+    cache = {}
+
+    def mflops_at(index):
+        if index not in cache:
+            cache[index] = classifier_mflops(entry, grid[index])
+            report(f'{entry.name}: width {grid[index]} -> {cache[index]:.2f} MFLOPs')
+        return cache[index]
+
+    def out_of_reach():
+        return ValueError(
+            f'budget {budget:g} MFLOPs is out of reach of {FAMILY_TITLE[entry.family]} with '
+            f'{entry.layers} units: {mflops_at(0):.2f} MFLOPs at the narrowest width '
+            f'({grid[0]}), {mflops_at(len(grid) - 1):.2f} at the widest ({grid[-1]})')
+
+    if budget < mflops_at(0) * (1 - FLOPS_TOLERANCE):
+        raise out_of_reach()
+    low, high = 0, 1
+    while mflops_at(high) < budget:  # widen exponentially, then bisect
+        if high == len(grid) - 1:
+            if budget > mflops_at(high) * (1 + FLOPS_TOLERANCE):
+                raise out_of_reach()
+            break
+        low, high = high, min(len(grid) - 1, 2 * high + 1)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if mflops_at(middle) < budget else (low, middle)
+    for index in range(max(0, low - 4), min(len(grid), high + 5)):
+        mflops_at(index)
+    index = min(cache, key=lambda i: abs(cache[i] - budget))
+    if abs(cache[index] - budget) > FLOPS_TOLERANCE * budget:
+        raise ValueError(f'no width of {entry.name} comes within 5 % of budget {budget:g} '
+                         f'MFLOPs: the closest is {grid[index]} with {cache[index]:.2f}')
+    return grid[index], cache[index]
 
 
 def main(argv=None) -> int:
@@ -354,16 +402,33 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest='command', required=True)
     sub.add_parser('write', help='write the configs, the metafile and the README table')
     sub.add_parser('check', help='exit 1 if a written file differs from the table')
-    fit_parser = sub.add_parser('fit', help='FLOPs of an entry at other widths')
+    fit_parser = sub.add_parser(
+        'fit', help="search the width of an entry's layers closest to a FLOP budget, or "
+                    'print the FLOPs at given widths')
     fit_parser.add_argument('name', choices=sorted(BY_NAME))
-    fit_parser.add_argument('widths', nargs='+',
+    fit_parser.add_argument('widths', nargs='*',
                             help='widen_factors, ch2 ints (ShuffleNetV2) or comma-separated '
-                                 'channels (ResNet)')
+                                 'channels (ResNet); none: search')
+    fit_parser.add_argument('--budget', type=float,
+                            help="MFLOPs to reach (default: the entry's paper FLOPs)")
     args = parser.parse_args(argv)
     if args.command == 'fit':
-        widths = [tuple(int(c) for c in w.split(',')) if ',' in w
-                  else (int(w) if w.isdigit() else float(w)) for w in args.widths]
-        fit(BY_NAME[args.name], widths)
+        entry = BY_NAME[args.name]
+        budget = entry.paper_mflops if args.budget is None else args.budget
+        if args.widths:
+            widths = [tuple(int(c) for c in w.split(',')) if ',' in w
+                      else (int(w) if w.isdigit() else float(w)) for w in args.widths]
+            results = [(classifier_mflops(entry, width), width) for width in widths]
+            for mflops, width in results:
+                print(f'{entry.name}: width {width} -> {mflops:.2f} MFLOPs')
+            mflops, width = min(results, key=lambda result: abs(result[0] - budget))
+        else:
+            try:
+                width, mflops = search_width(entry, budget)
+            except ValueError as error:
+                print(f'error: {error}')
+                return 1
+        print(f'closest: width {width} -> {mflops:.2f} MFLOPs (budget {budget:g})')
         return 0
     write = args.command == 'write'
     stale = sync(config_files(), write)
