@@ -32,5 +32,6 @@ DICE_UNIT_SHAPES_CONFIGS := $(addprefix configs/dice_unit/,\
 	shufflenetv2_pw-dimconv-pwse_135m_8xb64_in1k.py shufflenetv2_pw-dimconv-dimfuse_122m_8xb64_in1k.py)
 
 dice-unit-shapes: env
-	$(PY) tools/analysis_tools/shapes_comparison.py $(DICE_UNIT_SHAPES_CONFIGS) \
+	OMP_NUM_THREADS=1 $(PY) tools/analysis_tools/shapes_comparison.py $(DICE_UNIT_SHAPES_CONFIGS) \
+		--epochs 6 --num-images 1200 --data-root data/shapes/classification-1200 \
 		--work-dir work_dirs/dice_unit_shapes --out work_dirs/dice_unit_shapes/table.md
