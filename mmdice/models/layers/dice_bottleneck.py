@@ -9,13 +9,10 @@ from torch import Tensor, nn
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from ..utils import fold_conv_module
-from .activation import act_cfg_for, build_act
+from .activation import build_act
 from .dice_unit import DiCEUnit
-from .dim_fuse import DimFuse
+from .dim_fuse import build_first_layer, first_layer_to_deploy
 from .norm_act import ConvNormAct
-
-#: Layers the first (point-wise) layer of a :class:`DiCEBottleneck` can be.
-FIRST_FUSIONS = ('pointwise', 'dimfuse')
 
 
 @MODELS.register_module()
@@ -66,9 +63,6 @@ class DiCEBottleneck(DeployMixin, BaseModule):
                  act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if first_fusion not in FIRST_FUSIONS:
-            raise ValueError(f"first_fusion must be 'pointwise' or 'dimfuse', "
-                             f'got {first_fusion!r}')
         if stride not in (1, 2) or isinstance(stride, bool):
             raise ValueError(f'stride must be 1 or 2, got {stride!r}')
         self.in_channels = in_channels
@@ -77,13 +71,8 @@ class DiCEBottleneck(DeployMixin, BaseModule):
         self.first_fusion = first_fusion
         self.with_cp = with_cp
         self.deploy = False
-        conv_act_cfg = act_cfg_for(act_cfg, out_channels)
-        if first_fusion == 'dimfuse':
-            self.first = DimFuse(in_channels, out_channels, with_local_fusion=False,
-                                 norm_cfg=norm_cfg, act_cfg=act_cfg)
-        else:
-            self.first = ConvNormAct(in_channels, out_channels, 1, norm_cfg=norm_cfg,
-                                     act_cfg=conv_act_cfg)
+        self.first = build_first_layer(in_channels, out_channels, first_fusion, norm_cfg,
+                                       act_cfg)
         self.unit = DiCEUnit(out_channels, out_channels, build_size, stride=stride,
                              spatial=spatial, fusion=fusion, norm_cfg=norm_cfg,
                              act_cfg=act_cfg)
@@ -103,10 +92,7 @@ class DiCEBottleneck(DeployMixin, BaseModule):
         only, idempotent."""
         if self.deploy:
             return
-        if isinstance(self.first, DimFuse):
-            self.first.switch_to_deploy()
-        else:
-            fold_conv_module(self.first)
+        first_layer_to_deploy(self.first)
         for module in self.shortcut.modules():
             if isinstance(module, ConvNormAct):
                 fold_conv_module(module)

@@ -9,15 +9,9 @@ from torch import Tensor
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
-from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
-from .dim_fuse import DimFuse
-from .norm_act import ConvNormAct
-
-#: First layers of the right branch: a 1x1 conv, or DimFuse in its place (DiCENet Table 3).
-FIRST_FUSIONS = ('pointwise', 'dimfuse')
+from .dim_fuse import build_first_layer, first_layer_to_deploy
 
 
 @MODELS.register_module()
@@ -59,8 +53,6 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
                 f'out_channels must be even and larger than round(in_channels / 2) = '
                 f'{self.left_channels}, and in_channels at least 2; got in_channels='
                 f'{in_channels}, out_channels={out_channels}')
-        if first_fusion not in FIRST_FUSIONS:
-            raise ValueError(f'first_fusion must be one of {FIRST_FUSIONS}, got {first_fusion!r}')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.with_cp = with_cp
@@ -70,13 +62,8 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
         self.deploy = False
         branch_in = in_channels - self.left_channels
         branch_out = out_channels - self.left_channels
-        first = (ConvNormAct(branch_in, branch_out, 1, norm_cfg=norm_cfg,
-                             act_cfg=act_cfg_for(act_cfg, branch_out))
-                 if first_fusion == 'pointwise' else
-                 DimFuse(branch_in, branch_out, with_local_fusion=False, norm_cfg=norm_cfg,
-                         act_cfg=act_cfg))
         self.branch = Sequential(
-            first,
+            build_first_layer(branch_in, branch_out, first_fusion, norm_cfg, act_cfg),
             DiCEUnit(branch_out, branch_out, build_size, spatial=spatial, fusion=fusion,
                      norm_cfg=norm_cfg, act_cfg=act_cfg))
 
@@ -86,10 +73,7 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
         inference only, idempotent."""
         if self.deploy:
             return
-        if isinstance(self.branch[0], DimFuse):
-            self.branch[0].switch_to_deploy()
-        else:
-            fold_conv_module(self.branch[0])
+        first_layer_to_deploy(self.branch[0])
         self.branch[1].switch_to_deploy()
         self.deploy = True
 
