@@ -8,6 +8,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 
 #: Default ``init_cfg`` of the backbones: Kaiming-normal fan_out for
 #: convolutions, weight 1 / bias 0 for norms, as the reference.
@@ -33,7 +34,8 @@ def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = No
 class BaseDiCEBackbone(DeployMixin, BaseModule):
     """Base of the mmdice backbones.
 
-    A subclass builds ``stem`` and ``layers`` (a ModuleList of stages), sets
+    A subclass builds ``stem`` (a ConvModule) and ``layers`` (a ModuleList of
+    stages, Sequentials of units with a deploy form), sets
     ``frozen_stages`` (-1 freezes nothing, 0 the stem, i > 0 the stem and the
     first i stages) and ``norm_eval``, and calls :meth:`_freeze_stages` last
     in ``__init__``.
@@ -46,6 +48,18 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
         if isinstance(init_cfg, tuple):
             init_cfg = list(init_cfg)
         super().__init__(init_cfg=init_cfg)
+
+    def switch_to_deploy(self) -> None:
+        """Convert to the deploy form in place: the stem's BatchNorm folded
+        into its conv, every unit (block) of the stages converted. Exact in
+        eval mode, inference only, idempotent."""
+        if self.deploy:
+            return
+        fold_conv_module(self.stem)
+        for stage in self.layers:
+            for unit in stage:
+                unit.switch_to_deploy()
+        self.deploy = True
 
     @staticmethod
     def _check_input_size(input_size: Union[int, Sequence[int]]) -> Tuple[int, int]:

@@ -10,7 +10,6 @@ from torch import Tensor, nn
 from mmdice.registry import MODELS
 from ..layers import DiCEUnit, act_cfg_for
 from ..layers.norm_act import ConvNormAct
-from ..utils import fold_conv_module
 from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone, make_divisible
 
 
@@ -117,18 +116,6 @@ class DiCEMobileNet(BaseDiCEBackbone):
         if deploy:
             self.switch_to_deploy()
         self._freeze_stages()
-
-    def switch_to_deploy(self) -> None:
-        """Convert to the deploy form in place: the stem's BatchNorm folded
-        into its conv, every unit converted. Exact in eval mode, inference
-        only, idempotent."""
-        if self.deploy:
-            return
-        fold_conv_module(self.stem)
-        for stage in self.layers:
-            for unit in stage:
-                unit.switch_to_deploy()
-        self.deploy = True
 
     def _unit_forward(self, unit: nn.Module, x: Tensor) -> Tensor:
         if self.with_cp and self.training and torch.is_grad_enabled():

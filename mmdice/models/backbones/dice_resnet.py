@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from mmdice.registry import MODELS
 from ..layers import DiCEBottleneck, act_cfg_for
 from ..layers.norm_act import ConvNormAct
-from ..utils import fold_conv_module
 from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone, make_divisible
 
 
@@ -154,18 +153,6 @@ class DiCEResNet(BaseDiCEBackbone):
             raise ValueError('channels must be (stem, width0, width1, width2, width3) of '
                              f'positive ints, got {channels!r}')
         return [int(width) for width in channels]
-
-    def switch_to_deploy(self) -> None:
-        """Convert to the deploy form in place: the stem's BatchNorm folded
-        into its conv, every block converted. Exact in eval mode, inference
-        only, idempotent."""
-        if self.deploy:
-            return
-        fold_conv_module(self.stem)
-        for stage in self.layers:
-            for block in stage:
-                block.switch_to_deploy()
-        self.deploy = True
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first;

@@ -11,7 +11,6 @@ from mmdice.registry import MODELS
 from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
 from ..layers.dice_unit import FUSIONS, SPATIAL_LAYERS
 from ..layers.norm_act import ConvNormAct
-from ..utils import fold_conv_module
 from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone
 
 
@@ -151,18 +150,6 @@ class DiCENet(BaseDiCEBackbone):
         if deploy:
             self.switch_to_deploy()
         self._freeze_stages()
-
-    def switch_to_deploy(self) -> None:
-        """Convert to the deploy form in place: the stem's BatchNorm folded
-        into its conv, every unit of the stages converted (fused DiCE units,
-        folded BatchNorms). Exact in eval mode, inference only, idempotent."""
-        if self.deploy:
-            return
-        fold_conv_module(self.stem)
-        for stage in self.layers:
-            for unit in stage:
-                unit.switch_to_deploy()
-        self.deploy = True
 
     @classmethod
     def _check_channels(cls, widen_factor: Optional[float],
