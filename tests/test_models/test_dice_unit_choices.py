@@ -233,3 +233,25 @@ def test_readme_example_replaces_a_separable_convolution():
     block = namespace['MyBlock'](8, 4)
     assert block(torch.randn(2, 8, 8, 8)).shape == (2, 16, 4, 4)
     assert block(torch.randn(1, 8, 13, 13)).shape == (1, 16, 7, 7)
+
+
+@pytest.mark.parametrize('first_fusion', ['pointwise', 'dimfuse'])
+@pytest.mark.parametrize('spatial,fusion', VARIANTS)
+def test_dicenet_variants_train_and_deploy_exactly(spatial, fusion, first_fusion):
+    """The ShuffleNetV2 family of Tables 1-3 (the configs trace every entry at 224)."""
+    torch.manual_seed(3)
+    model = DiCENet(channels=[8, 8, 16, 32, 64, 512], input_size=64, spatial=spatial,
+                    fusion=fusion, first_fusion=first_fusion, out_indices=(3, 4))
+    x = torch.randn(2, 3, 96, 96, requires_grad=True)
+    outs = model(x)
+    assert [tuple(o.shape) for o in outs] == [(2, 32, 6, 6), (2, 64, 3, 3)]
+    sum(o.square().mean() for o in outs).backward()
+    assert torch.isfinite(x.grad).all()
+    randomize(model)
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(image)
+        model.switch_to_deploy()
+        actual = model(image)
+    for got, want in zip(actual, expected):
+        assert relative_error(got, want) < RELATIVE_TOLERANCE
