@@ -102,7 +102,7 @@ def compile_openvino(path: str, precision: Optional[str] = None, threads: int = 
     load_openvino_extension(core, library)
     model = core.read_model(path)
     if precision is None:
-        precision = (str(model.get_rt_info(PRECISION_RT_INFO))
+        precision = (model.get_rt_info(PRECISION_RT_INFO).astype(str)
                      if model.has_rt_info(PRECISION_RT_INFO) else 'f32')
     config = {'INFERENCE_PRECISION_HINT': check_precision(precision)}
     if threads:
