@@ -79,14 +79,17 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
   const ov::Shape& weight_depth = inputs[1].get_shape();
   const ov::Shape& weight_height = inputs[2].get_shape();
   const ov::Shape& weight_width = inputs[3].get_shape();
-  const bool plain_weights =
+  const auto odd = [](size_t value) { return value % 2 == 1; };
+  const bool weights_fit =
       x.size() == 4 && weight_depth.size() == 4 && weight_depth[0] == x[1] &&
-      weight_depth[1] == 1 && weight_depth[2] == weight_depth[3] && weight_depth[3] % 2 == 1 &&
-      weight_height == ov::Shape({x[2], 1, weight_depth[2], weight_depth[3]}) &&
-      weight_width == ov::Shape({x[3], 1, weight_depth[2], weight_depth[3]});
-  OPENVINO_ASSERT(plain_weights, "DiCEFuse: x (N, C, H, W) ", x,
-                  " needs weight_depth (C, 1, k, k), weight_height (H, 1, k, k) and weight_width "
-                  "(W, 1, k, k) with odd k, got ",
+      weight_depth[1] == 1 && weight_depth[2] == weight_depth[3] && odd(weight_depth[3]) &&
+      weight_height.size() == 4 && weight_height[0] == x[2] && odd(weight_height[1]) &&
+      weight_width.size() == 4 && weight_width[0] == x[3] && odd(weight_width[1]) &&
+      weight_height[2] == weight_depth[2] && weight_height[3] == weight_depth[3] &&
+      weight_width[2] == weight_depth[2] && weight_width[3] == weight_depth[3];
+  OPENVINO_ASSERT(weights_fit, "DiCEFuse: x (N, C, H, W) ", x,
+                  " needs weight_depth (C, 1, k, k), weight_height (H, Bh, k, k) and weight_width "
+                  "(W, Bw, k, k) with odd k, Bh and Bw, got ",
                   weight_depth, ", ", weight_height, ", ", weight_width);
   const int64_t channels = static_cast<int64_t>(x[1]);
   const int64_t kernel_size = static_cast<int64_t>(weight_depth[3]);
@@ -100,7 +103,9 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
   DimConvGeometry geometry{static_cast<int64_t>(x[0]), channels,
                            static_cast<int64_t>(x[2]), static_cast<int64_t>(x[3]),
                            kernel_size,  dilation_[0],
-                           dilation_[1], dilation_[2]};
+                           dilation_[1], dilation_[2],
+                           static_cast<int64_t>(weight_height[1]),
+                           static_cast<int64_t>(weight_width[1])};
   const int64_t planes = geometry.batch * channels;
   if (planes == 0 || geometry.plane() == 0) return true;
   const dim_conv_cpu::Problem<float> problem(

@@ -4,7 +4,9 @@
 // (csrc/common/dice_fuse_common.h), run by the CPU loops of csrc/common/cpu.
 //
 // Inputs (f32): x (N, C, H, W); weight_depth (C, 1, k, k), weight_height
-// (H, 1, k, k), weight_width (W, 1, k, k) with odd k; branch_scale,
+// (H, Bh, k, k), weight_width (W, Bw, k, k) with odd k, Bh and Bw (Bh = Bw =
+// 1 at the build size, bands of kernels at other sizes as in
+// csrc/common/dim_conv_common.h); branch_scale,
 // branch_bias, branch_slope, fuse_weight (C, 3); fuse_bias, out_slope (C).
 // Attribute: dilation, three positive ints (depth, height, width).
 // Output: (N, C, H, W) of x's type.

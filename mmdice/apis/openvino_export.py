@@ -2,7 +2,9 @@
 nodes, and its check against PyTorch.
 
 The model goes through the ONNX export (:func:`~mmdice.apis.export_onnx`) with
-the fused DiCE ops written as ``mmdice.DiCEFuse`` custom-domain nodes, which
+the fused DiCE ops written as ``mmdice.DiCEFuse`` custom-domain nodes (at
+other sizes than their build size with banded kernels,
+:func:`~mmdice.ops.openvino.banded_dice_fuse`), which
 OpenVINO's ONNX frontend maps to the extension's ``DiCEFuse`` operation
 (:mod:`mmdice.ops.openvino`); the IR (``.xml`` + ``.bin``, float32 weights)
 records the inference precision in its ``rt_info`` (``runtime_options`` /
@@ -59,7 +61,7 @@ def export_openvino(module: nn.Module,
     """
     import openvino as ov
 
-    from mmdice.ops.openvino import build_openvino_extension
+    from mmdice.ops.openvino import banded_dice_fuse, build_openvino_extension
     check_precision(precision)
     if not path.endswith('.xml'):
         raise ValueError(f'path must name an OpenVINO IR .xml file, got {path!r}')
@@ -74,7 +76,9 @@ def export_openvino(module: nn.Module,
     staging = tempfile.mkdtemp(prefix='.openvino-export-', dir=folder)
     try:
         onnx_path = osp.join(staging, 'model.onnx')
-        export_onnx(module, example, onnx_path, output_names=output_names, mmdice_domain=True)
+        with banded_dice_fuse(module, example):
+            export_onnx(module, example, onnx_path, output_names=output_names,
+                        mmdice_domain=True)
         model = ov.convert_model(onnx_path, extension=library)
         model.set_rt_info(precision, PRECISION_RT_INFO)
         xml = osp.join(staging, osp.basename(path))

@@ -62,9 +62,11 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
     """{torch op overload: onnxscript function} for mmdice::dim_conv, mmdice::dice_fuse,
     mmdice::dice_fuse_epilogue and aten::prelu.
 
-    ``mmdice_domain``: mmdice::dice_fuse becomes one ``mmdice.DiCEFuse`` node
-    (the op's inputs in its order, the attribute ``dilation``: three ints), which
-    only runtimes with the mmdice extension run (OpenVINO, :mod:`mmdice.ops.openvino`).
+    ``mmdice_domain``: mmdice::dice_fuse, and mmdice_openvino::dice_fuse (its
+    banded form, :func:`mmdice.ops.openvino.banded_dice_fuse`), become one
+    ``mmdice.DiCEFuse`` node (the op's inputs in its order, the attribute
+    ``dilation``: three ints), which only runtimes with the mmdice extension run
+    (OpenVINO, :mod:`mmdice.ops.openvino`).
 
     onnxruntime's ``PRelu`` with per-channel slopes takes 5-7x the time of a
     broadcast ``Mul`` (32x278x14x14 float32, 2 threads: 7-12 ms against 1.0-1.7 ms
@@ -182,6 +184,11 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
                                   branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope,
                                   dilation=[int(d) for d in dilation])
 
+    def dice_fuse_banded_custom(x, weight_depth, weight_height, weight_width, dilation,
+                                *coefficients):
+        return dice_fuse_custom(x, weight_depth, weight_height, weight_width, dilation,
+                                *coefficients, False)
+
     def dice_fuse_epilogue(dim_output, branch_scale, branch_bias, branch_slope, fuse_weight,
                            fuse_bias, out_slope):
         # The training form with folded norms: affine + PReLU over the 3C interleaved
@@ -194,13 +201,17 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
         value = op.Conv(value, weight, fuse_bias, group=fuse_weight.shape[0])
         return prelu(value, op.Reshape(out_slope, per_channel))
 
-    return {
+    table = {
         torch.ops.mmdice.dim_conv.default: dim_conv,
         torch.ops.mmdice.dice_fuse.default: dice_fuse_custom if mmdice_domain else dice_fuse,
         torch.ops.mmdice.dice_fuse_epilogue.default: dice_fuse_epilogue,
         torch.ops.aten.prelu.default: aten_prelu,
         torch.ops.aten.convolution.default: aten_conv,
     }
+    if mmdice_domain:
+        from . import openvino  # noqa: F401  (defines mmdice_openvino::dice_fuse)
+        table[torch.ops.mmdice_openvino.dice_fuse.default] = dice_fuse_banded_custom
+    return table
 
 
 def prelu_slopes_at_most_one(model) -> bool:

@@ -18,8 +18,16 @@ exported model::
     load_openvino_extension(core)
     compiled = core.compile_model('model.xml', 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
 
+The export (:func:`mmdice.apis.export_openvino`) writes every fused DiCE
+module as one ``DiCEFuse`` node: at its build size the node of
+``torch.ops.mmdice.dice_fuse``, at other sizes (:func:`banded_dice_fuse`)
+that of ``torch.ops.mmdice_openvino.dice_fuse``, the same op with the banded
+height- and width-wise kernels of :func:`~mmdice.ops.dynamic_scaling.band_kernels`.
+
 Imports ``openvino`` only when called (importing ``mmdice.ops`` does not).
 """
+import contextlib
+import functools
 import glob
 import hashlib
 import os
@@ -27,7 +35,13 @@ import os.path as osp
 import shutil
 import subprocess
 import tempfile
-from typing import List, Optional
+from typing import Iterator, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .dice_fuse import DimConvFuse2d, dice_fuse_epilogue
+from .dynamic_scaling import band_kernels
 
 #: File name of the built library.
 LIBRARY_NAME = 'libmmdice_openvino.so'
@@ -151,3 +165,51 @@ def load_openvino_extension(core, library: Optional[str] = None) -> str:
             'with mmdice.ops.openvino.build_openvino_extension()')
     core.add_extension(library)
     return library
+
+
+@torch.library.custom_op('mmdice_openvino::dice_fuse', mutates_args=())
+def dice_fuse_banded(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_width: Tensor,
+                     dilation: List[int], branch_scale: Tensor, branch_bias: Tensor,
+                     branch_slope: Tensor, fuse_weight: Tensor, fuse_bias: Tensor,
+                     out_slope: Tensor) -> Tensor:
+    """The fused DiCE op of ``x`` (N, C, H, W) with banded weights: weight_height
+    (H, Bh, k, k), weight_width (W, Bw, k, k) (``torch.ops.mmdice.dim_conv``'s
+    form), the coefficients as for :func:`~mmdice.ops.dice_fuse`."""
+    return dice_fuse_epilogue(
+        torch.ops.mmdice.dim_conv(x, weight_depth, weight_height, weight_width, dilation),
+        branch_scale, branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope)
+
+
+@dice_fuse_banded.register_fake
+def _dice_fuse_banded_fake(x, *arguments):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
+def _banded_forward(layer: DimConvFuse2d, bands: dict, x: Tensor) -> Tensor:
+    size = tuple(x.shape[2:])
+    if size == (layer.weight_height.shape[0], layer.weight_width.shape[0]):
+        return type(layer).forward(layer, x)
+    if size not in bands:  # computed eagerly, not under an export's fake tensors
+        bands[size] = (band_kernels(layer.weight_height, size[0]).detach(),
+                       band_kernels(layer.weight_width, size[1]).detach())
+    return dice_fuse_banded(x, layer.weight_depth, *bands[size], list(layer.dilation),
+                            *layer.coefficients())
+
+
+@contextlib.contextmanager
+def banded_dice_fuse(module: nn.Module, example: Tensor) -> Iterator[nn.Module]:
+    """Within the block, the fused DiCE modules (:class:`DimConvFuse2d`) of
+    ``module`` given an input of another size than their build size run
+    :func:`dice_fuse_banded` (one op, so one ``DiCEFuse`` node in an export)
+    instead of the resampling path. Their banded kernels are computed on entry
+    by running ``module(example)``; the weights must not change in the block."""
+    layers = [layer for layer in module.modules() if isinstance(layer, DimConvFuse2d)]
+    try:
+        for layer in layers:
+            layer.forward = functools.partial(_banded_forward, layer, {})
+        with torch.no_grad():
+            module(example)
+        yield module
+    finally:
+        for layer in layers:
+            layer.__dict__.pop('forward', None)
