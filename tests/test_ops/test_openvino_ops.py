@@ -11,7 +11,7 @@ ov = pytest.importorskip('openvino')
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
 
-from mmdice.apis import export_onnx  # noqa: E402
+from mmdice.apis import export_onnx, export_openvino  # noqa: E402
 from mmdice.ops import EXT_AVAILABLE, DimConvFuse2d  # noqa: E402
 from mmdice.ops.openvino import (LIBRARY_NAME, OpenVINOExtensionError,  # noqa: E402
                                  build_openvino_extension, extension_sources,
@@ -81,19 +81,29 @@ def test_dice_fuse_node_matches_the_pytorch_op(tmp_path, library, batch, channel
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
-def test_another_size_than_the_build_size_runs_the_resampling_path(tmp_path, library):
-    """At other sizes the op exports as the standard-operator resampling path and
-    the epilogue, without a DiCEFuse node; OpenVINO still matches PyTorch."""
-    fused = random_fuse(9, (6, 6))
-    x = torch.randn(1, 9, 14, 9)
+@pytest.mark.parametrize('build, size, dilation', [
+    ((6, 6), (14, 9), (1, 2, 1)),  # height band 7 (resampling passes in PyTorch), width 5
+    ((8, 8), (5, 11), 1),  # shrinking and growing
+    ((7, 9), (8, 10), 2),
+])
+def test_other_sizes_than_the_build_size_run_banded_kernels(tmp_path, library, build, size,
+                                                             dilation):
+    """The plain ONNX export of the op at another size holds the standard-operator
+    resampling path; the OpenVINO export one DiCEFuse node with banded kernels."""
+    fused = random_fuse(9, build, dilation=dilation)
+    x = torch.randn(2, 9, *size)
     path = str(tmp_path / 'scaled.onnx')
     export_onnx(fused, x, path, mmdice_domain=True)
     assert 'DiCEFuse' not in [node.op_type for node in onnx.load(path).graph.node]
-    _, compiled = compile_onnx(path, library)
+    xml = str(tmp_path / 'scaled.xml')
+    export_openvino(fused, x, xml)
+    model, compiled = compile_onnx(xml, library)
+    assert [op.get_type_name() for op in model.get_ops()].count('DiCEFuse') == 1
+    assert 'forward' not in vars(fused)  # the export's banded forward is gone
     with torch.no_grad():
         expected = fused(x).numpy()
-    np.testing.assert_allclose(compiled(x.numpy())[0], expected, rtol=1e-4,
-                               atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_allclose(compiled(x.numpy())[0], expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
 
 
 def test_node_rejects_weights_of_another_size(tmp_path, library):
