@@ -1,9 +1,10 @@
 // DiCEFuse (dice_fuse_op.hpp): shape inference and the CPU evaluate(), the
 // plane loop of csrc/common/cpu/dice_fuse_cpu_planes.h parallel over the
-// (n, c) planes with OpenMP.
+// (n, c) planes on OpenVINO's own threads (ov::parallel_nt, TBB), so that it
+// shares the CPU plugin's thread pool instead of competing with it.
 #include "dice_fuse_op.hpp"
 
-#include <omp.h>
+#include <openvino/core/parallel.hpp>
 
 #include <algorithm>
 #include <string>
@@ -116,18 +117,16 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
                                      inputs[8].data<const float>(), inputs[9].data<const float>()};
   float* output = outputs[0].data<float>();
   const int64_t threads = std::max<int64_t>(
-      1, std::min<int64_t>(omp_get_max_threads(), planes / parallel_grain(geometry.plane())));
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t thread = omp_get_thread_num();
-    const int64_t count = omp_get_num_threads();
+      1, std::min<int64_t>(parallel_get_max_threads(),
+                           planes / parallel_grain(geometry.plane())));
+  ov::parallel_nt(static_cast<int>(threads), [&](int thread, int count) {
     const int64_t begin = planes * thread / count;
     const int64_t end = planes * (thread + 1) / count;
     if (begin < end) {
       std::vector<float> scratch(kNumBranches * geometry.plane());
       dice_fuse_planes(problem, params, scratch.data(), output, begin, end);
     }
-  }
+  });
   return true;
 }
 

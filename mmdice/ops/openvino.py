@@ -46,11 +46,12 @@ from .dynamic_scaling import band_kernels
 #: File name of the built library.
 LIBRARY_NAME = 'libmmdice_openvino.so'
 
-#: Compiler flags of the build (besides include and library paths).
-CXX_FLAGS = ('-std=c++17', '-O3', '-fopenmp', '-shared', '-fPIC')
+#: Compiler flags of the build (besides include and library paths); OV_THREAD
+#: as the wheel's CMake config sets it (ov::parallel_* run on its TBB).
+CXX_FLAGS = ('-std=c++17', '-O3', '-shared', '-fPIC', '-DOV_THREAD=OV_THREAD_TBB_ADAPTIVE')
 
-#: The OpenVINO libraries the extension links: the core and the ONNX frontend.
-OPENVINO_LIBRARIES = ('libopenvino.so', 'libopenvino_onnx_frontend.so')
+#: The libraries the extension links: OpenVINO's core, its ONNX frontend and TBB.
+OPENVINO_LIBRARIES = ('libopenvino.so', 'libopenvino_onnx_frontend.so', 'libtbb.so')
 
 
 class OpenVINOExtensionError(RuntimeError):
