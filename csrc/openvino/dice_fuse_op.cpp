@@ -7,7 +7,8 @@
 #include <openvino/core/parallel.hpp>
 
 #include <algorithm>
-#include <string>
+#include <utility>
+#include <vector>
 
 #include "../common/cpu/dice_fuse_cpu_planes.h"
 
