@@ -6,7 +6,8 @@ the target environment with ``pip install --no-build-isolation -e .``.
 
 As in the OpenMMLab codebases, ``configs/``, ``tools/`` and ``model-index.yml``
 are shipped inside the package as ``mmdice/.mim/`` (what ``mim`` reads): linked
-for an editable install, copied into a wheel or a source distribution.
+for an editable install, copied into a wheel or a source distribution; so is
+``csrc/``, from which ``mmdice.ops.openvino`` builds the OpenVINO extension.
 """
 import glob
 import os
@@ -29,7 +30,7 @@ def read_version_module():
 VERSION = read_version_module()
 
 
-MIM_FILES = ('configs', 'tools', 'model-index.yml')
+MIM_FILES = ('configs', 'tools', 'model-index.yml', 'csrc')
 
 
 def mim_install_mode(argv):

@@ -1,15 +1,18 @@
 """High-level APIs of mmdice, used by the tools and the benchmarks: build a
 model from its config (optionally in the deploy form), re-parameterize a
-checkpoint, convert the authors' EdgeNets checkpoints, export to ONNX."""
+checkpoint, convert the authors' EdgeNets checkpoints, export to ONNX and OpenVINO."""
 from .deploy import deploy_cfg_options, reparameterize_checkpoint
 from .edgenets import convert_edgenets_checkpoint, load_edgenets_state_dict
 from .model import TensorModeWrapper, build_model_from_config
 from .onnx_export import (FIXED_SPATIAL_REASON, OPSET, check_onnx, export_onnx, flat_outputs,
                           has_fixed_spatial_size, onnx_session)
+from .openvino_export import (PRECISIONS, check_openvino, compile_openvino, count_dice_fuse,
+                              export_openvino)
 
 __all__ = [
     'build_model_from_config', 'TensorModeWrapper', 'deploy_cfg_options',
     'reparameterize_checkpoint', 'convert_edgenets_checkpoint', 'load_edgenets_state_dict',
     'FIXED_SPATIAL_REASON', 'OPSET', 'check_onnx', 'export_onnx', 'flat_outputs',
-    'has_fixed_spatial_size', 'onnx_session'
+    'has_fixed_spatial_size', 'onnx_session', 'PRECISIONS', 'check_openvino',
+    'compile_openvino', 'count_dice_fuse', 'export_openvino'
 ]

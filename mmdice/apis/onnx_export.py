@@ -40,7 +40,8 @@ def export_onnx(module: nn.Module,
                 example: torch.Tensor,
                 path: str,
                 output_names: Optional[Sequence[str]] = None,
-                dynamic_spatial: Optional[bool] = None) -> List[str]:
+                dynamic_spatial: Optional[bool] = None,
+                mmdice_domain: bool = False) -> List[str]:
     """Export ``module(example)`` to ``path`` with the mmdice ops translated.
 
     The input ``input`` has a dynamic batch axis, and dynamic height and width
@@ -48,7 +49,10 @@ def export_onnx(module: nn.Module,
     layers, see :func:`has_fixed_spatial_size`). Models under 2 GiB are written
     as one self-contained file, larger ones as ``path`` and ``path + '.data'``.
     Both are written to a temporary folder beside ``path`` and then moved in, so
-    a failed export leaves nothing behind. Returns the written paths.
+    a failed export leaves nothing behind. ``mmdice_domain``: the fused DiCE
+    ops become ``mmdice.DiCEFuse`` custom-domain nodes for the mmdice OpenVINO
+    extension (:func:`~mmdice.ops.onnx.onnx_translation_table`) instead of
+    standard operators. Returns the written paths.
     """
     from mmdice.ops.onnx import onnx_translation_table, prelu_slopes_at_most_one
     module.eval()
@@ -57,7 +61,7 @@ def export_onnx(module: nn.Module,
     axes = {0: torch.export.Dim.AUTO}
     if dynamic_spatial:
         axes.update({axis: torch.export.Dim.AUTO for axis in range(2, example.dim())})
-    table = onnx_translation_table(prelu_slopes_at_most_one(module))
+    table = onnx_translation_table(prelu_slopes_at_most_one(module), mmdice_domain)
     with torch.no_grad():
         program = torch.onnx.export(module, (example, ), None, dynamo=True, opset_version=OPSET,
                                     input_names=['input'], output_names=output_names,

@@ -29,9 +29,44 @@ def _padding(kernel_size: int, dilation: int):
     return [pad, pad, pad, pad]
 
 
-def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
+#: ONNX custom domain of the nodes that the mmdice OpenVINO extension reads
+#: (:mod:`mmdice.ops.openvino`), and its version.
+MMDICE_DOMAIN = 'mmdice'
+MMDICE_DOMAIN_VERSION = 1
+
+
+#: Inputs of the ``mmdice.DiCEFuse`` node, in order (mmdice::dice_fuse's tensors).
+DICE_FUSE_INPUTS = ('x', 'weight_depth', 'weight_height', 'weight_width', 'branch_scale',
+                    'branch_bias', 'branch_slope', 'fuse_weight', 'fuse_bias', 'out_slope')
+
+
+def register_mmdice_schemas() -> None:
+    """Register the ONNX schema of ``mmdice.DiCEFuse`` (once per process), which
+    onnxscript and the ONNX checker need for a custom-domain node."""
+    import onnx
+    if onnx.defs.has('DiCEFuse', MMDICE_DOMAIN):
+        return
+    schema = onnx.defs.OpSchema(
+        'DiCEFuse', MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION,
+        doc='The fused DiCE op of mmdice (mmdice.ops.dice_fuse): (N, C, H, W) -> (N, C, H, W).',
+        inputs=[onnx.defs.OpSchema.FormalParameter(name, 'T') for name in DICE_FUSE_INPUTS],
+        outputs=[onnx.defs.OpSchema.FormalParameter('y', 'T')],
+        type_constraints=[('T', ['tensor(float)'], 'float32 tensors')],
+        attributes=[onnx.defs.OpSchema.Attribute(
+            'dilation', onnx.defs.OpSchema.AttrType.INTS,
+            'dilation of the depth-, height- and width-wise DimConv branches')])
+    onnx.defs.register_schema(schema)
+
+
+def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool = False) -> Dict:
     """{torch op overload: onnxscript function} for mmdice::dim_conv, mmdice::dice_fuse,
     mmdice::dice_fuse_epilogue and aten::prelu.
+
+    ``mmdice_domain``: mmdice::dice_fuse, and mmdice_openvino::dice_fuse (its
+    banded form, :func:`mmdice.ops.openvino.banded_dice_fuse`), become one
+    ``mmdice.DiCEFuse`` node (the op's inputs in its order, the attribute
+    ``dilation``: three ints), which only runtimes with the mmdice extension run
+    (OpenVINO, :mod:`mmdice.ops.openvino`).
 
     onnxruntime's ``PRelu`` with per-channel slopes takes 5-7x the time of a
     broadcast ``Mul`` (32x278x14x14 float32, 2 threads: 7-12 ms against 1.0-1.7 ms
@@ -41,6 +76,7 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
     """
     import torch
     from onnxscript import opset18 as op
+    from onnxscript.values import Opset
     from onnxscript.function_libs.torch_lib.ops.core import aten_convolution
 
     from . import extension  # noqa: F401  (loads mmdice._ext, which defines the ops)
@@ -137,6 +173,22 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
         total = op.Add(total, op.Reshape(fuse_bias, op.Constant(value_ints=[-1, 1, 1])))
         return prelu(total, op.Reshape(out_slope, op.Constant(value_ints=[-1, 1, 1])))
 
+    register_mmdice_schemas()
+    mmdice_op = Opset(MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION)
+
+    def dice_fuse_custom(x, weight_depth, weight_height, weight_width, dilation, branch_scale,
+                         branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope,
+                         channels_last):
+        del channels_last  # a memory layout, not part of the ONNX graph
+        return mmdice_op.DiCEFuse(x, weight_depth, weight_height, weight_width, branch_scale,
+                                  branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope,
+                                  dilation=[int(d) for d in dilation])
+
+    def dice_fuse_banded_custom(x, weight_depth, weight_height, weight_width, dilation,
+                                *coefficients):
+        return dice_fuse_custom(x, weight_depth, weight_height, weight_width, dilation,
+                                *coefficients, False)
+
     def dice_fuse_epilogue(dim_output, branch_scale, branch_bias, branch_slope, fuse_weight,
                            fuse_bias, out_slope):
         # The training form with folded norms: affine + PReLU over the 3C interleaved
@@ -149,13 +201,17 @@ def onnx_translation_table(slopes_at_most_one: bool = False) -> Dict:
         value = op.Conv(value, weight, fuse_bias, group=fuse_weight.shape[0])
         return prelu(value, op.Reshape(out_slope, per_channel))
 
-    return {
+    table = {
         torch.ops.mmdice.dim_conv.default: dim_conv,
-        torch.ops.mmdice.dice_fuse.default: dice_fuse,
+        torch.ops.mmdice.dice_fuse.default: dice_fuse_custom if mmdice_domain else dice_fuse,
         torch.ops.mmdice.dice_fuse_epilogue.default: dice_fuse_epilogue,
         torch.ops.aten.prelu.default: aten_prelu,
         torch.ops.aten.convolution.default: aten_conv,
     }
+    if mmdice_domain:
+        from . import openvino  # noqa: F401  (defines mmdice_openvino::dice_fuse)
+        table[torch.ops.mmdice_openvino.dice_fuse.default] = dice_fuse_banded_custom
+    return table
 
 
 def prelu_slopes_at_most_one(model) -> bool:

@@ -58,6 +58,9 @@ def test_wheel_ships_every_config_and_tool_under_mim(wheel):
     for path in repo_files('tools', '*.py') + repo_files('tools', '*.sh'):
         assert f'mmdice/.mim/{path}' in names, path
     assert 'mmdice/.mim/tools/train.py' in names
+    # The sources of the OpenVINO extension, built on demand (mmdice.ops.openvino).
+    for path in repo_files('csrc/openvino', '*') + repo_files('csrc/common', '*.h'):
+        assert f'mmdice/.mim/{path}' in names, path
 
 
 def test_wheel_model_index_imports_metafiles_it_ships(wheel):

@@ -1,4 +1,5 @@
-// Helpers shared by the CPU kernels of every op (csrc/pytorch/cpu/*_cpu.cpp).
+// Helpers shared by the CPU kernels of every op (csrc/pytorch/cpu/*_cpu.cpp and
+// the OpenVINO ops of csrc/openvino); free of ATen.
 //
 // Portable binaries: a kernel's per-thread workers are plain (non-template)
 // functions marked MMDICE_CPU_CLONES, compiled for AVX-512, AVX2+FMA and
@@ -8,8 +9,6 @@
 // Everything a worker calls in its hot path is MMDICE_INLINE, so that it is
 // compiled for the worker's target.
 #pragma once
-
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -39,11 +38,23 @@
 
 namespace mmdice {
 
-// Work items per at::parallel_for task when each item covers `item_elements`
-// elements: ATen's usual grain of at::internal::GRAIN_SIZE (32768) elements,
-// and at least one item.
+// Elements per parallel task: ATen's at::internal::GRAIN_SIZE.
+constexpr int64_t kParallelGrainElements = 32768;
+
+// Work items per parallel task when each item covers `item_elements`
+// elements: kParallelGrainElements, and at least one item.
 inline int64_t parallel_grain(int64_t item_elements) {
-  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, item_elements));
+  return std::max<int64_t>(1, kParallelGrainElements / std::max<int64_t>(1, item_elements));
 }
+
+// The type a kernel accumulates `scalar_t` in: itself; float for bfloat16
+// (specialised where c10::BFloat16 is known, csrc/pytorch/cpu/cpu_accumulate.h),
+// as at::opmath_type.
+template <typename scalar_t>
+struct AccumulateType {
+  using type = scalar_t;
+};
+template <typename scalar_t>
+using accumulate_t = typename AccumulateType<scalar_t>::type;
 
 }  // namespace mmdice

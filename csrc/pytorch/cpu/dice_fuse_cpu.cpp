@@ -1,4 +1,5 @@
-// CPU kernels of the fused DiCE op (maths in csrc/common/dice_fuse_common.h).
+// CPU kernels of the fused DiCE op (maths in csrc/common/dice_fuse_common.h,
+// the epilogue loop in csrc/common/cpu/dice_fuse_cpu_epilogue.h).
 //
 // The DimConv part is the fused DimConv kernel itself (dim_conv_forward_cpu),
 // run on cache-sized slabs of channels of one image: a slab [c0, c1) is
@@ -22,8 +23,9 @@
 #include <immintrin.h>
 #endif
 
-#include "../../common/cpu/cpu_kernel_utils.h"
+#include "../../common/cpu/dice_fuse_cpu_epilogue.h"
 #include "../dice_fuse.h"
+#include "cpu_accumulate.h"
 
 namespace mmdice {
 
@@ -55,20 +57,8 @@ class ParamsBuffer {
   std::vector<std::vector<T>> storage_;
 };
 
-// out[i] = epilogue(depth[i], height[i], width[i]) for i < plane; one worker
-// per dtype (see cpu_kernel_utils.h).
-template <typename scalar_t>
-MMDICE_INLINE void fuse_plane_impl(const scalar_t* depth, const scalar_t* height,
-                                   const scalar_t* width, int64_t plane,
-                                   const DiceFuseChannel<at::opmath_type<scalar_t>>& channel,
-                                   scalar_t* out) {
-  using T = at::opmath_type<scalar_t>;
-  for (int64_t i = 0; i < plane; ++i) {
-    out[i] = static_cast<scalar_t>(
-        channel(static_cast<T>(depth[i]), static_cast<T>(height[i]), static_cast<T>(width[i])));
-  }
-}
-
+// The epilogue of one plane (dice_fuse_cpu_epilogue.h); one worker per dtype
+// (see cpu_kernel_utils.h).
 #define DICE_FUSE_DEFINE_WORKER(scalar_t)                                                 \
   MMDICE_CPU_CLONES void fuse_plane(const scalar_t* depth, const scalar_t* height,       \
                                     const scalar_t* width, int64_t plane,                \

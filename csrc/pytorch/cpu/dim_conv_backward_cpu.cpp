@@ -3,7 +3,14 @@
 // gather (the forward taps with negated offsets, no atomics) together with
 // per-chunk partial weight gradients, which are reduced in a fixed order at
 // the end (deterministic for a given number of threads).
-#include "dim_conv_cpu_taps.h"
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/types.h>
+
+#include "../../common/cpu/dim_conv_cpu_taps.h"
+#include "../dim_conv.h"
+#include "cpu_accumulate.h"
 
 namespace mmdice {
 namespace dim_conv_cpu {
@@ -177,8 +184,9 @@ void backward_kernel(const at::Tensor& grad_output, const at::Tensor& input,
                      at::Tensor& grad_weight_depth, at::Tensor& grad_weight_height,
                      at::Tensor& grad_weight_width) {
   using T = at::opmath_type<scalar_t>;
-  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g,
-                                  /*backward=*/true);
+  const Problem<scalar_t> problem(input.data_ptr<scalar_t>(), weight_depth.data_ptr<scalar_t>(),
+                                  weight_height.data_ptr<scalar_t>(),
+                                  weight_width.data_ptr<scalar_t>(), g, /*backward=*/true);
   const PlaneLayout& layout = problem.layout;
 
   // One chunk of planes per thread, each with its own partial weight gradients.

@@ -1,36 +1,18 @@
-// Forward CPU kernel of DimConv (the design is in dim_conv_cpu_plane_window.h):
+// Forward CPU kernel of DimConv (the design is in
+// csrc/common/cpu/dim_conv_cpu_plane_window.h, the loop in dim_conv_cpu_forward.h):
 // parallel over (n, c) planes; each plane yields output channels 3c, 3c+1, 3c+2.
-#include "dim_conv_cpu_taps.h"
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/types.h>
+
+#include "../../common/cpu/dim_conv_cpu_forward.h"
+#include "../dim_conv.h"
+#include "cpu_accumulate.h"
 
 namespace mmdice {
 namespace dim_conv_cpu {
 namespace {
-
-// Forward of the (n, c) planes [begin, end).
-template <typename scalar_t>
-MMDICE_INLINE void forward_planes_impl(const Problem<scalar_t>& problem, scalar_t* output,
-                                         int64_t begin, int64_t end) {
-  using T = at::opmath_type<scalar_t>;
-  const DimConvGeometry& g = problem.geometry;
-  const BranchTaps& taps = problem.taps;
-  PlaneWindow<scalar_t, T> window = problem.input_window();
-  std::vector<TapList<scalar_t>> lists(kNumBranches, TapList<scalar_t>(problem));
-  for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-    for (const TapGeometry& tap : taps.branches[branch]) {
-      lists[branch].add(branch, tap, window, tap.channel_offset, tap.column_shift,
-                        tap.row_offset);
-    }
-  }
-  PlaneCursor cursor(begin, g.channels);
-  for (int64_t plane = begin; plane < end; ++plane, cursor.next()) {
-    window.move_to(cursor.n, cursor.c);
-    scalar_t* out = output + plane * kNumBranches * g.plane();
-    for (int64_t branch = 0; branch < kNumBranches; ++branch) {
-      lists[branch].bind(cursor.c);
-      lists[branch].gather(g.plane(), out + branch * g.plane());
-    }
-  }
-}
 
 #define DIM_CONV_DEFINE_WORKER(scalar_t)                                                       \
   MMDICE_CPU_CLONES void forward_planes(const Problem<scalar_t>& problem, scalar_t* output,    \
@@ -44,8 +26,9 @@ template <typename scalar_t>
 void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
                     const at::Tensor& weight_height, const at::Tensor& weight_width,
                     const DimConvGeometry& g, at::Tensor& output) {
-  const Problem<scalar_t> problem(input, weight_depth, weight_height, weight_width, g,
-                                  /*backward=*/false);
+  const Problem<scalar_t> problem(input.data_ptr<scalar_t>(), weight_depth.data_ptr<scalar_t>(),
+                                  weight_height.data_ptr<scalar_t>(),
+                                  weight_width.data_ptr<scalar_t>(), g, /*backward=*/false);
   scalar_t* y = output.data_ptr<scalar_t>();
   const int64_t grain = parallel_grain(g.plane());
   at::parallel_for(0, g.batch * g.channels, grain, [&](int64_t begin, int64_t end) {

@@ -1,6 +1,8 @@
 // Plane windows of the fused CPU kernels of DimConv (maths in
-// csrc/common/dim_conv_common.h); included by dim_conv_cpu.cpp (forward) and
-// dim_conv_backward_cpu.cpp, with the tap lists of dim_conv_cpu_taps.h.
+// csrc/common/dim_conv_common.h); included by csrc/pytorch/cpu/dim_conv_cpu.cpp
+// (forward), dim_conv_backward_cpu.cpp and the OpenVINO op (csrc/openvino),
+// with the tap lists of dim_conv_cpu_taps.h. Free of ATen: the element type
+// scalar_t accumulates in accumulate_t<scalar_t> (cpu_kernel_utils.h).
 //
 // Every branch is a sum of k*k shifted copies of some input plane, scaled by a
 // scalar (depth-wise: Wd[c][tap]) or by a per-element weight that depends only
@@ -29,11 +31,6 @@
 // the headers included here, as in a single file).
 #pragma once
 
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
-#include <torch/types.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -41,11 +38,12 @@
 #include <cstring>
 #include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <vector>
 
-#include "../../common/cpu/cpu_kernel_utils.h"
-#include "../dim_conv.h"
+#include "../dim_conv_common.h"
+#include "cpu_kernel_utils.h"
 
 #if MMDICE_CPU_MULTIVERSIONED
 #pragma GCC optimize("no-loop-unroll-and-jam")
@@ -156,8 +154,9 @@ class PlaneWindow {
   // Slot of plane (n, c + channel_offset) shifted by `column_shift` in plane().
   int64_t slot(int64_t channel_offset, int64_t column_shift) const {
     const auto found = std::find(column_shifts_.begin(), column_shifts_.end(), column_shift);
-    TORCH_INTERNAL_ASSERT(found != column_shifts_.end() &&
-                          std::abs(channel_offset) <= channel_radius_);
+    if (found == column_shifts_.end() || std::abs(channel_offset) > channel_radius_) {
+      throw std::logic_error("PlaneWindow::slot: no copy of this channel offset and shift");
+    }
     return (channel_offset + channel_radius_) * shifts() + (found - column_shifts_.begin());
   }
 

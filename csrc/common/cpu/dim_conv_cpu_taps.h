@@ -137,7 +137,7 @@ class WeightPlanes {
 // Everything the workers share that does not change between planes.
 template <typename scalar_t>
 struct Problem {
-  using T = at::opmath_type<scalar_t>;
+  using T = accumulate_t<scalar_t>;
 
   const DimConvGeometry& geometry;
   const PlaneLayout layout;
@@ -147,18 +147,18 @@ struct Problem {
   const scalar_t* input;
   const scalar_t* weight_depth;
 
-  // `backward`: the weight planes are those of the transposed convolution.
-  Problem(const at::Tensor& input_tensor, const at::Tensor& weight_depth_tensor,
-          const at::Tensor& weight_height, const at::Tensor& weight_width,
+  // Dense NCHW input and DimConv weights as in dim_conv_common.h; `backward`:
+  // the weight planes are those of the transposed convolution.
+  Problem(const scalar_t* input_data, const scalar_t* weight_depth_data,
+          const scalar_t* weight_height, const scalar_t* weight_width,
           const DimConvGeometry& g, bool backward)
       : geometry(g),
         layout(g),
         taps(g),
-        weight_planes(weight_height.data_ptr<scalar_t>(), weight_width.data_ptr<scalar_t>(), g,
-                      layout, backward),
+        weight_planes(weight_height, weight_width, g, layout, backward),
         zero_plane(layout.size),
-        input(input_tensor.data_ptr<scalar_t>()),
-        weight_depth(weight_depth_tensor.data_ptr<scalar_t>()) {}
+        input(input_data),
+        weight_depth(weight_depth_data) {}
 
   // Element (0, 0) of an all-zero plane copy.
   const T* zeros() const { return zero_plane.data() + layout.origin; }
@@ -179,7 +179,7 @@ struct Problem {
 template <typename scalar_t>
 class TapList {
  public:
-  using T = at::opmath_type<scalar_t>;
+  using T = accumulate_t<scalar_t>;
   using Window = PlaneWindow<scalar_t, T>;
 
   explicit TapList(const Problem<scalar_t>& problem) : problem_(problem) {}

@@ -1,0 +1,41 @@
+// The fused DiCE op as an OpenVINO operation, "DiCEFuse" of opset "mmdice":
+// the deploy form of a DiCE unit's DimConv + BN + PReLU + local fusion + BN +
+// PReLU, the same maths and inputs as torch.ops.mmdice.dice_fuse
+// (csrc/common/dice_fuse_common.h), run by the CPU loops of csrc/common/cpu.
+//
+// Inputs (f32): x (N, C, H, W); weight_depth (C, 1, k, k), weight_height
+// (H, Bh, k, k), weight_width (W, Bw, k, k) with odd k, Bh and Bw (Bh = Bw =
+// 1 at the build size, bands of kernels at other sizes as in
+// csrc/common/dim_conv_common.h); branch_scale,
+// branch_bias, branch_slope, fuse_weight (C, 3); fuse_bias, out_slope (C).
+// Attribute: dilation, three positive ints (depth, height, width).
+// Output: (N, C, H, W) of x's type.
+#pragma once
+
+#include <openvino/op/op.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace mmdice {
+namespace openvino {
+
+class DiCEFuse : public ov::op::Op {
+ public:
+  OPENVINO_OP("DiCEFuse", "mmdice");
+
+  DiCEFuse() = default;
+  DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation);
+
+  void validate_and_infer_types() override;
+  std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& inputs) const override;
+  bool visit_attributes(ov::AttributeVisitor& visitor) override;
+  bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override;
+  bool has_evaluate() const override;
+
+ private:
+  std::vector<int64_t> dilation_{1, 1, 1};
+};
+
+}  // namespace openvino
+}  // namespace mmdice

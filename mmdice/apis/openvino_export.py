@@ -1,0 +1,134 @@
+"""OpenVINO IR export of mmdice models with the mmdice ops as OpenVINO extension
+nodes, and its check against PyTorch.
+
+The model goes through the ONNX export (:func:`~mmdice.apis.export_onnx`) with
+the fused DiCE ops written as ``mmdice.DiCEFuse`` custom-domain nodes (at
+other sizes than their build size with banded kernels,
+:func:`~mmdice.ops.openvino.banded_dice_fuse`), which
+OpenVINO's ONNX frontend maps to the extension's ``DiCEFuse`` operation
+(:mod:`mmdice.ops.openvino`); the IR (``.xml`` + ``.bin``, float32 weights)
+records the inference precision in its ``rt_info`` (``runtime_options`` /
+``INFERENCE_PRECISION_HINT``), which :func:`compile_openvino` applies.
+"""
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from .onnx_export import export_onnx, flat_outputs
+
+#: Inference precisions of the export: OpenVINO's INFERENCE_PRECISION_HINT values.
+PRECISIONS = ('f32', 'bf16')
+
+#: Where the IR records its precision.
+PRECISION_RT_INFO = ['runtime_options', 'INFERENCE_PRECISION_HINT']
+
+
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of :data:`PRECISIONS`, else a ValueError naming them."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    return precision
+
+
+def count_dice_fuse(module: nn.Module) -> int:
+    """Number of fused DiCE modules (:class:`~mmdice.ops.DimConvFuse2d`, the deploy
+    form of DiCE units) in ``module``: those the extension runs."""
+    from mmdice.ops import DimConvFuse2d
+    return sum(isinstance(layer, DimConvFuse2d) for layer in module.modules())
+
+
+def export_openvino(module: nn.Module,
+                    example: torch.Tensor,
+                    path: str,
+                    precision: str = 'f32',
+                    output_names: Optional[Sequence[str]] = None,
+                    library: Optional[str] = None) -> List[str]:
+    """Export ``module(example)`` to the OpenVINO IR ``path`` (``.xml``, and the
+    ``.bin`` beside it) with the mmdice ops as extension nodes.
+
+    The batch axis is dynamic, height and width as in :func:`export_onnx`.
+    ``precision``: 'f32' or 'bf16', recorded in the IR. ``library``: the
+    extension library (default: built or found by
+    :func:`~mmdice.ops.openvino.build_openvino_extension`). Raises ValueError
+    for another precision or a model without DiCE modules
+    (:func:`count_dice_fuse`). Returns the written paths.
+    """
+    import openvino as ov
+
+    from mmdice.ops.openvino import banded_dice_fuse, build_openvino_extension
+    check_precision(precision)
+    if not path.endswith('.xml'):
+        raise ValueError(f'path must name an OpenVINO IR .xml file, got {path!r}')
+    if not count_dice_fuse(module):
+        raise ValueError(
+            'the model has no DiCE modules (DimConvFuse2d, the deploy form of a DiCE unit) '
+            'for the mmdice OpenVINO extension to run; export it with standard operators '
+            '(tools/deployment/pytorch2onnx.py) instead')
+    library = library or build_openvino_extension()
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.openvino-export-', dir=folder)
+    try:
+        onnx_path = osp.join(staging, 'model.onnx')
+        with banded_dice_fuse(module, example):
+            export_onnx(module, example, onnx_path, output_names=output_names,
+                        mmdice_domain=True)
+        model = ov.convert_model(onnx_path, extension=library)
+        model.set_rt_info(precision, PRECISION_RT_INFO)
+        xml = osp.join(staging, osp.basename(path))
+        ov.save_model(model, xml, compress_to_fp16=False)
+        written = []
+        for name in (osp.basename(path), osp.basename(path)[:-len('.xml')] + '.bin'):
+            target = osp.join(folder, name)
+            os.replace(osp.join(staging, name), target)
+            written.append(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return written
+
+
+def compile_openvino(path: str, precision: Optional[str] = None, threads: int = 0,
+                     library: Optional[str] = None):
+    """The IR ``path`` compiled for OpenVINO's CPU plugin with the mmdice extension
+    loaded; ``precision`` ('f32', 'bf16'; default: the one the IR records, else
+    'f32') as INFERENCE_PRECISION_HINT (on a CPU without bf16 OpenVINO runs f32);
+    ``threads``: INFERENCE_NUM_THREADS (0: OpenVINO's default)."""
+    import openvino as ov
+
+    from mmdice.ops.openvino import load_openvino_extension
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    model = core.read_model(path)
+    if precision is None:
+        precision = (model.get_rt_info(PRECISION_RT_INFO).astype(str)
+                     if model.has_rt_info(PRECISION_RT_INFO) else 'f32')
+    config = {'INFERENCE_PRECISION_HINT': check_precision(precision)}
+    if threads:
+        config['INFERENCE_NUM_THREADS'] = threads
+    return core.compile_model(model, 'CPU', config)
+
+
+def check_openvino(path: str, module: nn.Module, example: torch.Tensor,
+                   precision: str = 'f32', library: Optional[str] = None) -> Tuple[int, float]:
+    """Run the IR in OpenVINO at ``precision`` on ``example``; (number of outputs,
+    largest error of any output relative to its largest PyTorch magnitude)."""
+    compiled = compile_openvino(path, precision, library=library)
+    results = compiled(example.numpy())
+    actual = [results[output] for output in compiled.outputs]
+    with torch.no_grad():
+        expected = flat_outputs(module(example))
+    if len(actual) != len(expected):
+        raise ValueError(f'the OpenVINO model has {len(actual)} outputs, PyTorch {len(expected)}')
+    errors = []
+    for got, want in zip(actual, expected):
+        want = want.detach().numpy()
+        if got.shape != want.shape:
+            raise ValueError(f'OpenVINO output shape {got.shape} differs from PyTorch {want.shape}')
+        errors.append(float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+    return len(actual), max(errors)

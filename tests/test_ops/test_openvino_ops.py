@@ -1,0 +1,137 @@
+"""The mmdice OpenVINO extension (mmdice.ops.openvino): build and load, the
+DiCEFuse node against the PyTorch op, and its errors."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+ov = pytest.importorskip('openvino')
+onnx = pytest.importorskip('onnx')
+pytest.importorskip('onnxscript')
+
+from mmdice.apis import export_onnx, export_openvino  # noqa: E402
+from mmdice.ops import EXT_AVAILABLE, DimConvFuse2d  # noqa: E402
+from mmdice.ops.openvino import (LIBRARY_NAME, OpenVINOExtensionError,  # noqa: E402
+                                 build_openvino_extension, extension_sources,
+                                 load_openvino_extension)
+
+pytestmark = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+
+
+@pytest.fixture(scope='module')
+def library():
+    return build_openvino_extension()
+
+
+def random_fuse(channels, size, kernel_size=3, dilation=1, seed=0):
+    torch.manual_seed(seed)
+    fused = DimConvFuse2d(channels, size, kernel_size, dilation).eval()
+    with torch.no_grad():
+        for parameter in fused.parameters():
+            parameter.uniform_(-1, 1)
+    return fused
+
+
+def compile_onnx(path, library):
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    model = core.read_model(path)
+    return model, core.compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+
+
+def test_build_into_a_fresh_cache_and_load(tmp_path):
+    """A first build compiles; asking again reuses the library."""
+    library = build_openvino_extension(str(tmp_path))
+    assert os.path.basename(library) == LIBRARY_NAME and library.startswith(str(tmp_path))
+    stamp = os.stat(library).st_mtime_ns
+    assert build_openvino_extension(str(tmp_path)) == library
+    assert os.stat(library).st_mtime_ns == stamp
+    core = ov.Core()
+    assert load_openvino_extension(core, library) == library
+    # The library is built from the shared kernel code too.
+    names = [os.path.basename(path) for path in extension_sources()]
+    assert {'dice_fuse_op.cpp', 'dice_fuse_cpu_planes.h', 'dim_conv_cpu_taps.h'} <= set(names)
+
+
+@pytest.mark.parametrize('batch, channels, height, width, kernel_size, dilation', [
+    (2, 7, 5, 9, 3, (1, 2, 1)),  # odd channel count, H != W
+    (1, 16, 14, 14, 3, 1),
+    (3, 33, 7, 7, 3, (2, 1, 3)),
+    (2, 5, 11, 6, 5, 1),  # 5x5 kernels
+    (1, 1, 3, 4, 3, 2),  # one channel, taps reaching past the plane
+])
+def test_dice_fuse_node_matches_the_pytorch_op(tmp_path, library, batch, channels, height,
+                                                width, kernel_size, dilation):
+    """The node runs the same loops as torch.ops.mmdice.dice_fuse, at the export's
+    batch and another (the batch axis is dynamic)."""
+    fused = random_fuse(channels, (height, width), kernel_size, dilation)
+    x = torch.randn(batch, channels, height, width)
+    path = str(tmp_path / 'fuse.onnx')
+    export_onnx(fused, x, path, mmdice_domain=True)
+    nodes = onnx.load(path).graph.node
+    assert [(node.domain, node.op_type) for node in nodes] == [('mmdice', 'DiCEFuse')]
+    model, compiled = compile_onnx(path, library)
+    assert 'DiCEFuse' in [op.get_type_name() for op in model.get_ops()]
+    for inputs in (x, torch.randn(batch + 2, channels, height, width)):
+        with torch.no_grad():
+            expected = fused(inputs).numpy()
+        actual = compiled(inputs.numpy())[0]
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize('build, size, dilation', [
+    ((6, 6), (14, 9), (1, 2, 1)),  # height band 7 (resampling passes in PyTorch), width 5
+    ((8, 8), (5, 11), 1),  # shrinking and growing
+    ((7, 9), (8, 10), 2),
+])
+def test_other_sizes_than_the_build_size_run_banded_kernels(tmp_path, library, build, size,
+                                                             dilation):
+    """The plain ONNX export of the op at another size holds the standard-operator
+    resampling path; the OpenVINO export one DiCEFuse node with banded kernels."""
+    fused = random_fuse(9, build, dilation=dilation)
+    x = torch.randn(2, 9, *size)
+    path = str(tmp_path / 'scaled.onnx')
+    export_onnx(fused, x, path, mmdice_domain=True)
+    assert 'DiCEFuse' not in [node.op_type for node in onnx.load(path).graph.node]
+    xml = str(tmp_path / 'scaled.xml')
+    export_openvino(fused, x, xml)
+    model, compiled = compile_onnx(xml, library)
+    assert [op.get_type_name() for op in model.get_ops()].count('DiCEFuse') == 1
+    assert 'forward' not in vars(fused)  # the export's banded forward is gone
+    with torch.no_grad():
+        expected = fused(x).numpy()
+    np.testing.assert_allclose(compiled(x.numpy())[0], expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
+
+
+def test_node_rejects_weights_of_another_size(tmp_path, library):
+    fused = random_fuse(4, (5, 5))
+    path = str(tmp_path / 'fuse.onnx')
+    export_onnx(fused, torch.randn(1, 4, 5, 5), path, mmdice_domain=True)
+    model = onnx.load(path)
+    weight_height = next(init for init in model.graph.initializer if 'weight_height' in init.name)
+    weight_height.CopyFrom(onnx.numpy_helper.from_array(
+        np.zeros((6, 1, 3, 3), np.float32), weight_height.name))
+    onnx.save(model, path)
+    with pytest.raises(Exception, match='DiCEFuse.*weight_height'):
+        compile_onnx(path, library)[1](np.zeros((1, 4, 5, 5), np.float32))
+
+
+def test_missing_library_is_named(tmp_path):
+    missing = str(tmp_path / 'libmissing.so')
+    with pytest.raises(OpenVINOExtensionError, match='libmissing.so.*build_openvino_extension'):
+        load_openvino_extension(ov.Core(), missing)
+
+
+def test_missing_compiler_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv('CXX', 'no-such-compiler')
+    with pytest.raises(OpenVINOExtensionError, match="no C\\+\\+ compiler 'no-such-compiler'"):
+        build_openvino_extension(str(tmp_path))
+
+
+def test_missing_openvino_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'openvino', None)
+    with pytest.raises(OpenVINOExtensionError, match='pip install openvino'):
+        build_openvino_extension()

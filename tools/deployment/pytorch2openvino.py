@@ -1,0 +1,123 @@
+"""Export an mmdice model (classifier, segmentor, detector) to OpenVINO IR with
+the mmdice ops as OpenVINO extension nodes, and check it against PyTorch.
+
+The deploy form of the model's ``mode='tensor'`` forward (as
+``pytorch2onnx.py --deploy``) is exported with every DiCE unit's fused op as
+one ``DiCEFuse`` node of the mmdice OpenVINO extension (``mmdice.ops.openvino``,
+built on first use with the C++ compiler against the installed openvino
+wheel). OpenVINO then runs the IR on random inputs, at the export's batch size
+and one more, in float32 (relative error at most 1e-4 against PyTorch) and, for
+``--precision bf16``, also in bfloat16 (its error is reported). Example::
+
+    python tools/deployment/pytorch2openvino.py configs/dicenet/dicenet-s2.4_8xb64_in1k.py \\
+        epoch_150.pth --output-file dicenet-s2.4.xml --shape 1 3 224 224 --precision bf16
+
+Running the IR needs the extension loaded into the ``openvino.Core`` first::
+
+    core = openvino.Core()
+    mmdice.ops.openvino.load_openvino_extension(core)
+    compiled = core.compile_model('dicenet-s2.4.xml', 'CPU', {'INFERENCE_PRECISION_HINT': 'bf16'})
+
+The batch axis is dynamic; height and width are those of ``--shape`` (DimConv
+convolves each row and column with its own kernel). Outputs are named as by
+``pytorch2onnx.py``. Models without DiCE units are refused: export them with
+``pytorch2onnx.py``, whose standard-operator ONNX also runs in OpenVINO.
+"""
+import argparse
+import importlib.util
+import os.path as osp
+import sys
+
+import torch
+
+from mmdice.apis import (PRECISIONS, TensorModeWrapper, build_model_from_config,
+                         check_openvino, count_dice_fuse, export_openvino)
+from mmdice.utils.tool_inputs import (InputFileError, check_output_file, load_config,
+                                      read_checkpoint, report_error)
+
+#: Largest relative error of the float32 OpenVINO outputs accepted by the check.
+TOLERANCE = 1e-4
+
+
+def load_pytorch2onnx():
+    """tools/deployment/pytorch2onnx.py, for its output naming and shape checks."""
+    path = osp.join(osp.dirname(osp.abspath(__file__)), 'pytorch2onnx.py')
+    spec = importlib.util.spec_from_file_location('pytorch2onnx', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Export the deploy form of an mmdice model to OpenVINO IR (.xml + .bin) '
+        'with the mmdice OpenVINO extension and check it against PyTorch.')
+    parser.add_argument('config', help='model config')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights without)')
+    parser.add_argument('--output-file', required=True, help='output .xml path')
+    parser.add_argument('--shape', type=int, nargs=4, default=[1, 3, 224, 224],
+                        metavar=('N', 'C', 'H', 'W'),
+                        help='example input shape; H and W are fixed in the export')
+    parser.add_argument('--precision', default='f32',
+                        help=f'inference precision recorded in the IR, one of {PRECISIONS}')
+    parser.add_argument('--no-check', dest='check', action='store_false',
+                        help='skip the comparison with PyTorch')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.precision not in PRECISIONS:
+        return report_error(f'--precision must be one of {PRECISIONS}, got {args.precision!r}')
+    if any(side < 1 for side in args.shape):
+        return report_error(f'--shape must be four positive ints, got {args.shape}')
+    if not args.output_file.endswith('.xml'):
+        return report_error(f'--output-file must end in .xml, got {args.output_file!r}')
+    try:
+        import openvino  # noqa: F401
+    except ImportError as error:
+        return report_error(f'the export needs the openvino package (pip install openvino): '
+                            f'{error}')
+    from mmdice.ops.openvino import OpenVINOExtensionError, build_openvino_extension
+    try:
+        check_output_file(args.output_file, 'OpenVINO IR file')
+        cfg = load_config(args.config)
+        if args.checkpoint is not None:
+            read_checkpoint(args.checkpoint)
+    except InputFileError as error:
+        return report_error(error)
+    model = build_model_from_config(cfg, args.checkpoint, deploy=True)
+    if not count_dice_fuse(model):
+        return report_error(
+            f'{args.config}: the model has no DiCE units (DimConvFuse2d in its deploy form) for '
+            'the mmdice OpenVINO extension; export it with tools/deployment/pytorch2onnx.py')
+    module = TensorModeWrapper(model).eval()
+    example = torch.randn(*args.shape)
+    onnx_tool = load_pytorch2onnx()
+    problem = onnx_tool.shape_error(model, module, example)
+    if problem is not None:
+        return report_error(problem)
+    try:
+        library = build_openvino_extension()
+    except OpenVINOExtensionError as error:
+        return report_error(str(error).splitlines()[0])
+    with torch.no_grad():
+        names = onnx_tool.output_names(model, module(example))
+    written = export_openvino(module, example, args.output_file, args.precision, names, library)
+    print('saved ' + ' and '.join(written))
+    if args.check:
+        another_batch = torch.randn(args.shape[0] + 1, *args.shape[1:])
+        precisions = ['f32'] + (['bf16'] if args.precision == 'bf16' else [])
+        for precision in precisions:
+            for inputs in (example, another_batch):
+                outputs, error = check_openvino(args.output_file, module, inputs, precision,
+                                                library)
+                print(f'OpenVINO {precision} vs PyTorch at {list(inputs.shape)}: {outputs} '
+                      f'outputs, max relative error {error:.2e}')
+                if precision == 'f32' and error > TOLERANCE:
+                    return report_error(f'the float32 relative error exceeds {TOLERANCE}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
