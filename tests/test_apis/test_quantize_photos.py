@@ -1,0 +1,48 @@
+"""int8 of a released checkpoint: the authors' DiCENet s=0.5 VOC segmentor
+(256x256), converted, quantized with calibration photos (mmdice.testing.photos:
+no evaluation photo among them) and compared with fp32 on two other photos
+(astronaut, chelsea). Skips without ../shared/edgenets_weights."""
+import importlib.util
+import os
+import os.path as osp
+
+import pytest
+
+pytest.importorskip('openvino')
+pytest.importorskip('nncf')
+pytest.importorskip('onnxscript')
+pytest.importorskip('skimage')
+
+from mmdice.ops import EXT_AVAILABLE  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+WEIGHTS = os.environ.get('MMDICE_EDGENETS_WEIGHTS',
+                         osp.join(REPO, '..', 'shared', 'edgenets_weights'))
+SOURCE = osp.join(WEIGHTS, 'dicenet_s_0.5_pascal_256x256.pth')
+#: per-pixel argmax agreement of int8 with fp32 required on the two photos
+MIN_AGREEMENT = 0.97
+
+
+def load_tool():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'quantize_voc_photos.py')
+    spec = importlib.util.spec_from_file_location('quantize_voc_photos', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+@pytest.mark.skipif(not osp.isfile(SOURCE), reason=f'{SOURCE} not found')
+def test_released_checkpoint_int8_agrees_on_two_photos(tmp_path):
+    from mmdice.testing.photos import CALIBRATION_PHOTOS, write_photos
+    calib = [path for path in write_photos(str(tmp_path / 'calib'), 'calibration')
+             if osp.basename(path).rsplit('_', 1)[-1] in ('full.png', 'flip.png')]
+    assert len(calib) == 2 * len(CALIBRATION_PHOTOS)
+    evaluation = [path for path in write_photos(str(tmp_path / 'eval'), 'evaluation')
+                  if osp.basename(path) in ('astronaut.png', 'chelsea.png')]
+    assert not {osp.basename(p) for p in evaluation} & {osp.basename(p) for p in calib}
+    row = load_tool().quantize_checkpoint('0.5', 256, calib, evaluation, str(tmp_path / 'out'),
+                                          weights=WEIGHTS)
+    print(row)
+    assert row['min_photo_agreement'] >= MIN_AGREEMENT
+    assert row['object_pixels_kept'] >= MIN_AGREEMENT - 0.02
