@@ -132,7 +132,8 @@ def first_conv_and_last_matmul(ov_model) -> Dict[str, List[str]]:
 
 def high_precision_scope(ov_model, keep: Sequence[str]) -> List[str]:
     """OpenVINO op names to leave in floating point for the ``keep`` groups:
-    'first_conv', 'classifier' (the last MatMul) and 'gate' (every op of the DiCE
+    'first_conv', 'classifier' (the last MatMul), 'dice' (the grouped convolutions
+    of the DiCE ops: they stay float between quantize/dequantize) and 'gate' (every op of the DiCE
     units' gates: the squeeze-excitation style MatMuls/Convs on pooled features,
     i.e. ops whose input is a global average pool)."""
     names = []
@@ -140,6 +141,11 @@ def high_precision_scope(ov_model, keep: Sequence[str]) -> List[str]:
     for group in keep:
         if group in found:
             names += found[group]
+        elif group == 'dice':
+            # the DiCE ops' translations: DimConv's depth-, height- and width-wise
+            # convolutions and DimFuse's grouped fusion are the grouped convolutions
+            names += [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+                      if op.get_type_name() == 'GroupConvolution']
         elif group == 'gate':
             for op in ov_model.get_ordered_ops():
                 if op.get_type_name() not in ('MatMul', 'Convolution'):
@@ -158,7 +164,7 @@ def high_precision_scope(ov_model, keep: Sequence[str]) -> List[str]:
                      if name not in found_classifier or 'classifier' in keep]
         else:
             raise ValueError(f'unknown layer group {group!r} to keep in floating point '
-                             f'(first_conv, gate, classifier)')
+                             f'(first_conv, gate, classifier, dice)')
     return sorted(set(names))
 
 

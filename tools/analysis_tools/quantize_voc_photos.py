@@ -97,7 +97,7 @@ def main(argv=None):
     parser.add_argument('--scales', nargs='+', default=list(SCALES))
     parser.add_argument('--sizes', type=int, nargs='+', default=list(SIZES))
     parser.add_argument('--keep-float', nargs='*', default=[],
-                        choices=['first_conv', 'gate', 'classifier'])
+                        choices=['first_conv', 'gate', 'classifier', 'dice'])
     parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'])
     parser.add_argument('--calib-num', type=int, default=None)
     parser.add_argument('--json', help='also write the rows to this JSON file')

@@ -57,7 +57,7 @@ def parse_args(argv=None):
                         help='input height and width (default: the first calibration image '
                         'after the test pipeline)')
     parser.add_argument('--keep-float', nargs='*', default=[],
-                        choices=['first_conv', 'gate', 'classifier'],
+                        choices=['first_conv', 'gate', 'classifier', 'dice'],
                         help='layer groups left in floating point')
     parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'],
                         help='performance: symmetric int8 activations; mixed: asymmetric')
