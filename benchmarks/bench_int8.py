@@ -10,7 +10,9 @@ case once, in turn, so machine load affects all alike; a case's time is the
 median over rounds of its per-process median. Runtimes: ``torch-cl`` (eager,
 channels-last: the fastest PyTorch fp32 form of DiCENet), ``ort-fp32``
 (onnxruntime), ``ov-fp32`` (OpenVINO, INFERENCE_PRECISION_HINT f32),
-``ov-int8`` (the NNCF int8 IR, float leftovers in f32), ``ov-int8-bf16`` (same,
+``ov-int8`` (the NNCF int8 IR, float leftovers in f32), ``ov-int8-dicefloat``
+(DiCENet only: the DiCE ops' grouped convolutions left in float between
+quantize/dequantize), ``ov-int8-bf16`` (same as ov-int8,
 float leftovers in bf16), ``ort-qdq`` (onnxruntime quantize_static, QDQ,
 per-channel symmetric int8 weights and symmetric int8 activations; with --ort-qdq).
 Example::
@@ -43,7 +45,8 @@ MODELS = {
     'mobilenet_v2': (224, CLS_CONFIG),
     'dicenet-s1.0-voc-seg': (384, SEG_CONFIG),
 }
-RUNTIMES = ('torch-cl', 'ort-fp32', 'ov-fp32', 'ov-int8', 'ov-int8-bf16', 'ort-qdq')
+RUNTIMES = ('torch-cl', 'ort-fp32', 'ov-fp32', 'ov-int8', 'ov-int8-dicefloat', 'ov-int8-bf16',
+            'ort-qdq')
 
 
 def build_model(name: str):
@@ -75,8 +78,11 @@ def prepare(name: str, args) -> dict:
     size, config = MODELS[name]
     paths = dict(onnx=osp.join(args.out_dir, f'{name}.onnx'),
                  int8=osp.join(args.out_dir, f'{name}-int8.xml'),
-                 qdq=osp.join(args.out_dir, f'{name}-qdq.onnx'))
-    todo = not osp.exists(paths['int8']) or (args.ort_qdq and not osp.exists(paths['qdq']))
+                 qdq=osp.join(args.out_dir, f'{name}-qdq.onnx'),
+                 int8_dice=osp.join(args.out_dir, f'{name}-int8-dicefloat.xml'))
+    dice_float = 'ov-int8-dicefloat' in args.runtimes and name.startswith('dicenet')
+    todo = (not osp.exists(paths['int8']) or (args.ort_qdq and not osp.exists(paths['qdq']))
+            or (dice_float and not osp.exists(paths['int8_dice'])))
     if not osp.exists(paths['onnx']):
         torch.manual_seed(0)
         export_onnx(build_model(name), torch.randn(1, 3, size, size), paths['onnx'])
@@ -90,6 +96,8 @@ def prepare(name: str, args) -> dict:
             started = time.perf_counter()
             quantize_onnx(paths['onnx'], inputs, paths['int8'])
             print(f'{name}: NNCF int8 in {time.perf_counter() - started:.0f} s', flush=True)
+        if dice_float and not osp.exists(paths['int8_dice']):
+            quantize_onnx(paths['onnx'], inputs, paths['int8_dice'], keep_float=['dice'])
         if args.ort_qdq and not osp.exists(paths['qdq']):
             started = time.perf_counter()
             quantize_qdq(paths['onnx'], inputs, paths['qdq'])
@@ -169,6 +177,8 @@ def case_path(runtime: str, name: str, paths: dict) -> str:
         return paths['onnx']
     if runtime == 'ort-qdq':
         return paths['qdq']
+    if runtime == 'ov-int8-dicefloat':
+        return paths['int8_dice']
     return paths['int8']
 
 
@@ -211,6 +221,8 @@ def main():
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS=str(args.threads))
     for round_index in range(args.rounds):
         for name, runtime, batch in cases:
+            if runtime == 'ov-int8-dicefloat' and not name.startswith('dicenet'):
+                continue
             repeat = max(3, args.repeat // 3) if batch >= 16 else args.repeat
             if batch >= 16 and name.endswith('voc-seg'):
                 continue
