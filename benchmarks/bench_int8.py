@@ -218,7 +218,10 @@ def main():
     cases = [(name, runtime, batch) for batch in args.batch for name in args.models
              for runtime in args.runtimes]
     samples = {case: [] for case in cases}
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS=str(args.threads))
+    # passive OpenMP waits: spinning threads of one process steal the cores of the others
+    # (and of other jobs) on a shared machine, and inflate PyTorch's times there many-fold
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, OMP_NUM_THREADS=str(args.threads),
+               OMP_WAIT_POLICY='PASSIVE')
     for round_index in range(args.rounds):
         for name, runtime, batch in cases:
             if runtime == 'ov-int8-dicefloat' and not name.startswith('dicenet'):
