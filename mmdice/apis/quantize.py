@@ -175,13 +175,16 @@ def quantize_onnx(onnx_path: str,
                   keep_float: Sequence[str] = (),
                   preset: str = 'performance',
                   fast_bias_correction: bool = True,
+                  ignored_types: Sequence[str] = (),
                   progress: bool = True) -> Dict[str, object]:
     """NNCF post-training int8 quantization of an ONNX model read by OpenVINO,
     calibrated on ``inputs``; saves the OpenVINO IR ``output_file`` (.xml) and
     its .bin (both moved in when complete, nothing left behind on failure).
     ``keep_float``: layer groups left in floating point (:func:`high_precision_scope`).
     ``preset``: 'performance' (symmetric activations) or 'mixed' (asymmetric
-    activations). Returns the written paths and the names kept in float."""
+    activations). ``ignored_types``: OpenVINO op types whose inputs NNCF leaves
+    unquantized (e.g. 'Add', 'GroupConvolution'). Returns the written paths and
+    the names kept in float."""
     import nncf
     import openvino as ov
 
@@ -203,7 +206,9 @@ def quantize_onnx(onnx_path: str,
         quantized = nncf.quantize(
             model, nncf.Dataset(data), preset=presets[preset], subset_size=len(data),
             fast_bias_correction=fast_bias_correction,
-            ignored_scope=nncf.IgnoredScope(names=kept, validate=False) if kept else None)
+            ignored_scope=nncf.IgnoredScope(names=kept, types=list(ignored_types),
+                                            validate=False)
+            if kept or ignored_types else None)
     except Exception as error:  # noqa: BLE001
         lines = str(error).strip().splitlines()
         raise QuantizationError(f'NNCF could not quantize {onnx_path}: {type(error).__name__}: '

@@ -41,7 +41,8 @@ def config_of(scale: str, size: int) -> str:
 
 
 def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_float=(),
-                        preset='performance', weights=WEIGHTS, progress=False):
+                        preset='performance', weights=WEIGHTS, progress=False,
+                        ignored_types=()):
     """Convert, quantize and evaluate one checkpoint; a dict of its metrics."""
     from mmdice.apis import (TensorModeWrapper, build_model_from_config,
                              convert_edgenets_checkpoint, export_onnx)
@@ -61,11 +62,11 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
     onnx_path = osp.join(out_dir, f'{name}.onnx')
     if not osp.exists(onnx_path):
         export_onnx(module, calib[0], onnx_path)
-    tag = '-'.join(['int8', preset] + sorted(keep_float))
+    tag = '-'.join(['int8', preset] + sorted(keep_float) + sorted(ignored_types))
     xml = osp.join(out_dir, f'{name}-{tag}.xml')
     started = time.perf_counter()
     result = quantize_onnx(onnx_path, calib, xml, keep_float=keep_float, preset=preset,
-                           progress=progress)
+                           progress=progress, ignored_types=ignored_types)
     seconds = time.perf_counter() - started
     compiled = compile_openvino(xml, precision='f32')
     evaluation = calibration_inputs(cfg, model, eval_paths, size=(size, size), progress=False)
@@ -83,7 +84,8 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
         if objects.any():
             kept.append((int8_class[objects] == fp32_class[objects]).float().mean().item())
     return dict(checkpoint=osp.basename(source), scale=scale, size=size, preset=preset,
-                keep_float=','.join(keep_float) or '-', kept_float_ops=len(result['kept_float']),
+                keep_float=','.join(list(keep_float) + list(ignored_types)) or '-',
+                kept_float_ops=len(result['kept_float']),
                 argmax_agreement=float(np.mean(agree)), min_photo_agreement=float(np.min(agree)),
                 mean_abs_logit_diff=float(np.mean(diffs)),
                 object_pixels_kept=float(np.mean(kept)) if kept else float('nan'),
@@ -99,6 +101,8 @@ def main(argv=None):
     parser.add_argument('--keep-float', nargs='*', default=[],
                         choices=['first_conv', 'gate', 'classifier', 'dice'])
     parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'])
+    parser.add_argument('--ignore-types', nargs='*', default=[],
+                        help='OpenVINO op types whose inputs stay unquantized (e.g. Add)')
     parser.add_argument('--calib-num', type=int, default=None)
     parser.add_argument('--json', help='also write the rows to this JSON file')
     args = parser.parse_args(argv)
@@ -113,7 +117,8 @@ def main(argv=None):
     for size in args.sizes:
         for scale in args.scales:
             row = quantize_checkpoint(scale, size, calib, evaluation, args.out_dir,
-                                      args.keep_float, args.preset, args.weights)
+                                      args.keep_float, args.preset, args.weights,
+                                      ignored_types=args.ignore_types)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print('| checkpoint | keep float | argmax agreement | min per photo | mean abs logit diff '
