@@ -59,6 +59,9 @@ def parse_args(argv=None):
     parser.add_argument('--keep-float', nargs='*', default=[],
                         choices=['first_conv', 'gate', 'classifier', 'dice'],
                         help='layer groups left in floating point')
+    parser.add_argument('--ignore-types', nargs='*', default=[],
+                        help='OpenVINO op types whose inputs stay unquantized (e.g. Add '
+                        'GroupConvolution Multiply Concat: only the dense convolutions int8)')
     parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'],
                         help='performance: symmetric int8 activations; mixed: asymmetric')
     parser.add_argument('--no-check', dest='check', action='store_false',
@@ -118,7 +121,8 @@ def main(argv=None) -> int:
             print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir} '
                   f'(input {list(inputs[0].shape)})')
             result = quantize_onnx(onnx_path, inputs, args.output_file,
-                                   keep_float=args.keep_float, preset=args.preset)
+                                   keep_float=args.keep_float, preset=args.preset,
+                                   ignored_types=args.ignore_types)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except (QuantizationError, *TOOL_ERRORS) as error:
