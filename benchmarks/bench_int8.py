@@ -154,7 +154,7 @@ def worker(runtime: str, path: str, batch: int, size: int, args) -> float:
     else:
         from mmdice.apis.quantize import compile_openvino
         precision = 'bf16' if runtime.endswith('bf16') else 'f32'
-        compiled = compile_openvino(path, args.threads, precision, batch=batch)
+        compiled = compile_openvino(path, args.threads, precision, shape=(batch, 3, size, size))
         request = compiled.create_infer_request()
         array = x.numpy()
 

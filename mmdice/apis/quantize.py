@@ -230,17 +230,21 @@ def quantize_onnx(onnx_path: str,
 def compile_openvino(model_path: str,
                      threads: int = 0,
                      precision: str = 'f32',
-                     batch: Optional[int] = None):
+                     batch: Optional[int] = None,
+                     shape: Optional[Sequence[int]] = None):
     """An OpenVINO CPU compiled model of an IR or ONNX file; ``precision`` the
     inference precision of the layers that are not int8 ('f32' or 'bf16':
     OpenVINO defaults to bf16 on CPUs with AMX, so it is always set); ``batch``
-    makes the batch axis static; ``threads`` 0: OpenVINO's default."""
+    makes the batch axis static, ``shape`` the whole input shape; ``threads`` 0:
+    OpenVINO's default."""
     import openvino as ov
     core = ov.Core()
     model = core.read_model(model_path)
-    if batch is not None:
-        model.reshape({model.input(0): [batch] + [dim.get_length()
-                                                  for dim in list(model.input(0).get_partial_shape())[1:]]})
+    if shape is not None:
+        model.reshape({model.input(0): list(shape)})
+    elif batch is not None:  # a static batch axis; other dynamic axes stay dynamic
+        partial = list(model.input(0).get_partial_shape())
+        model.reshape({model.input(0): ov.PartialShape([ov.Dimension(batch)] + partial[1:])})
     config = {'INFERENCE_PRECISION_HINT': precision, 'PERFORMANCE_HINT': 'LATENCY',
               'NUM_STREAMS': '1'}
     if threads:
