@@ -27,7 +27,7 @@ from mmdice.utils.tool_inputs import InputFileError, OutputFileError, check_outp
 __all__ = [
     'IMAGE_EXTENSIONS', 'QuantizationError', 'list_calibration_images', 'test_pipeline_of',
     'calibration_inputs', 'quantize_onnx', 'compile_openvino', 'first_conv_and_last_matmul',
-    'high_precision_scope'
+    'high_precision_scope', 'run_openvino'
 ]
 
 #: File endings read as calibration images.
