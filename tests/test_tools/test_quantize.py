@@ -1,0 +1,163 @@
+"""tools/deployment/quantize.py: post-training int8 (OpenVINO + NNCF) end to end
+on the small shapes classifier with generated calibration images, and its
+bad-input errors (one ``error:`` line, exit status 1, no output file)."""
+import importlib.util
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('openvino')
+pytest.importorskip('nncf')
+pytest.importorskip('onnxscript')
+
+from mmdice.apis import TensorModeWrapper, build_model_from_config  # noqa: E402
+from mmdice.apis.quantize import (QuantizationError, calibration_inputs,  # noqa: E402
+                                  compile_int8, list_calibration_images, quantize_onnx,
+                                  run_openvino)
+from mmdice.ops import EXT_AVAILABLE  # noqa: E402
+from mmdice.utils.tool_inputs import InputFileError  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CLS_CONFIG = osp.join(REPO, 'configs', 'dicenet', 'dicenet-s0.5_1xb32_shapes-64px.py')
+NUM_IMAGES = 8
+#: int8 against fp32 on the calibration images: the fraction of images whose
+#: top-1 class is kept, and the mean absolute logit difference relative to the
+#: spread (max - min) of the fp32 logits.
+MIN_TOP1_AGREEMENT = 0.75
+MAX_RELATIVE_MEAN_ERROR = 0.1
+
+
+def load_tool():
+    path = osp.join(REPO, 'tools', 'deployment', 'quantize.py')
+    spec = importlib.util.spec_from_file_location('quantize_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    """A random-weight checkpoint (PyTorch's default init: spread-out logits)
+    and a folder of generated shapes images."""
+    from mmdice.testing.shapes import generate_shapes_classification
+    root = tmp_path_factory.mktemp('quantize')
+    generate_shapes_classification(str(root / 'shapes'), num_images=NUM_IMAGES, image_size=64,
+                                   val_fraction=0.25)
+    calib = root / 'calib'
+    calib.mkdir()
+    for folder, _, files in os.walk(root / 'shapes'):
+        for name in files:
+            shutil.copy(osp.join(folder, name), calib / name)
+    torch.manual_seed(0)
+    model = build_model_from_config(CLS_CONFIG)
+    checkpoint = root / 'cls.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return root, str(checkpoint), str(calib)
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_quantize_end_to_end(inputs, capsys):
+    root, checkpoint, calib = inputs
+    output = str(root / 'out' / 'cls-int8.xml')
+    assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib,
+                             '--output-file', output]) == 0
+    assert sorted(os.listdir(root / 'out')) == ['cls-int8.bin', 'cls-int8.xml']
+    assert 'argmax agreement' in capsys.readouterr().out
+    model = build_model_from_config(CLS_CONFIG, checkpoint, deploy=True)
+    module = TensorModeWrapper(model)
+    import openvino as ov
+    ops = {op.get_type_name() for op in ov.Core().read_model(output).get_ops()}
+    assert 'FakeQuantize' in ops  # int8 quantization happened
+    compiled = compile_int8(output, threads=2, precision='f32')
+    from mmengine.config import Config
+    tensors = calibration_inputs(Config.fromfile(CLS_CONFIG), model,
+                                 list_calibration_images(calib), progress=False)
+    assert len(tensors) == NUM_IMAGES
+    agree, errors = [], []
+    for x in tensors + [torch.cat(tensors[:3])]:  # batch 1 and a batch of 3
+        with torch.no_grad():
+            want = module(x).numpy()
+        got = run_openvino(compiled, x.numpy())[0]
+        assert got.shape == want.shape
+        agree += list(got.argmax(1) == want.argmax(1))
+        errors.append(np.abs(got - want).mean() / (want.max() - want.min()))
+    print(f'top-1 agreement {np.mean(agree):.3f}, relative mean error {max(errors):.4f}')
+    assert np.mean(agree) >= MIN_TOP1_AGREEMENT
+    assert max(errors) <= MAX_RELATIVE_MEAN_ERROR
+
+
+def run_tool_error(argv, capsys):
+    status = load_tool().main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert err[-1].startswith('error: ')
+    return err[-1]
+
+
+def test_missing_calibration_folder(inputs, tmp_path, capsys):
+    _, checkpoint, _ = inputs
+    output = tmp_path / 'o.xml'
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', str(tmp_path / 'nope'),
+                           '--output-file', str(output)], capsys)
+    assert 'calibration folder' in line and 'does not exist' in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_calibration_folder(inputs, tmp_path, capsys):
+    _, checkpoint, _ = inputs
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'notes.txt').write_text('no images here')
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', str(empty),
+                           '--output-file', str(tmp_path / 'o.xml')], capsys)
+    assert str(empty) in line and 'has no images' in line
+    assert sorted(os.listdir(tmp_path)) == ['empty']
+
+
+def test_unreadable_image(inputs, tmp_path, capsys):
+    _, checkpoint, calib = inputs
+    folder = tmp_path / 'calib'
+    shutil.copytree(calib, folder)
+    (folder / 'broken.png').write_bytes(b'not a png at all')
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', str(folder),
+                           '--output-file', str(tmp_path / 'o.xml')], capsys)
+    assert 'cannot read calibration image' in line and 'broken.png' in line
+    assert sorted(os.listdir(tmp_path)) == ['calib']
+
+
+def test_model_that_cannot_be_exported(inputs, tmp_path, capsys, monkeypatch):
+    _, checkpoint, calib = inputs
+    tool = load_tool()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError('unsupported operator aten::something')
+
+    monkeypatch.setattr(tool, 'export_onnx', fail)
+    status = tool.main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--calib-num', '2',
+                        '--output-file', str(tmp_path / 'o.xml')])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert status == 1
+    assert line.startswith('error: cannot export the model of') and 'aten::something' in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_model_the_runtime_cannot_read(tmp_path):
+    bad = tmp_path / 'model.onnx'
+    bad.write_bytes(b'\x08\x07garbage')
+    with pytest.raises(QuantizationError, match='OpenVINO cannot read'):
+        quantize_onnx(str(bad), [torch.zeros(1, 3, 8, 8)], str(tmp_path / 'out' / 'q.xml'))
+    assert sorted(os.listdir(tmp_path)) == ['model.onnx']
+
+
+def test_calibration_num_and_order(tmp_path):
+    for name in ('b.png', 'a.jpg', 'c.txt'):
+        (tmp_path / name).write_bytes(b'')
+    assert list_calibration_images(str(tmp_path)) == [str(tmp_path / 'a.jpg'),
+                                                      str(tmp_path / 'b.png')]
+    assert list_calibration_images(str(tmp_path), 1) == [str(tmp_path / 'a.jpg')]
+    with pytest.raises(InputFileError, match='is not a folder'):
+        list_calibration_images(str(tmp_path / 'a.jpg'))

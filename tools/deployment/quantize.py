@@ -1,0 +1,142 @@
+"""Post-training static int8 quantization of an mmdice model for CPU inference.
+
+The model (classifier, segmentor or SSD detector) is built in its deploy form
+(``mmdice.models.switch_to_deploy``), its ``mode='tensor'`` forward exported to
+ONNX as tools/deployment/pytorch2onnx.py does, read by OpenVINO and quantized
+by NNCF: per-channel symmetric int8 weights, int8 activations (symmetric with
+the default ``--preset performance``), ranges calibrated on the images of
+``--calib-dir`` prepared by the config's test pipeline and data preprocessor.
+The result is an OpenVINO IR (``.xml`` and ``.bin``). Example::
+
+    python tools/deployment/quantize.py \\
+        configs/dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py seg.pth \\
+        --calib-dir work_dirs/photos/calib --output-file dicenet-s1.0-voc-int8.xml
+
+The IR runs in OpenVINO (``mmdice.apis.quantize.compile_int8``; set
+INFERENCE_PRECISION_HINT: OpenVINO otherwise computes the float layers in bf16
+on CPUs that have it). Its input has a dynamic batch axis and the height and
+width of the calibration inputs (``--shape``, else the first image's size after
+the test pipeline; other images are resized to it). ``--keep-float`` leaves
+layer groups in floating point (first_conv, gate, classifier). Afterwards the
+int8 model is compared with the fp32 PyTorch model on (up to 8 of) the
+calibration images. Bad input (a missing or empty calibration folder, an
+unreadable image, a model the runtime cannot quantize) is one ``error:`` line,
+exit status 1, and no output file.
+"""
+import argparse
+import os.path as osp
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+from mmdice.apis import TensorModeWrapper, build_model_from_config, export_onnx, flat_outputs
+from mmdice.apis.quantize import (QuantizationError, calibration_inputs, compile_int8,
+                                  list_calibration_images, quantize_onnx, run_openvino)
+from mmdice.utils.tool_inputs import (TOOL_ERRORS, InputFileError, check_output_file,
+                                      load_config, read_checkpoint, report_error)
+
+#: Calibration images the int8 model is compared with fp32 on afterwards.
+CHECK_IMAGES = 8
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Post-training static int8 quantization (OpenVINO + NNCF) of an mmdice '
+        'model in its deploy form, calibrated on the images of a folder.')
+    parser.add_argument('config', help='model config')
+    parser.add_argument('checkpoint', nargs='?', help='checkpoint (random weights without)')
+    parser.add_argument('--calib-dir', required=True,
+                        help='folder of calibration images (.jpg, .png, ...; not recursive)')
+    parser.add_argument('--calib-num', type=int, default=300,
+                        help='use at most this many images, sorted by name (default: 300)')
+    parser.add_argument('--output-file', required=True, help='output OpenVINO IR .xml (+ .bin)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
+                        help='input height and width (default: the first calibration image '
+                        'after the test pipeline)')
+    parser.add_argument('--keep-float', nargs='*', default=[],
+                        choices=['first_conv', 'gate', 'classifier', 'dice'],
+                        help='layer groups left in floating point')
+    parser.add_argument('--ignore-types', nargs='*', default=[],
+                        help='OpenVINO op types whose inputs stay unquantized (e.g. Add '
+                        'GroupConvolution Multiply Concat: only the dense convolutions int8)')
+    parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'],
+                        help='performance: symmetric int8 activations; mixed: asymmetric')
+    parser.add_argument('--no-check', dest='check', action='store_false',
+                        help='skip the comparison with the fp32 model')
+    return parser.parse_args(argv)
+
+
+def compare(module, compiled, inputs):
+    """Largest output error relative to the fp32 magnitude, and the agreement of
+    the argmax over channels (classes) of the first output."""
+    errors, agree = [], []
+    for x in inputs:
+        with torch.no_grad():
+            expected = [t.numpy() for t in flat_outputs(module(x))]
+        actual = run_openvino(compiled, x.numpy())
+        for got, want in zip(actual, expected):
+            errors.append(float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+        agree.append(float((actual[0].argmax(1) == expected[0].argmax(1)).mean()))
+    return max(errors), float(np.mean(agree))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        check_output_file(args.output_file, 'OpenVINO IR')
+        if not args.output_file.endswith('.xml'):
+            raise InputFileError(f'--output-file {args.output_file}: an OpenVINO IR ends in .xml')
+        cfg = load_config(args.config)
+        if args.checkpoint is not None:
+            read_checkpoint(args.checkpoint)
+        images = list_calibration_images(args.calib_dir, args.calib_num)
+        model = build_model_from_config(cfg, args.checkpoint, deploy=True)
+        inputs = calibration_inputs(cfg, model, images,
+                                    size=tuple(args.shape) if args.shape else None)
+        if args.shape is None:
+            size = tuple(inputs[0].shape[-2:])
+            inputs = [
+                x if tuple(x.shape[-2:]) == size else torch.nn.functional.interpolate(
+                    x, size=size, mode='bilinear', align_corners=False) for x in inputs]
+        module = TensorModeWrapper(model).eval()
+        try:
+            with torch.no_grad():
+                module(inputs[0])
+        except (RuntimeError, ValueError) as error:
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise QuantizationError(f'the model cannot run at the calibration input shape '
+                                    f'{list(inputs[0].shape)} (set --shape): {reason}')
+        staging = tempfile.mkdtemp(prefix='mmdice-quantize-')
+        try:
+            onnx_path = osp.join(staging, 'model.onnx')
+            try:
+                export_onnx(module, inputs[0], onnx_path)
+            except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
+                reason = (str(error).strip().splitlines() or [''])[0]
+                raise QuantizationError(f'cannot export the model of {args.config} to ONNX for '
+                                        f'quantization: {type(error).__name__}: {reason}')
+            print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir} '
+                  f'(input {list(inputs[0].shape)})')
+            result = quantize_onnx(onnx_path, inputs, args.output_file,
+                                   keep_float=args.keep_float, preset=args.preset,
+                                   ignored_types=args.ignore_types)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except (QuantizationError, *TOOL_ERRORS) as error:
+        return report_error(error)
+    if result['kept_float']:
+        print(f'kept in floating point: {", ".join(result["kept_float"])}')
+    print('saved ' + ' and '.join(result['written']))
+    if args.check:
+        compiled = compile_int8(args.output_file, precision='f32')
+        error, agreement = compare(module, compiled, inputs[:CHECK_IMAGES])
+        print(f'int8 vs fp32 PyTorch on {min(len(inputs), CHECK_IMAGES)} calibration images: '
+              f'max relative error {error:.3f}, argmax agreement {agreement:.4f}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
