@@ -100,19 +100,26 @@ def onnx_session(path: str, threads: int = 0):
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
+def compare_with_pytorch(actual: Sequence[np.ndarray], module: nn.Module,
+                         example: torch.Tensor, runtime: str) -> Tuple[int, float]:
+    """(number of outputs, largest error of any of a runtime's ``actual``
+    outputs relative to the largest magnitude of ``module(example)``'s)."""
+    with torch.no_grad():
+        expected = flat_outputs(module(example))
+    if len(actual) != len(expected):
+        raise ValueError(f'the {runtime} model has {len(actual)} outputs, PyTorch {len(expected)}')
+    errors = []
+    for got, want in zip(actual, expected):
+        want = want.detach().numpy()
+        if got.shape != want.shape:
+            raise ValueError(f'{runtime} output shape {got.shape} differs from PyTorch {want.shape}')
+        errors.append(float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
+    return len(actual), max(errors)
+
+
 def check_onnx(path: str, module: nn.Module, example: torch.Tensor) -> Tuple[int, float]:
     """Run the export in onnxruntime on ``example``; (number of outputs, largest
     error of any output relative to its largest PyTorch magnitude)."""
     session = onnx_session(path)
     actual = session.run(None, {session.get_inputs()[0].name: example.numpy()})
-    with torch.no_grad():
-        expected = flat_outputs(module(example))
-    if len(actual) != len(expected):
-        raise ValueError(f'the ONNX model has {len(actual)} outputs, PyTorch {len(expected)}')
-    errors = []
-    for got, want in zip(actual, expected):
-        want = want.detach().numpy()
-        if got.shape != want.shape:
-            raise ValueError(f'ONNX output shape {got.shape} differs from PyTorch {want.shape}')
-        errors.append(float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
-    return len(actual), max(errors)
+    return compare_with_pytorch(actual, module, example, 'ONNX')

@@ -16,11 +16,10 @@ import shutil
 import tempfile
 from typing import List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
-from .onnx_export import export_onnx, flat_outputs
+from .onnx_export import compare_with_pytorch, export_onnx
 
 #: Inference precisions of the export: OpenVINO's INFERENCE_PRECISION_HINT values.
 PRECISIONS = ('f32', 'bf16')
@@ -121,14 +120,4 @@ def check_openvino(path: str, module: nn.Module, example: torch.Tensor,
     compiled = compile_openvino(path, precision, library=library)
     results = compiled(example.numpy())
     actual = [results[output] for output in compiled.outputs]
-    with torch.no_grad():
-        expected = flat_outputs(module(example))
-    if len(actual) != len(expected):
-        raise ValueError(f'the OpenVINO model has {len(actual)} outputs, PyTorch {len(expected)}')
-    errors = []
-    for got, want in zip(actual, expected):
-        want = want.detach().numpy()
-        if got.shape != want.shape:
-            raise ValueError(f'OpenVINO output shape {got.shape} differs from PyTorch {want.shape}')
-        errors.append(float(np.abs(got - want).max() / max(np.abs(want).max(), 1e-12)))
-    return len(actual), max(errors)
+    return compare_with_pytorch(actual, module, example, 'OpenVINO')
