@@ -2,7 +2,7 @@
 # 69.20), E150-B512 recipe. Written by tools/misc/generate_dice_unit_configs.py: edit its ENTRIES,
 # then `write`.
 _base_ = [
-    '../_base_/models/dice_unit_shufflenetv2.py',
+    '../_base_/models/dicenet_s1.0.py',
     '../_base_/datasets/imagenet_bs64_dicenet_crop-0.08.py',
     '../_base_/schedules/imagenet_bs512_dicenet_e150.py',
     '../_base_/default_runtime.py',

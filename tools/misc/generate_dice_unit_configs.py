@@ -42,6 +42,9 @@ SHORT = {'depthwise': 'dwise', 'dimconv': 'dimconv', 'dimfuse': 'dimfuse',
          'pointwise': 'pw', 'se': 'se', 'pointwise_se': 'pwse'}
 LABEL = {'depthwise': 'DWise', 'dimconv': 'DimConv', 'dimfuse': 'DimFuse',
          'pointwise': 'Point-wise', 'se': 'SE', 'pointwise_se': 'Point-wise + SE'}
+#: The model config each family's configs inherit (ShuffleNetV2 with DiCE units is DiCENet).
+BASE_MODEL = {'mobilenet': 'dice_unit_mobilenet.py', 'resnet': 'dice_unit_resnet.py',
+              'shufflenetv2': 'dicenet_s1.0.py'}
 FAMILY_TITLE = {'mobilenet': 'MobileNet', 'resnet': 'ResNet', 'shufflenetv2': 'ShuffleNetV2'}
 
 
@@ -193,7 +196,7 @@ def config_text(entry: Entry) -> str:
     lines = textwrap.wrap(summary, 98, initial_indent='# ', subsequent_indent='# ')
     lines += [
         '_base_ = [',
-        f"    '../_base_/models/dice_unit_{entry.family}.py',",
+        f"    '../_base_/models/{BASE_MODEL[entry.family]}',",
         f"    '../_base_/datasets/imagenet_bs64_dicenet_crop-{crop}.py',",
         "    '../_base_/schedules/imagenet_bs512_dicenet_e150.py',",
         "    '../_base_/default_runtime.py',",
