@@ -2,6 +2,7 @@
 directory, config overrides, Runner construction, and distributed runs of
 mmengine's Runner on machines without a GPU."""
 import contextlib
+import copy
 import glob
 import os
 import os.path as osp
@@ -67,10 +68,12 @@ def build_runner(cfg):
 
 def build_checked_runner(cfg, args, checkpoint):
     """The Runner of ``cfg`` (distributed set-up from ``args.launcher``), once its
-    model is known to fit ``checkpoint`` (None: nothing to load). mmengine loads
+    model config is known to build with fitting channels (:func:`check_model_config`)
+    and its model to fit ``checkpoint`` (None: nothing to load). mmengine loads
     non-strictly, skipping tensors of other shapes; ``args.allow_partial_load``
     accepts that, listing what does not fit in the log."""
     from mmdice.utils import check_model_checkpoint
+    check_model_config(cfg)
     prepare_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     if checkpoint is not None:
@@ -79,6 +82,27 @@ def build_checked_runner(cfg, args, checkpoint):
             target=f'the model of {args.config}', logger=runner.logger,
             hint='--allow-partial-load loads only the tensors that fit')
     return runner
+
+
+def build_model(cfg):
+    """The model of ``cfg`` as the Runner builds it: in the config's default
+    scope, with the config's top-level ``data_preprocessor`` as default."""
+    from mmengine.registry import MODELS, DefaultScope
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        return MODELS.build(model_cfg)
+
+
+def check_model_config(cfg):
+    """Build the model of ``cfg`` once before the Runner (which logs the
+    environment and the whole config first; building takes a fraction of a
+    second) so that a config mistake is one line: an unknown argument of an
+    mmdice module (UnknownArgumentError) or an mmdice backbone whose channels
+    do not fit its neck or head (ChannelMismatchError), both ValueErrors."""
+    from mmdice.utils import check_backbone_channels
+    check_backbone_channels(build_model(cfg))
 
 
 def prepare_cpu_distributed(cfg, launcher):
