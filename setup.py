@@ -132,8 +132,9 @@ setup(
     include_package_data=True,
     install_requires=read_requirements('runtime.txt'),
     extras_require={
-        'mm': read_requirements('mminstall.txt'),
+        'mim': read_requirements('mminstall.txt'),
         'tests': read_requirements('tests.txt'),
+        'optional': read_requirements('optional.txt'),
     },
     ext_modules=ext_modules,
     cmdclass=cmdclass,

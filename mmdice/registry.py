@@ -10,24 +10,42 @@ also lets torch >= 2.6 load full mmengine checkpoints with ``weights_only``
 (:func:`mmdice.utils.allow_mmengine_checkpoint_globals`), so that resuming,
 ``load_from`` and ``Pretrained`` initialisation work from the codebases' own
 tools too.
+
+The registries wrap each class they register so that an unknown constructor
+argument (a config typo) raises one line naming it, a close match and the
+accepted ones (:mod:`mmdice.utils.init_arguments`).
 """
+import inspect
+
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import Registry
 
 from mmdice.utils import allow_mmengine_checkpoint_globals
+from mmdice.utils.init_arguments import check_init_arguments
 
 __all__ = ['MODELS', 'PARAM_SCHEDULERS', 'OPTIM_WRAPPERS']
 
+
+class ArgumentCheckingRegistry(Registry):
+    """A Registry whose classes refuse unknown constructor arguments in one line."""
+
+    def _register_module(self, module, module_name=None, force=False):
+        if inspect.isclass(module):
+            check_init_arguments(module, f'{self.scope}.{module.__name__}')
+        super()._register_module(module, module_name, force)
+
+
 #: Backbones, necks, heads and layers.
-MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdice',
-                  locations=['mmdice.models'])
+MODELS = ArgumentCheckingRegistry('model', parent=MMENGINE_MODELS, scope='mmdice',
+                                  locations=['mmdice.models'])
 #: Learning-rate / momentum schedulers.
-PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
-                            scope='mmdice', locations=['mmdice.engine'])
+PARAM_SCHEDULERS = ArgumentCheckingRegistry('parameter scheduler',
+                                            parent=MMENGINE_PARAM_SCHEDULERS, scope='mmdice',
+                                            locations=['mmdice.engine'])
 #: Optimizer wrappers.
-OPTIM_WRAPPERS = Registry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS, scope='mmdice',
-                          locations=['mmdice.engine'])
+OPTIM_WRAPPERS = ArgumentCheckingRegistry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
+                                          scope='mmdice', locations=['mmdice.engine'])
 
 allow_mmengine_checkpoint_globals()

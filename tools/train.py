@@ -12,7 +12,8 @@ import sys
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_checked_runner,
-                                  check_dataset_paths, distributed_session, parse_launch_args)
+                                  check_dataset_paths, check_load_from, display_path,
+                                  distributed_session, parse_launch_args)
 from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals, load_config,
                           read_checkpoint, report_error)
 
@@ -117,6 +118,7 @@ def main():
         cfg = merge_args(load_config(args.config), args)
         if args.resume not in (None, 'auto') and '://' not in args.resume:
             read_checkpoint(args.resume)
+        check_load_from(cfg, args.config, train_tool=display_path(__file__))
         check_dataset_paths(cfg, ('train_dataloader', 'val_dataloader'))
     except TOOL_ERRORS as error:
         sys.exit(report_error(error))

@@ -1,6 +1,8 @@
-# DiCENet-SSD512, fine-tuned from the SSD300 model at 512x512 with every BatchNorm
-# frozen, as the authors' recipe (`--freeze-bn`, lr 0.005, batch 60): set
-# `load_from` to the SSD300 checkpoint (configs/ssd/dicenet_ssd300_voc0712.py).
+# DiCENet-SSD512, step 2 of the authors' two-step recipe: the SSD300 model of step 1
+# (configs/ssd/dicenet_ssd300_voc0712.py, whose training writes `load_from` below)
+# fine-tuned at 512x512 with every BatchNorm frozen (`--freeze-bn`, lr 0.005, batch 60).
+# Train step 1 first, point `load_from` at its checkpoint, or train from scratch with
+# `--cfg-options load_from=None` (tools/train.py names both when the file is missing).
 _base_ = [
     '../_base_/models/dicenet_ssd512.py', '../_base_/datasets/voc0712.py',
     '../_base_/schedules/ssd_hybrid_100e.py', '../_base_/det_runtime.py'

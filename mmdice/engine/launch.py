@@ -2,10 +2,16 @@
 directory, config overrides, Runner construction, and distributed runs of
 mmengine's Runner on machines without a GPU."""
 import contextlib
+import copy
+import glob
 import os
 import os.path as osp
+import re
 
 import torch
+
+#: ``work_dirs/<config name>/<checkpoint>.pth``: where tools/train.py writes a config's checkpoints.
+_WORK_DIR_CHECKPOINT = re.compile(r'(?:^|/)work_dirs/(?P<config>[^/]+)/[^/]+\.pth$')
 
 
 def add_launch_args(parser, cfg_options_example):
@@ -62,10 +68,12 @@ def build_runner(cfg):
 
 def build_checked_runner(cfg, args, checkpoint):
     """The Runner of ``cfg`` (distributed set-up from ``args.launcher``), once its
-    model is known to fit ``checkpoint`` (None: nothing to load). mmengine loads
+    model config is known to build with fitting channels (:func:`check_model_config`)
+    and its model to fit ``checkpoint`` (None: nothing to load). mmengine loads
     non-strictly, skipping tensors of other shapes; ``args.allow_partial_load``
     accepts that, listing what does not fit in the log."""
     from mmdice.utils import check_model_checkpoint
+    check_model_config(cfg)
     prepare_cpu_distributed(cfg, args.launcher)
     runner = build_runner(cfg)
     if checkpoint is not None:
@@ -74,6 +82,27 @@ def build_checked_runner(cfg, args, checkpoint):
             target=f'the model of {args.config}', logger=runner.logger,
             hint='--allow-partial-load loads only the tensors that fit')
     return runner
+
+
+def build_model(cfg):
+    """The model of ``cfg`` as the Runner builds it: in the config's default
+    scope, with the config's top-level ``data_preprocessor`` as default."""
+    from mmengine.registry import MODELS, DefaultScope
+    model_cfg = copy.deepcopy(cfg.model)
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', copy.deepcopy(cfg.data_preprocessor))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+        return MODELS.build(model_cfg)
+
+
+def check_model_config(cfg):
+    """Build the model of ``cfg`` once before the Runner (which logs the
+    environment and the whole config first; building takes a fraction of a
+    second) so that a config mistake is one line: an unknown argument of an
+    mmdice module (UnknownArgumentError) or an mmdice backbone whose channels
+    do not fit its neck or head (ChannelMismatchError), both ValueErrors."""
+    from mmdice.utils import check_backbone_channels
+    check_backbone_channels(build_model(cfg))
 
 
 def prepare_cpu_distributed(cfg, launcher):
@@ -193,3 +222,75 @@ def _dataset_cfgs(dataset, where):
         yield from _dataset_cfgs(dataset['dataset'], f'{where}.dataset')
     for index, inner in enumerate(dataset.get('datasets') or ()):
         yield from _dataset_cfgs(inner, f'{where}.datasets.{index}')
+
+
+def display_path(path):
+    """``path`` relative to the working directory when inside it, else absolute."""
+    relative = osp.relpath(osp.abspath(path))
+    return osp.abspath(path) if relative.startswith(os.pardir) else relative
+
+
+def find_stage_config(checkpoint, config_path):
+    """The config whose training writes ``checkpoint`` (``work_dirs/<name>/...pth``):
+    ``<name>.py`` among the configs around ``config_path`` (the ``configs`` folder
+    it lies in, else its own folder) or mmdice's configs; None if none."""
+    match = _WORK_DIR_CHECKPOINT.search(str(checkpoint).replace(os.sep, '/'))
+    if match is None:
+        return None
+    from mmdice.config_prefix import mmdice_configs_dir
+    folder = osp.dirname(osp.abspath(config_path))
+    roots = [folder]
+    while osp.dirname(folder) != folder:
+        if osp.basename(folder) == 'configs':
+            roots = [folder]
+            break
+        folder = osp.dirname(folder)
+    try:
+        roots.append(mmdice_configs_dir())
+    except FileNotFoundError:
+        pass
+    for root in roots:
+        found = sorted(glob.glob(osp.join(root, '**', f'{match["config"]}.py'), recursive=True))
+        if found:
+            return found[0]
+    return None
+
+
+def check_load_from(cfg, config_path, train_tool='tools/train.py'):
+    """Fail early, saying what to do, when the config's local ``load_from`` checkpoint is missing.
+
+    A config that fine-tunes the result of another (the second step of a
+    recipe, e.g. SSD512 from SSD300, or 384x384 segmentation from 256x256)
+    names that config's checkpoint, ``work_dirs/<first config>/epoch_N.pth``:
+    the message names the first step's config and command, where its
+    checkpoint lands, and ``--cfg-options load_from=None`` to train from scratch.
+
+    Args:
+        cfg (mmengine.Config): the run's config (after --cfg-options).
+        config_path (str): the config file given to the tool.
+        train_tool (str): the training script, as shown in the message.
+
+    Raises:
+        InputFileError: one line, when ``load_from`` is a local path that does not exist.
+    """
+    from mmdice.utils import InputFileError
+    load_from = cfg.get('load_from')
+    if not load_from or '://' in str(load_from) or osp.exists(load_from):
+        return
+    missing = f'load_from checkpoint {load_from} does not exist'
+    scratch = 'from scratch with --cfg-options load_from=None'
+    first = find_stage_config(load_from, config_path)
+    if first is None:
+        raise InputFileError(f'{missing}: point load_from at a checkpoint '
+                             f'(--cfg-options load_from=PATH), or train {scratch}')
+    from mmengine.config import Config
+    first_cfg = Config.fromfile(first)
+    name = osp.splitext(osp.basename(first))[0]
+    epochs = first_cfg.get('train_cfg', {}).get('max_epochs')
+    lands = (f'work_dirs/{name}/epoch_{epochs}.pth' if epochs else f'work_dirs/{name}/')
+    first, config_path = display_path(first), display_path(config_path)
+    raise InputFileError(
+        f'{missing}: {config_path} is the second step of a two-step recipe and fine-tunes the '
+        f'model trained by {first}. Train that first (python {train_tool} {first} writes '
+        f'{lands}; with another --work-dir pass --cfg-options load_from=PATH), or train '
+        f'{config_path} {scratch}')

@@ -239,14 +239,19 @@ def _scene_labels(rng, max_shapes):
 
 
 def generate_shapes_detection(out_dir, num_images=200, image_size=128, seed=0,
-                              val_fraction=0.25, max_shapes=4):
+                              val_fraction=0.25, max_shapes=4, category_names=SHAPE_CLASSES):
     """Write images with 1..max_shapes non-overlapping shapes and COCO json annotations.
 
     Layout: ``out_dir/images/<index:05d>.jpg`` and
     ``out_dir/annotations/{train,val}.json``. Boxes are tight ``[x, y, w, h]``
     pixel boxes of the drawn shapes (inside the image); category ids are
-    1..K in :data:`SHAPE_CLASSES` order; ``segmentation`` holds the shape
+    1..K in ``category_names`` order; ``segmentation`` holds the shape
     polygon and ``area`` the mask pixel count.
+
+    ``category_names`` is the json's category table: by default
+    :data:`SHAPE_CLASSES`; another table (e.g. COCO's 80 class names, so that
+    an unchanged COCO config reads the set) labels the shapes with its first
+    ``len(SHAPE_CLASSES)`` categories.
 
     Returns:
         dict: ``{'train': n_train, 'val': n_val}`` image counts.
@@ -254,8 +259,14 @@ def generate_shapes_detection(out_dir, num_images=200, image_size=128, seed=0,
     num_val = _check_args(num_images, image_size, seed, val_fraction)
     if not isinstance(max_shapes, int) or max_shapes < 1:
         raise ValueError(f'max_shapes must be an int >= 1, got {max_shapes!r}')
-    categories = [dict(id=k + 1, name=name, supercategory='shape')
-                  for k, name in enumerate(SHAPE_CLASSES)]
+    category_names = list(category_names)
+    if len(set(category_names)) != len(category_names) or \
+            len(category_names) < len(SHAPE_CLASSES):
+        raise ValueError(f'category_names must be at least {len(SHAPE_CLASSES)} distinct '
+                         f'names, got {category_names!r}')
+    supercategory = 'shape' if category_names == list(SHAPE_CLASSES) else 'none'
+    categories = [dict(id=k + 1, name=name, supercategory=supercategory)
+                  for k, name in enumerate(category_names)]
     splits = {split: dict(images=[], annotations=[], categories=categories)
               for split in ('train', 'val')}
     annotation_id = 1

@@ -105,6 +105,26 @@ def test_detection_coco_json(tmp_path):
     assert len(image_ids) == 16  # splits do not share images
 
 
+def test_detection_with_another_category_table(tmp_path):
+    names = [f'class_{k}' for k in range(80)]
+    generate_shapes_detection(str(tmp_path), num_images=8, image_size=64, seed=0,
+                              category_names=names)
+    shapes_only = tmp_path / 'shapes_only'
+    generate_shapes_detection(str(shapes_only), num_images=8, image_size=64, seed=0)
+    for split in ('train', 'val'):
+        with open(tmp_path / 'annotations' / f'{split}.json') as f:
+            table = json.load(f)
+        with open(shapes_only / 'annotations' / f'{split}.json') as f:
+            shapes = json.load(f)
+        assert [(c['id'], c['name']) for c in table['categories']] == \
+            list(enumerate(names, start=1))
+        # the same images and boxes, labelled with the first three categories
+        assert table['annotations'] == shapes['annotations']
+        assert {a['category_id'] for a in table['annotations']} <= {1, 2, 3}
+    with pytest.raises(ValueError, match='category_names must be at least 3 distinct'):
+        generate_shapes_detection(str(tmp_path), num_images=4, category_names=['a', 'a', 'b'])
+
+
 def test_detection_boxes_tight_around_drawn_shape(tmp_path):
     generate_shapes_detection(str(tmp_path), num_images=6, image_size=96, seed=5,
                               val_fraction=0.25, max_shapes=3)

@@ -1,5 +1,6 @@
 """What the mmdice backbones share: argument and input checks, freezing, norm_eval."""
 import numbers
+import warnings
 from typing import Optional, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
@@ -16,6 +17,11 @@ DEFAULT_INIT_CFG = (
     dict(type='Kaiming', layer='Conv2d', mode='fan_out', nonlinearity='relu',
          distribution='normal'),
     dict(type='Constant', layer=['_BatchNorm', 'GroupNorm'], val=1, bias=0))
+
+#: Model-zoo prefixes of mmengine's checkpoint loader; none of them hosts an mmdice
+#: backbone, so a ``pretrained`` naming one is another network's weights.
+FOREIGN_MODEL_ZOOS = ('open-mmlab://', 'openmmlab://', 'torchvision://', 'modelzoo://',
+                      'mmcls://')
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = None,
@@ -44,10 +50,47 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
     frozen_stages: int = -1
     norm_eval: bool = False
 
-    def __init__(self, init_cfg: Optional[Union[dict, Sequence[dict]]] = None):
+    def __init__(self, init_cfg: Optional[Union[dict, Sequence[dict]]] = None,
+                 pretrained: Optional[str] = None):
+        init_cfg = self._init_cfg_of_pretrained(init_cfg, pretrained)
         if isinstance(init_cfg, tuple):
             init_cfg = list(init_cfg)
         super().__init__(init_cfg=init_cfg)
+
+    @classmethod
+    def _init_cfg_of_pretrained(cls, init_cfg, pretrained: Optional[str]):
+        """``init_cfg``, or the ``Pretrained`` one of the deprecated ``pretrained``.
+
+        As the OpenMMLab backbones: a checkpoint path or URL becomes
+        ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)`` with a
+        FutureWarning, and None (what mmseg's segmentors pass on from
+        ``model.pretrained=None``) is ignored. A model-zoo name
+        (``open-mmlab://``, ``torchvision://``, ...) is refused with a
+        ValueError saying what to write: the zoos hold other networks' weights,
+        typically the ``model.pretrained`` of the base config whose backbone
+        was replaced.
+        """
+        if pretrained is None:
+            return init_cfg
+        name = cls.__name__
+        if not isinstance(pretrained, str):
+            raise ValueError(f'{name}: pretrained must be a checkpoint path or URL, or None, '
+                             f'got {pretrained!r}')
+        if pretrained.startswith(FOREIGN_MODEL_ZOOS):
+            raise ValueError(
+                f'{name} got pretrained={pretrained!r}, the weights of another network (the '
+                "model.pretrained of a base config whose backbone it replaces?): set "
+                'model.pretrained=None in the config, and to start from a checkpoint of this '
+                f"backbone model.backbone.init_cfg=dict(type='Pretrained', checkpoint=PATH)")
+        default = init_cfg is None or (isinstance(init_cfg, (list, tuple))
+                                       and list(init_cfg) == list(DEFAULT_INIT_CFG))
+        if not default:
+            raise ValueError(f'{name}: init_cfg and pretrained cannot both be set; use '
+                             f"init_cfg=dict(type='Pretrained', checkpoint={pretrained!r})")
+        warnings.warn(
+            f"{name}: pretrained is deprecated, use init_cfg=dict(type='Pretrained', "
+            f'checkpoint={pretrained!r})', FutureWarning, stacklevel=3)
+        return dict(type='Pretrained', checkpoint=pretrained)
 
     def switch_to_deploy(self) -> None:
         """Convert to the deploy form in place: the stem's BatchNorm folded

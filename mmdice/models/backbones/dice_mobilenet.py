@@ -59,6 +59,9 @@ class DiCEMobileNet(BaseDiCEBackbone):
         init_cfg: initialisation config; default Kaiming-normal fan_out for
             convolutions, weight 1 / bias 0 for norms (DimConv weights:
             ``DiCEUnit.init_weights``).
+        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
+            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
+            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
     """
 
     #: (out_channels, stride) of the 13 units at widen_factor 1 (MobileNetV1).
@@ -79,8 +82,9 @@ class DiCEMobileNet(BaseDiCEBackbone):
                  act_cfg: dict = dict(type='PReLU'),
                  with_cp: bool = False,
                  deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         self.widen_factor = self._check_widen_factor(widen_factor)
         self.input_size = self._check_input_size(input_size)
         num_stages = 1 + sum(stride == 2 for _, stride in self.arch_settings)

@@ -67,6 +67,9 @@ class DiCEResNet(BaseDiCEBackbone):
         init_cfg: initialisation config; default Kaiming-normal fan_out for
             convolutions, weight 1 / bias 0 for norms (DimConv weights:
             ``DiCEUnit.init_weights``).
+        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
+            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
+            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
     """
 
     #: width of each stage at widen_factor 1.
@@ -89,8 +92,9 @@ class DiCEResNet(BaseDiCEBackbone):
                  act_cfg: dict = dict(type='PReLU'),
                  with_cp: bool = False,
                  deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         stem_channels, *stage_channels = self._check_channels(widen_factor, channels)
         #: channel multiplier; None for custom ``channels``.
         self.widen_factor = None if channels is not None else float(widen_factor or 1.0)

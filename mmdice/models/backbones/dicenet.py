@@ -68,6 +68,9 @@ class DiCENet(BaseDiCEBackbone):
             convolutions, weight 1 / bias 0 for norms, as the reference. DimConv
             weights get Kaiming-normal fan_out from ``DiCEUnit.init_weights``
             unless a ``Pretrained`` config loads them.
+        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
+            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
+            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
     """
 
     #: widen_factor -> [ch0, ch1, ch2, ch3, ch4, ch5] (EdgeNets ``sc_ch_dict``).
@@ -101,8 +104,9 @@ class DiCENet(BaseDiCEBackbone):
                  fusion: str = 'dimfuse',
                  first_fusion: str = 'pointwise',
                  deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG):
-        super().__init__(init_cfg=init_cfg)
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
+                 pretrained: Optional[str] = None):
+        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
         self.channels = self._check_channels(widen_factor, channels)
         if spatial not in SPATIAL_LAYERS:
             raise ValueError(f'spatial must be one of {SPATIAL_LAYERS}, got {spatial!r}')
