@@ -1,31 +1,41 @@
-"""OpenVINO CPU inference speed of DiCENet's deploy form, with and without the
-mmdice extension, against ShuffleNetV2 x1.5.
+"""OpenVINO CPU inference speed of DiCENet s=2.4's deploy form against ShuffleNetV2 x1.5.
 
-Three float32 models at 224x224, random weights: DiCENet s=2.4's deploy form as
-the standard-operator ONNX export (``pytorch2onnx.py``), as the OpenVINO IR
-with the extension's ``DiCEFuse`` nodes (``pytorch2openvino.py``), and
-torchvision's ShuffleNetV2 x1.5 (ONNX, dynamo exporter). Each timing runs in
-its own process (compile, warm-up, then ``--iterations`` timed calls, their
-median), the models taking turns over ``--repeat`` rounds; the table gives the
-median over the rounds and the spread. Example::
+Models at 224x224, random weights: DiCENet s=2.4's deploy form as the OpenVINO
+IR with the extension's ``DiCEFuse`` nodes (``pytorch2openvino.py``; NHWC
+nodes, the default, and NCHW ones), as the standard-operator ONNX export
+(``pytorch2onnx.py``), and torchvision's ShuffleNetV2 x1.5 (ONNX), each at the
+requested precisions (INFERENCE_PRECISION_HINT; a CPU without bf16 runs f32).
+``--extra NAME XML LIBRARY`` adds an IR built elsewhere (e.g. by an earlier
+version, with its extension library). Every timing runs in its own process
+(compile, ``--warmup`` calls, then ``--repeat`` timed calls, their median), the
+models taking turns over ``--rounds`` rounds; the table gives the median over
+the rounds and each model's ratio to ShuffleNetV2 at the same precision and
+batch. ``--profile`` prints OpenVINO's per-node-type profile (PERF_COUNT) of
+each model at the largest batch, and the standalone activations and Reorders
+of its runtime graph. Example::
 
-    python benchmarks/bench_openvino.py --batch 1 32 --threads 2 --repeat 3
+    python benchmarks/bench_openvino.py --batch 1 32 --precision f32 --threads 2 --profile
 """
 import argparse
+import collections
 import json
 import os.path as osp
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO, 'configs', 'dicenet', 'dicenet-s2.4_8xb64_in1k.py')
+from benchmark_utils import (benchmark_parser, config_path, cpu_model, format_table,
+                             machine_lines, write_json)
+
+CONFIG = config_path('dicenet/dicenet-s2.4_8xb64_in1k.py')
+SHUFFLENET = 'shufflenet_v2_x1_5'
+#: Runtime-graph node types that are an activation left unfused.
+STANDALONE_ACTIVATIONS = ('PRelu', 'Maximum', 'Multiply', 'Relu')
 
 
 def export_models(folder):
-    """{name: model path} of the three models, exported into ``folder``."""
+    """{name: model path} of the models, exported into ``folder``."""
     import torch
     import torchvision
 
@@ -34,72 +44,131 @@ def export_models(folder):
     example = torch.randn(1, 3, 224, 224)
     dicenet = TensorModeWrapper(build_model_from_config(CONFIG, deploy=True)).eval()
     paths = {
-        'dicenet-s2.4-deploy (standard ops)': osp.join(folder, 'dicenet.onnx'),
-        'dicenet-s2.4-deploy (DiCEFuse)': osp.join(folder, 'dicenet.xml'),
-        'shufflenet_v2_x1_5': osp.join(folder, 'shufflenet.onnx'),
+        SHUFFLENET: osp.join(folder, 'shufflenet.onnx'),
+        'dicenet-s2.4 DiCEFuse NHWC': osp.join(folder, 'dicenet_nhwc.xml'),
+        'dicenet-s2.4 DiCEFuse NCHW': osp.join(folder, 'dicenet_nchw.xml'),
+        'dicenet-s2.4 standard ops': osp.join(folder, 'dicenet.onnx'),
     }
-    standard, fused, shufflenet = paths.values()
-    export_onnx(dicenet, example, standard, output_names=['logits'])
-    export_openvino(dicenet, example, fused, output_names=['logits'])
-    export_onnx(torchvision.models.shufflenet_v2_x1_5().eval(), example, shufflenet,
+    export_onnx(torchvision.models.shufflenet_v2_x1_5().eval(), example, paths[SHUFFLENET],
                 output_names=['logits'], dynamic_spatial=False)
+    for layout in ('NHWC', 'NCHW'):
+        export_openvino(dicenet, example, paths[f'dicenet-s2.4 DiCEFuse {layout}'],
+                        output_names=['logits'], dice_layout=layout)
+    export_onnx(dicenet, example, paths['dicenet-s2.4 standard ops'], output_names=['logits'])
     return paths
 
 
-def time_model(path, batch, threads, iterations):
-    """Median seconds of one call of the model at ``path`` on a (batch, 3, 224, 224) input."""
-    import numpy as np
-
+def compile_model(path, precision, threads, library, profile=False):
+    """The model at ``path`` compiled for the CPU (an IR with the extension ``library``)."""
     from mmdice.apis import compile_openvino
-    if path.endswith('.xml'):
-        compiled = compile_openvino(path, 'f32', threads)
-    else:
-        import openvino as ov
-        config = {'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': threads}
-        compiled = ov.Core().compile_model(path, 'CPU', config)
+    config = {'PERF_COUNT': True} if profile else {}
+    return compile_openvino(path, precision, threads, library=library or None,
+                            extension=path.endswith('.xml'), config=config)
+
+
+def time_model(path, batch, precision, threads, library, warmup, repeat):
+    """Median ms of one call of the model at ``path`` on a (batch, 3, 224, 224) input."""
+    import time
+
+    import numpy as np
+    request = compile_model(path, precision, threads, library).create_infer_request()
     x = np.random.randn(batch, 3, 224, 224).astype(np.float32)
-    request = compiled.create_infer_request()
-    for _ in range(3):
+    for _ in range(warmup):
         request.infer({0: x})
     times = []
-    for _ in range(iterations):
+    for _ in range(repeat):
         start = time.perf_counter()
         request.infer({0: x})
-        times.append(time.perf_counter() - start)
+        times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
 
 
+def profile_model(path, batch, precision, threads, library, warmup):
+    """({node type: ms} of one profiled call, {runtime node type: count} of the
+    standalone activations and Reorders)."""
+    import numpy as np
+    compiled = compile_model(path, precision, threads, library, profile=True)
+    request = compiled.create_infer_request()
+    x = np.random.randn(batch, 3, 224, 224).astype(np.float32)
+    for _ in range(warmup):
+        request.infer({0: x})
+    request.infer({0: x})
+    by_type = collections.Counter()
+    for info in request.profiling_info:
+        by_type[info.node_type] += info.real_time.total_seconds() * 1e3
+    runtime = collections.Counter(
+        op.get_rt_info()['layerType'].astype(str) for op in compiled.get_runtime_model().get_ops())
+    counted = {name: runtime[name] for name in (*STANDALONE_ACTIVATIONS, 'Reorder')}
+    return dict(by_type), counted
+
+
+def run_child(*arguments):
+    output = subprocess.run([sys.executable, __file__, *map(str, arguments)], check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = benchmark_parser(__doc__, warmup=5, repeat=10, threads=2)
     parser.add_argument('--batch', type=int, nargs='+', default=[1, 32])
-    parser.add_argument('--threads', type=int, default=2, help='INFERENCE_NUM_THREADS')
-    parser.add_argument('--repeat', type=int, default=3, help='rounds of the interleaving')
-    parser.add_argument('--iterations', type=int, default=10, help='timed calls per process')
-    parser.add_argument('--time', nargs=3, metavar=('PATH', 'BATCH', 'THREADS'),
-                        help=argparse.SUPPRESS)  # the child process
+    parser.add_argument('--precision', nargs='+', default=['f32'], choices=['f32', 'bf16'])
+    parser.add_argument('--rounds', type=int, default=3, help='rounds of the interleaving')
+    parser.add_argument('--profile', action='store_true',
+                        help="print OpenVINO's per-node-type profile at the largest batch")
+    parser.add_argument('--extra', nargs=3, action='append', default=[],
+                        metavar=('NAME', 'XML', 'LIBRARY'),
+                        help='also time this IR, run with this extension library')
+    parser.add_argument('--child', nargs=6, help=argparse.SUPPRESS)  # a timing process
     args = parser.parse_args(argv)
-    if args.time:
-        path, batch, threads = args.time
-        print(json.dumps(time_model(path, int(batch), int(threads), args.iterations)))
+    if args.child:
+        mode, path, batch, precision, library, threads = args.child
+        if mode == 'time':
+            print(json.dumps(time_model(path, int(batch), precision, int(threads), library,
+                                        args.warmup, args.repeat)))
+        else:
+            print(json.dumps(profile_model(path, int(batch), precision, int(threads), library,
+                                           args.warmup)))
         return 0
+    print('\n'.join(machine_lines('system default', packages=('openvino', 'onnxruntime'))))
+    rows, profiles = [], {}
     with tempfile.TemporaryDirectory() as folder:
-        paths = export_models(folder)
-        results = {(name, batch): [] for name in paths for batch in args.batch}
-        for _ in range(args.repeat):
+        models = {name: (path, '') for name, path in export_models(folder).items()}
+        models.update({name: (xml, library) for name, xml, library in args.extra})
+        samples = collections.defaultdict(list)
+        for _ in range(args.rounds):
             for batch in args.batch:
-                for name, path in paths.items():
-                    output = subprocess.run(
-                        [sys.executable, __file__, '--time', path, str(batch), str(args.threads),
-                         '--iterations', str(args.iterations)],
-                        check=True, capture_output=True, text=True).stdout
-                    results[name, batch].append(float(output.strip().splitlines()[-1]))
-    print(f'OpenVINO f32, {args.threads} threads, 224x224, median of {args.repeat} rounds '
-          f'(each the median of {args.iterations} calls)')
-    print('| model | batch | ms (median) | spread (ms) |')
-    print('|---|---|---|---|')
-    for (name, batch), times in results.items():
-        print(f'| {name} | {batch} | {1e3 * statistics.median(times):.1f} | '
-              f'{1e3 * min(times):.1f} - {1e3 * max(times):.1f} |')
+                for precision in args.precision:
+                    for name, (path, library) in models.items():
+                        samples[name, precision, batch].append(run_child(
+                            '--warmup', args.warmup, '--repeat', args.repeat, '--child', 'time',
+                            path, batch, precision, library, args.threads))
+        if args.profile:
+            for precision in args.precision:
+                for name, (path, library) in models.items():
+                    profiles[name, precision] = run_child(
+                        '--warmup', args.warmup, '--child', 'profile', path, max(args.batch),
+                        precision, library, args.threads)
+    for (name, precision, batch), times in samples.items():
+        anchor = statistics.median(samples[SHUFFLENET, precision, batch])
+        median = statistics.median(times)
+        rows.append(dict(model=name, precision=precision, batch=batch, median_ms=median,
+                         min_ms=min(times), max_ms=max(times), vs_shufflenet=median / anchor))
+    print(f'\nOpenVINO CPU, {args.threads} threads, 224x224, median of {args.rounds} rounds '
+          f'(each the median of {args.repeat} calls, its own process); {cpu_model()}')
+    print(format_table(rows, [('model', '{model}'), ('precision', '{precision}'),
+                              ('batch', '{batch}'), ('ms', '{median_ms:.1f}'),
+                              ('spread', '{min_ms:.1f}-{max_ms:.1f}'),
+                              ('x ShuffleNetV2', '{vs_shufflenet:.2f}')], args.markdown))
+    for (name, precision), (by_type, runtime) in profiles.items():
+        print(f'\nProfile of {name}, {precision}, batch {max(args.batch)} (ms by node type, '
+              f'total {sum(by_type.values()):.1f}); runtime graph: ' +
+              ', '.join(f'{count} {kind}' for kind, count in runtime.items()))
+        top = sorted(by_type.items(), key=lambda item: -item[1])
+        print(format_table([dict(kind=kind, ms=ms) for kind, ms in top if ms >= 0.05],
+                           [('node type', '{kind}'), ('ms', '{ms:.1f}')], args.markdown))
+        rows.append(dict(model=name, precision=precision, batch=max(args.batch),
+                         profile_ms=by_type, runtime_nodes=runtime))
+    write_json(rows, args.json)
     return 0
 
 

@@ -28,9 +28,15 @@ struct DiceFuseParams {
   const T* out_slope;
 };
 
+// prelu(v, a) = v if v > 0 else a * v, written as max(v, 0) + a * min(v, 0)
+// (exact: one of the two terms is zero) so that compilers vectorise loops over
+// it: a multiply under a condition is not if-converted under the default
+// -ftrapping-math.
 template <typename T>
 DIM_CONV_HOST_DEVICE inline T dice_fuse_prelu(T value, T slope) {
-  return value > T(0) ? value : slope * value;
+  const T positive = value > T(0) ? value : T(0);
+  const T negative = value < T(0) ? value : T(0);
+  return positive + slope * negative;
 }
 
 // The coefficients of one channel, loaded once per plane.

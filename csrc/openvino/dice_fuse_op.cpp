@@ -1,16 +1,30 @@
-// DiCEFuse (dice_fuse_op.hpp): shape inference and the CPU evaluate(), the
-// plane loop of csrc/common/cpu/dice_fuse_cpu_planes.h parallel over the
-// (n, c) planes on OpenVINO's own threads (ov::parallel_nt, TBB), so that it
-// shares the CPU plugin's thread pool instead of competing with it.
+// DiCEFuse (dice_fuse_op.hpp): shape inference and the CPU evaluate(): the
+// row kernel of csrc/common/cpu/dice_fuse_cpu_rows.h (the PyTorch op's), or
+// for banded weights the plane loop of dice_fuse_cpu_planes.h, parallel on
+// OpenVINO's own threads (ov::parallel_nt, TBB), so that it shares the CPU
+// plugin's thread pool instead of competing with it.
 #include "dice_fuse_op.hpp"
 
 #include <openvino/core/parallel.hpp>
+#include <openvino/core/type/bfloat16.hpp>
 
 #include <algorithm>
 #include <utility>
 #include <vector>
 
+#include "../common/cpu/cpu_kernel_utils.h"
+
+namespace mmdice {
+
+template <>
+struct AccumulateType<ov::bfloat16> {
+  using type = float;
+};
+
+}  // namespace mmdice
+
 #include "../common/cpu/dice_fuse_cpu_planes.h"
+#include "../common/cpu/dice_fuse_cpu_rows.h"
 
 namespace mmdice {
 namespace openvino {
@@ -29,10 +43,67 @@ MMDICE_CPU_CLONES void dice_fuse_planes(const dim_conv_cpu::Problem<float>& prob
   dice_fuse_planes_impl(problem, params, scratch, output, begin, end);
 }
 
+// Output rows [begin, end) of the row kernel; one worker per element type.
+MMDICE_CPU_CLONES void dice_fuse_rows_f32(const dice_fuse_rows::Problem<float>& problem,
+                                          int64_t begin, int64_t end, float* scratch) {
+  dice_fuse_rows::run_rows_impl(problem, begin, end, scratch);
+}
+
+MMDICE_CPU_CLONES void dice_fuse_rows_bf16(const dice_fuse_rows::Problem<ov::bfloat16>& problem,
+                                           int64_t begin, int64_t end, float* scratch) {
+  dice_fuse_rows::run_rows_impl(problem, begin, end, scratch);
+}
+
+void run_rows(const dice_fuse_rows::Problem<float>& problem, int64_t begin, int64_t end,
+              float* scratch) {
+  dice_fuse_rows_f32(problem, begin, end, scratch);
+}
+
+void run_rows(const dice_fuse_rows::Problem<ov::bfloat16>& problem, int64_t begin, int64_t end,
+              float* scratch) {
+  dice_fuse_rows_bf16(problem, begin, end, scratch);
+}
+
+// Workers for `items` work items of `item_elements` elements each: one per
+// OpenVINO thread, fewer for small problems.
+int worker_count(int64_t items, int64_t item_elements) {
+  return static_cast<int>(std::max<int64_t>(
+      1, std::min<int64_t>(parallel_get_max_threads(), items / parallel_grain(item_elements))));
+}
+
+// The row kernel on the evaluate() tensors, x and output with `strides`.
+template <typename scalar_t>
+void evaluate_rows(ov::TensorVector& outputs, const ov::TensorVector& inputs,
+                   const DimConvGeometry& geometry, dice_fuse_rows::Strides strides) {
+  std::vector<std::vector<float>> coefficients;
+  for (size_t i = 4; i < kNumInputs; ++i) {
+    const scalar_t* data = inputs[i].data<const scalar_t>();
+    coefficients.emplace_back(data, data + inputs[i].get_size());
+  }
+  const DiceFuseParams<float> params{coefficients[0].data(), coefficients[1].data(),
+                                     coefficients[2].data(), coefficients[3].data(),
+                                     coefficients[4].data(), coefficients[5].data()};
+  const dice_fuse_rows::Problem<scalar_t> problem(
+      inputs[0].data<const scalar_t>(), strides, inputs[1].data<const scalar_t>(),
+      inputs[2].data<const scalar_t>(), inputs[3].data<const scalar_t>(), geometry, params,
+      outputs[0].data<scalar_t>(), strides);
+  const int64_t rows = problem.rows();
+  ov::parallel_nt(worker_count(rows, geometry.width * geometry.channels),
+                  [&](int thread, int count) {
+                    const int64_t begin = rows * thread / count;
+                    const int64_t end = rows * (thread + 1) / count;
+                    if (begin < end) {
+                      std::vector<float> scratch(problem.scratch_elements());
+                      run_rows(problem, begin, end, scratch.data());
+                    }
+                  });
+}
+
 }  // namespace
 
-DiCEFuse::DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation)
-    : ov::op::Op(inputs), dilation_(std::move(dilation)) {
+DiCEFuse::DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
+                   std::string layout)
+    : ov::op::Op(inputs), dilation_(std::move(dilation)), layout_(std::move(layout)) {
   constructor_validate_and_infer_types();
 }
 
@@ -46,15 +117,21 @@ void DiCEFuse::validate_and_infer_types() {
                                         [](int64_t d) { return d > 0; }),
                         "DiCEFuse: dilation must be three positive ints, got ", dilation_.size(),
                         " values");
+  NODE_VALIDATION_CHECK(this, layout_ == "NCHW" || layout_ == "NHWC",
+                        "DiCEFuse: layout must be \"NCHW\" or \"NHWC\", got \"", layout_, "\"");
   const ov::element::Type type = get_input_element_type(0);
+  NODE_VALIDATION_CHECK(this,
+                        type.is_dynamic() || type == ov::element::f32 ||
+                            type == ov::element::bf16,
+                        "DiCEFuse: x must be f32 or bf16, got ", type);
   for (size_t i = 1; i < kNumInputs; ++i) {
     NODE_VALIDATION_CHECK(this, get_input_element_type(i) == type, "DiCEFuse: ",
                           kInputNames[i], " must have x's element type ", type, ", got ",
                           get_input_element_type(i));
   }
   const ov::PartialShape& x = get_input_partial_shape(0);
-  NODE_VALIDATION_CHECK(this, x.rank().compatible(4), "DiCEFuse: x must be (N, C, H, W), got ",
-                        x);
+  NODE_VALIDATION_CHECK(this, x.rank().compatible(4), "DiCEFuse: x must be (N, C, H, W) or with ",
+                        "layout NHWC (N, H, W, C), got ", x);
   const size_t expected_rank[kNumInputs] = {4, 4, 4, 4, 2, 2, 2, 2, 1, 1};
   for (size_t i = 1; i < kNumInputs; ++i) {
     NODE_VALIDATION_CHECK(this, get_input_partial_shape(i).rank().compatible(expected_rank[i]),
@@ -65,25 +142,34 @@ void DiCEFuse::validate_and_infer_types() {
 }
 
 std::shared_ptr<ov::Node> DiCEFuse::clone_with_new_inputs(const ov::OutputVector& inputs) const {
-  return std::make_shared<DiCEFuse>(inputs, dilation_);
+  return std::make_shared<DiCEFuse>(inputs, dilation_, layout_);
 }
 
 bool DiCEFuse::visit_attributes(ov::AttributeVisitor& visitor) {
   visitor.on_attribute("dilation", dilation_);
+  visitor.on_attribute("layout", layout_);
   return true;
 }
 
-bool DiCEFuse::has_evaluate() const { return get_input_element_type(0) == ov::element::f32; }
+bool DiCEFuse::has_evaluate() const {
+  const ov::element::Type type = get_input_element_type(0);
+  return type == ov::element::f32 || type == ov::element::bf16;
+}
 
 bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const {
-  if (inputs[0].get_element_type() != ov::element::f32) return false;
-  const ov::Shape& x = inputs[0].get_shape();
+  const ov::element::Type type = inputs[0].get_element_type();
+  if (type != ov::element::f32 && type != ov::element::bf16) return false;
+  const ov::Shape& stored = inputs[0].get_shape();
+  const bool nhwc = layout_ == "NHWC";
+  OPENVINO_ASSERT(stored.size() == 4, "DiCEFuse: x must have rank 4, got ", stored);
+  // x as (N, C, H, W).
+  const ov::Shape x = nhwc ? ov::Shape{stored[0], stored[3], stored[1], stored[2]} : stored;
   const ov::Shape& weight_depth = inputs[1].get_shape();
   const ov::Shape& weight_height = inputs[2].get_shape();
   const ov::Shape& weight_width = inputs[3].get_shape();
   const auto odd = [](size_t value) { return value % 2 == 1; };
   const bool weights_fit =
-      x.size() == 4 && weight_depth.size() == 4 && weight_depth[0] == x[1] &&
+      weight_depth.size() == 4 && weight_depth[0] == x[1] &&
       weight_depth[1] == 1 && weight_depth[2] == weight_depth[3] && odd(weight_depth[3]) &&
       weight_height.size() == 4 && weight_height[0] == x[2] && odd(weight_height[1]) &&
       weight_width.size() == 4 && weight_width[0] == x[3] && odd(weight_width[1]) &&
@@ -101,7 +187,7 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
     OPENVINO_ASSERT(inputs[i].get_shape() == expected, "DiCEFuse: ", kInputNames[i],
                     " must have shape ", expected, ", got ", inputs[i].get_shape());
   }
-  outputs[0].set_shape(x);
+  outputs[0].set_shape(stored);
   DimConvGeometry geometry{static_cast<int64_t>(x[0]), channels,
                            static_cast<int64_t>(x[2]), static_cast<int64_t>(x[3]),
                            kernel_size,  dilation_[0],
@@ -110,6 +196,20 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
                            static_cast<int64_t>(weight_width[1])};
   const int64_t planes = geometry.batch * channels;
   if (planes == 0 || geometry.plane() == 0) return true;
+  if (dice_fuse_rows::supports(geometry)) {
+    const auto strides = nhwc ? dice_fuse_rows::Strides::nhwc(geometry)
+                              : dice_fuse_rows::Strides::nchw(geometry);
+    if (type == ov::element::f32) {
+      evaluate_rows<float>(outputs, inputs, geometry, strides);
+    } else {
+      evaluate_rows<ov::bfloat16>(outputs, inputs, geometry, strides);
+    }
+    return true;
+  }
+  OPENVINO_ASSERT(!nhwc && type == ov::element::f32,
+                  "DiCEFuse: banded weights (other input sizes than the build size) and kernel "
+                  "sizes other than 3 and 5 run in layout NCHW and f32 only, got ", layout_, " ",
+                  type);
   const dim_conv_cpu::Problem<float> problem(
       inputs[0].data<const float>(), inputs[1].data<const float>(), inputs[2].data<const float>(),
       inputs[3].data<const float>(), geometry, /*backward=*/false);
@@ -117,10 +217,7 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
                                      inputs[6].data<const float>(), inputs[7].data<const float>(),
                                      inputs[8].data<const float>(), inputs[9].data<const float>()};
   float* output = outputs[0].data<float>();
-  const int64_t threads = std::max<int64_t>(
-      1, std::min<int64_t>(parallel_get_max_threads(),
-                           planes / parallel_grain(geometry.plane())));
-  ov::parallel_nt(static_cast<int>(threads), [&](int thread, int count) {
+  ov::parallel_nt(worker_count(planes, geometry.plane()), [&](int thread, int count) {
     const int64_t begin = planes * thread / count;
     const int64_t end = planes * (thread + 1) / count;
     if (begin < end) {

@@ -3,18 +3,21 @@
 // PReLU, the same maths and inputs as torch.ops.mmdice.dice_fuse
 // (csrc/common/dice_fuse_common.h), run by the CPU loops of csrc/common/cpu.
 //
-// Inputs (f32): x (N, C, H, W); weight_depth (C, 1, k, k), weight_height
+// Inputs (all f32, or all bf16 with f32 accumulation): x (N, C, H, W), or
+// (N, H, W, C) with layout "NHWC"; weight_depth (C, 1, k, k), weight_height
 // (H, Bh, k, k), weight_width (W, Bw, k, k) with odd k, Bh and Bw (Bh = Bw =
 // 1 at the build size, bands of kernels at other sizes as in
 // csrc/common/dim_conv_common.h); branch_scale,
 // branch_bias, branch_slope, fuse_weight (C, 3); fuse_bias, out_slope (C).
-// Attribute: dilation, three positive ints (depth, height, width).
-// Output: (N, C, H, W) of x's type.
+// Attributes: dilation, three positive ints (depth, height, width); layout,
+// "NCHW" (default) or "NHWC", of x and the output.
+// Output: x's shape and type.
 #pragma once
 
 #include <openvino/op/op.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace mmdice {
@@ -25,7 +28,8 @@ class DiCEFuse : public ov::op::Op {
   OPENVINO_OP("DiCEFuse", "mmdice");
 
   DiCEFuse() = default;
-  DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation);
+  DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
+           std::string layout = "NCHW");
 
   void validate_and_infer_types() override;
   std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& inputs) const override;
@@ -35,6 +39,7 @@ class DiCEFuse : public ov::op::Op {
 
  private:
   std::vector<int64_t> dilation_{1, 1, 1};
+  std::string layout_ = "NCHW";
 };
 
 }  // namespace openvino

@@ -41,7 +41,8 @@ def export_onnx(module: nn.Module,
                 path: str,
                 output_names: Optional[Sequence[str]] = None,
                 dynamic_spatial: Optional[bool] = None,
-                mmdice_domain: bool = False) -> List[str]:
+                mmdice_domain: bool = False,
+                dice_layout: str = 'NCHW') -> List[str]:
     """Export ``module(example)`` to ``path`` with the mmdice ops translated.
 
     The input ``input`` has a dynamic batch axis, and dynamic height and width
@@ -51,8 +52,9 @@ def export_onnx(module: nn.Module,
     Both are written to a temporary folder beside ``path`` and then moved in, so
     a failed export leaves nothing behind. ``mmdice_domain``: the fused DiCE
     ops become ``mmdice.DiCEFuse`` custom-domain nodes for the mmdice OpenVINO
-    extension (:func:`~mmdice.ops.onnx.onnx_translation_table`) instead of
-    standard operators. Returns the written paths.
+    extension (:func:`~mmdice.ops.onnx.onnx_translation_table`, which also
+    says what ``dice_layout`` chooses) instead of standard operators. Returns
+    the written paths.
     """
     from mmdice.ops.onnx import onnx_translation_table, prelu_slopes_at_most_one
     module.eval()
@@ -61,7 +63,7 @@ def export_onnx(module: nn.Module,
     axes = {0: torch.export.Dim.AUTO}
     if dynamic_spatial:
         axes.update({axis: torch.export.Dim.AUTO for axis in range(2, example.dim())})
-    table = onnx_translation_table(prelu_slopes_at_most_one(module), mmdice_domain)
+    table = onnx_translation_table(prelu_slopes_at_most_one(module), mmdice_domain, dice_layout)
     with torch.no_grad():
         program = torch.onnx.export(module, (example, ), None, dynamo=True, opset_version=OPSET,
                                     input_names=['input'], output_names=output_names,

@@ -24,6 +24,9 @@ from .onnx_export import compare_with_pytorch, export_onnx
 #: Inference precisions of the export: OpenVINO's INFERENCE_PRECISION_HINT values.
 PRECISIONS = ('f32', 'bf16')
 
+#: Layout of the exported DiCEFuse nodes at their build size.
+DICE_LAYOUT = 'NHWC'
+
 #: Where the IR records its precision.
 PRECISION_RT_INFO = ['runtime_options', 'INFERENCE_PRECISION_HINT']
 
@@ -47,14 +50,17 @@ def export_openvino(module: nn.Module,
                     path: str,
                     precision: str = 'f32',
                     output_names: Optional[Sequence[str]] = None,
-                    library: Optional[str] = None) -> List[str]:
+                    library: Optional[str] = None,
+                    dice_layout: str = DICE_LAYOUT) -> List[str]:
     """Export ``module(example)`` to the OpenVINO IR ``path`` (``.xml``, and the
     ``.bin`` beside it) with the mmdice ops as extension nodes.
 
     The batch axis is dynamic, height and width as in :func:`export_onnx`.
     ``precision``: 'f32' or 'bf16', recorded in the IR. ``library``: the
     extension library (default: built or found by
-    :func:`~mmdice.ops.openvino.build_openvino_extension`). Raises ValueError
+    :func:`~mmdice.ops.openvino.build_openvino_extension`). ``dice_layout``:
+    the layout of the ``DiCEFuse`` nodes at their build size ('NCHW' or 'NHWC',
+    :func:`~mmdice.ops.onnx.onnx_translation_table`). Raises ValueError
     for another precision or a model without DiCE modules
     (:func:`count_dice_fuse`). Returns the written paths.
     """
@@ -77,7 +83,7 @@ def export_openvino(module: nn.Module,
         onnx_path = osp.join(staging, 'model.onnx')
         with banded_dice_fuse(module, example):
             export_onnx(module, example, onnx_path, output_names=output_names,
-                        mmdice_domain=True)
+                        mmdice_domain=True, dice_layout=dice_layout)
         model = ov.convert_model(onnx_path, extension=library)
         model.set_rt_info(precision, PRECISION_RT_INFO)
         xml = osp.join(staging, osp.basename(path))
@@ -93,24 +99,28 @@ def export_openvino(module: nn.Module,
 
 
 def compile_openvino(path: str, precision: Optional[str] = None, threads: int = 0,
-                     library: Optional[str] = None):
-    """The IR ``path`` compiled for OpenVINO's CPU plugin with the mmdice extension
-    loaded; ``precision`` ('f32', 'bf16'; default: the one the IR records, else
-    'f32') as INFERENCE_PRECISION_HINT (on a CPU without bf16 OpenVINO runs f32);
-    ``threads``: INFERENCE_NUM_THREADS (0: OpenVINO's default)."""
+                     library: Optional[str] = None, extension: bool = True,
+                     config: Optional[dict] = None):
+    """The model ``path`` (IR or ONNX) compiled for OpenVINO's CPU plugin, with the
+    mmdice extension loaded unless ``extension`` is False; ``precision`` ('f32',
+    'bf16'; default: the one the IR records, else 'f32') as
+    INFERENCE_PRECISION_HINT (on a CPU without bf16 OpenVINO runs f32);
+    ``threads``: INFERENCE_NUM_THREADS (0: OpenVINO's default); ``config``:
+    further CPU plugin properties (e.g. ``{'PERF_COUNT': True}``)."""
     import openvino as ov
 
     from mmdice.ops.openvino import load_openvino_extension
     core = ov.Core()
-    load_openvino_extension(core, library)
+    if extension:
+        load_openvino_extension(core, library)
     model = core.read_model(path)
     if precision is None:
         precision = (model.get_rt_info(PRECISION_RT_INFO).astype(str)
                      if model.has_rt_info(PRECISION_RT_INFO) else 'f32')
-    config = {'INFERENCE_PRECISION_HINT': check_precision(precision)}
+    properties = {'INFERENCE_PRECISION_HINT': check_precision(precision), **(config or {})}
     if threads:
-        config['INFERENCE_NUM_THREADS'] = threads
-    return core.compile_model(model, 'CPU', config)
+        properties['INFERENCE_NUM_THREADS'] = threads
+    return core.compile_model(model, 'CPU', properties)
 
 
 def check_openvino(path: str, module: nn.Module, example: torch.Tensor,

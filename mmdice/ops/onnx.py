@@ -54,19 +54,31 @@ def register_mmdice_schemas() -> None:
         type_constraints=[('T', ['tensor(float)'], 'float32 tensors')],
         attributes=[onnx.defs.OpSchema.Attribute(
             'dilation', onnx.defs.OpSchema.AttrType.INTS,
-            'dilation of the depth-, height- and width-wise DimConv branches')])
+            'dilation of the depth-, height- and width-wise DimConv branches'),
+                    onnx.defs.OpSchema.Attribute(
+            'layout', onnx.defs.OpSchema.AttrType.STRING,
+            'memory layout of x and y: NCHW, or NHWC (x and y are then (N, H, W, C))')])
     onnx.defs.register_schema(schema)
 
 
-def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool = False) -> Dict:
+#: Memory layouts the ``mmdice.DiCEFuse`` node reads and writes (its ``layout`` attribute).
+DICE_LAYOUTS = ('NCHW', 'NHWC')
+
+
+def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool = False,
+                           dice_layout: str = 'NCHW') -> Dict:
     """{torch op overload: onnxscript function} for mmdice::dim_conv, mmdice::dice_fuse,
     mmdice::dice_fuse_epilogue and aten::prelu.
 
     ``mmdice_domain``: mmdice::dice_fuse, and mmdice_openvino::dice_fuse (its
     banded form, :func:`mmdice.ops.openvino.banded_dice_fuse`), become one
     ``mmdice.DiCEFuse`` node (the op's inputs in its order, the attribute
-    ``dilation``: three ints), which only runtimes with the mmdice extension run
-    (OpenVINO, :mod:`mmdice.ops.openvino`).
+    ``dilation``: three ints; ``layout``), which only runtimes with the mmdice
+    extension run (OpenVINO, :mod:`mmdice.ops.openvino`), and PReLU stays
+    ``PRelu``, which OpenVINO's CPU plugin fuses into the preceding convolution.
+    ``dice_layout`` ('NCHW' or 'NHWC'): the layout the node works in at the build
+    size; 'NHWC' wraps it in ``Transpose`` nodes, which the CPU plugin merges
+    with its layout conversions (banded nodes stay NCHW).
 
     onnxruntime's ``PRelu`` with per-channel slopes takes 5-7x the time of a
     broadcast ``Mul`` (32x278x14x14 float32, 2 threads: 7-12 ms against 1.0-1.7 ms
@@ -81,7 +93,12 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
 
     from . import extension  # noqa: F401  (loads mmdice._ext, which defines the ops)
 
+    if dice_layout not in DICE_LAYOUTS:
+        raise ValueError(f'dice_layout must be one of {DICE_LAYOUTS}, got {dice_layout!r}')
+
     def prelu(x, slope):
+        if mmdice_domain:
+            return op.PRelu(x, slope)
         if slopes_at_most_one:
             return op.Max(x, op.Mul(x, slope))
         zero = op.CastLike(op.Constant(value_float=0.0), x)
@@ -180,14 +197,24 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
                          branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope,
                          channels_last):
         del channels_last  # a memory layout, not part of the ONNX graph
-        return mmdice_op.DiCEFuse(x, weight_depth, weight_height, weight_width, branch_scale,
-                                  branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope,
-                                  dilation=[int(d) for d in dilation])
+        return dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation,
+                              (branch_scale, branch_bias, branch_slope, fuse_weight, fuse_bias,
+                               out_slope), dice_layout)
+
+    def dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation, coefficients,
+                       layout):
+        dilation = [int(d) for d in dilation]
+        if layout == 'NCHW':
+            return mmdice_op.DiCEFuse(x, weight_depth, weight_height, weight_width,
+                                      *coefficients, dilation=dilation, layout=layout)
+        y = mmdice_op.DiCEFuse(op.Transpose(x, perm=[0, 2, 3, 1]), weight_depth, weight_height,
+                               weight_width, *coefficients, dilation=dilation, layout=layout)
+        return op.Transpose(y, perm=[0, 3, 1, 2])
 
     def dice_fuse_banded_custom(x, weight_depth, weight_height, weight_width, dilation,
                                 *coefficients):
-        return dice_fuse_custom(x, weight_depth, weight_height, weight_width, dilation,
-                                *coefficients, False)
+        return dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation,
+                              coefficients, 'NCHW')
 
     def dice_fuse_epilogue(dim_output, branch_scale, branch_bias, branch_slope, fuse_weight,
                            fuse_bias, out_slope):

@@ -71,6 +71,8 @@ def test_reference_matches_formula():
     (3, 116, (14, 14), 3, (2, 1, 3)),
     (2, 40, (7, 9), 5, 1),
     (1, 3, (2, 3), 3, 2),          # planes smaller than the kernel reach
+    (2, 13, (9, 6), 3, 1),         # column blocks with a remainder, odd channels
+    (2, 10, (9, 9), 7, 1),         # a kernel size the row kernel leaves to the slab kernel
 ])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_fused_matches_formula(dtype, batch, channels, size, kernel_size, dilation,

@@ -55,23 +55,26 @@ def test_build_into_a_fresh_cache_and_load(tmp_path):
     assert {'dice_fuse_op.cpp', 'dice_fuse_cpu_planes.h', 'dim_conv_cpu_taps.h'} <= set(names)
 
 
+@pytest.mark.parametrize('layout', ['NCHW', 'NHWC'])
 @pytest.mark.parametrize('batch, channels, height, width, kernel_size, dilation', [
     (2, 7, 5, 9, 3, (1, 2, 1)),  # odd channel count, H != W
     (1, 16, 14, 14, 3, 1),
     (3, 33, 7, 7, 3, (2, 1, 3)),
+    (2, 13, 9, 6, 3, 1),  # column blocks with a remainder, channels not a multiple of 8
     (2, 5, 11, 6, 5, 1),  # 5x5 kernels
     (1, 1, 3, 4, 3, 2),  # one channel, taps reaching past the plane
 ])
 def test_dice_fuse_node_matches_the_pytorch_op(tmp_path, library, batch, channels, height,
-                                                width, kernel_size, dilation):
-    """The node runs the same loops as torch.ops.mmdice.dice_fuse, at the export's
-    batch and another (the batch axis is dynamic)."""
+                                                width, kernel_size, dilation, layout):
+    """The node runs the same kernel as torch.ops.mmdice.dice_fuse, in either
+    layout, at the export's batch and another (the batch axis is dynamic)."""
     fused = random_fuse(channels, (height, width), kernel_size, dilation)
     x = torch.randn(batch, channels, height, width)
     path = str(tmp_path / 'fuse.onnx')
-    export_onnx(fused, x, path, mmdice_domain=True)
-    nodes = onnx.load(path).graph.node
-    assert [(node.domain, node.op_type) for node in nodes] == [('mmdice', 'DiCEFuse')]
+    export_onnx(fused, x, path, mmdice_domain=True, dice_layout=layout)
+    nodes = [(node.domain, node.op_type) for node in onnx.load(path).graph.node]
+    assert nodes == ([('mmdice', 'DiCEFuse')] if layout == 'NCHW' else
+                     [('', 'Transpose'), ('mmdice', 'DiCEFuse'), ('', 'Transpose')])
     model, compiled = compile_onnx(path, library)
     assert 'DiCEFuse' in [op.get_type_name() for op in model.get_ops()]
     for inputs in (x, torch.randn(batch + 2, channels, height, width)):
@@ -104,6 +107,19 @@ def test_other_sizes_than_the_build_size_run_banded_kernels(tmp_path, library, b
         expected = fused(x).numpy()
     np.testing.assert_allclose(compiled(x.numpy())[0], expected, rtol=1e-5,
                                atol=1e-5 * np.abs(expected).max())
+
+
+def test_openvino_export_keeps_prelu(tmp_path, library):
+    """PReLU reaches OpenVINO as PRelu (which its CPU plugin can fuse into a
+    convolution), not as the Max(x, a * x) of the onnxruntime export."""
+    model = torch.nn.Sequential(torch.nn.Conv2d(4, 4, 1), torch.nn.PReLU(4),
+                                random_fuse(4, (6, 6))).eval()
+    xml = str(tmp_path / 'model.xml')
+    export_openvino(model, torch.randn(1, 4, 6, 6), xml, library=library)
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    types = [op.get_type_name() for op in core.read_model(xml).get_ops()]
+    assert 'PRelu' in types and 'Maximum' not in types and 'DiCEFuse' in types
 
 
 def test_node_rejects_weights_of_another_size(tmp_path, library):

@@ -24,6 +24,7 @@
 #endif
 
 #include "../../common/cpu/dice_fuse_cpu_epilogue.h"
+#include "../../common/cpu/dice_fuse_cpu_rows.h"
 #include "../dice_fuse.h"
 #include "cpu_accumulate.h"
 
@@ -68,6 +69,37 @@ class ParamsBuffer {
   }
 MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DICE_FUSE_DEFINE_WORKER)
 #undef DICE_FUSE_DEFINE_WORKER
+
+// Output rows [begin, end) of the row kernel (dice_fuse_cpu_rows.h); one worker per dtype.
+#define DICE_FUSE_DEFINE_ROWS_WORKER(scalar_t)                                              \
+  MMDICE_CPU_CLONES void fuse_rows(const dice_fuse_rows::Problem<scalar_t>& problem,       \
+                                   int64_t begin, int64_t end,                             \
+                                   at::opmath_type<scalar_t>* scratch) {                   \
+    dice_fuse_rows::run_rows_impl(problem, begin, end, scratch);                           \
+  }
+MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DICE_FUSE_DEFINE_ROWS_WORKER)
+#undef DICE_FUSE_DEFINE_ROWS_WORKER
+
+// The fused op by the row kernel, parallel over output rows.
+template <typename scalar_t>
+void rows_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
+                 const at::Tensor& weight_height, const at::Tensor& weight_width,
+                 const DimConvGeometry& g, const DiceFuseTensors& tensors,
+                 bool input_channels_last, bool output_channels_last, at::Tensor& output) {
+  using T = at::opmath_type<scalar_t>;
+  const ParamsBuffer<T> buffer(tensors, scalar_t());
+  using dice_fuse_rows::Strides;
+  const dice_fuse_rows::Problem<scalar_t> problem(
+      input.data_ptr<scalar_t>(), input_channels_last ? Strides::nhwc(g) : Strides::nchw(g),
+      weight_depth.data_ptr<scalar_t>(), weight_height.data_ptr<scalar_t>(),
+      weight_width.data_ptr<scalar_t>(), g, buffer.params(), output.data_ptr<scalar_t>(),
+      output_channels_last ? Strides::nhwc(g) : Strides::nchw(g));
+  at::parallel_for(0, problem.rows(), dice_fuse_rows::row_grain(g),
+                   [&](int64_t begin, int64_t end) {
+                     std::vector<T> scratch(problem.scratch_elements());
+                     fuse_rows(problem, begin, end, scratch.data());
+                   });
+}
 
 // Epilogue of channels [begin, end) of one image: `dim_planes` points at the
 // DimConv planes 3 * begin .. 3 * end - 1, `out` at the output plane of `begin`.
@@ -250,7 +282,13 @@ at::Tensor dice_fuse_forward_cpu(const at::Tensor& input, const at::Tensor& weig
                                                             : at::MemoryFormat::Contiguous));
   if (output.numel() == 0) return output;
   const bool output_channels_last = !output.is_contiguous();
+  const bool rows = dice_fuse_rows::supports(geometry);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "dice_fuse_forward_cpu", [&] {
+    if (rows) {
+      rows_kernel<scalar_t>(input, weight_depth, weight_height, weight_width, geometry, params,
+                            input_channels_last, output_channels_last, output);
+      return;
+    }
     forward_kernel<scalar_t>(input, weight_depth, weight_height, weight_width, geometry, params,
                              input_channels_last, output_channels_last, output);
   });
