@@ -20,9 +20,9 @@ from mmdice.utils import allow_mmengine_checkpoint_globals
 
 __all__ = ['MODELS', 'PARAM_SCHEDULERS', 'OPTIM_WRAPPERS']
 
-#: Backbones, necks, heads and layers.
+#: Backbones, necks, heads and layers, and DeployedModel (exported models in a runtime).
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='mmdice',
-                  locations=['mmdice.models'])
+                  locations=['mmdice.models', 'mmdice.apis.deployed'])
 #: Learning-rate / momentum schedulers.
 PARAM_SCHEDULERS = Registry('parameter scheduler', parent=MMENGINE_PARAM_SCHEDULERS,
                             scope='mmdice', locations=['mmdice.engine'])
