@@ -13,6 +13,7 @@ pytest.importorskip('onnxscript')
 
 from mmdice.apis import (TensorModeWrapper, build_model_from_config, check_onnx,  # noqa: E402
                          export_onnx, onnx_session)
+from mmdice.apis.end2end import raw_output_names  # noqa: E402
 from mmdice.ops import EXT_AVAILABLE, DimConv2d, DimConvFuse2d  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -61,11 +62,13 @@ def test_export_at_another_size_than_the_build_size(tmp_path):
         assert outputs == 1 and error < 1e-5
 
 
-@pytest.mark.parametrize('config, output', [(CLS_CONFIG, 'logits'), (SEG_CONFIG, 'seg_logits')])
-def test_tool_exports_and_checks_the_deploy_form(tmp_path, config, output):
+@pytest.mark.parametrize('config, form, output', [(CLS_CONFIG, [], 'logits'),
+                                                  (SEG_CONFIG, [], 'seg_map'),
+                                                  (SEG_CONFIG, ['--raw'], 'seg_logits')])
+def test_tool_exports_and_checks_the_deploy_form(tmp_path, config, form, output):
     """The export is one named, self-contained file that runs at another batch size."""
     out = tmp_path / 'model.onnx'
-    argv = [config, '--output-file', str(out), '--shape', '1', '3', '64', '64', '--deploy']
+    argv = [config, '--output-file', str(out), '--shape', '1', '3', '64', '64', '--deploy', *form]
     assert load_tool().main(argv) == 0
     assert out.stat().st_size > 0
     assert [path.name for path in tmp_path.iterdir()] == ['model.onnx']
@@ -94,7 +97,7 @@ def test_ssd_outputs_are_named_by_head_and_level():
     with torch.no_grad():
         outputs = TensorModeWrapper(model)(torch.randn(1, 3, 300, 300))
     levels = len(outputs[0])
-    assert load_tool().output_names(model, outputs) == (
+    assert raw_output_names(model, outputs) == (
         [f'cls_score_{level}' for level in range(levels)] +
         [f'bbox_pred_{level}' for level in range(levels)])
 

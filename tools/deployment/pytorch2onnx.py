@@ -51,6 +51,8 @@ TOLERANCE = 1e-3
 #: classes) that may differ from PyTorch's in the check: a score or an IoU at
 #: a threshold may fall on either side of it in another runtime.
 MAX_DIFFERENT = 0.01
+#: How the check names each backend.
+RUNTIME_NAMES = {'onnxruntime': 'onnxruntime', 'openvino': 'OpenVINO'}
 
 
 def parse_args(argv=None):
@@ -88,15 +90,23 @@ def add_form_args(parser):
     parser.set_defaults(raw=False)
 
 
-def prepare_model(args, deploy):
-    """(model, module to export, output names, example) for the tool's arguments,
-    after the up-front checks; InputFileError or ValueError (one line) if they fail."""
+def load_model(args, deploy):
+    """The model of the tool's config and checkpoint (its deploy form with
+    ``deploy``), after the up-front checks; InputFileError or ValueError (one
+    line) if they fail."""
     if any(side < 1 for side in args.shape):
         raise ValueError(f'--shape must be four positive ints, got {args.shape}')
     cfg = load_config(args.config)
     if args.checkpoint is not None:
         read_checkpoint(args.checkpoint)
-    model = build_model_from_config(cfg, args.checkpoint, deploy=deploy)
+    return build_model_from_config(cfg, args.checkpoint, deploy=deploy)
+
+
+def prepare_export(args, model):
+    """(module to export, output names, example) of ``model`` for the tool's
+    arguments (ValueError, one line, for a model or --shape that cannot be
+    exported); prints what the export bakes in and warns (stderr) of random
+    weights and a fixed input size."""
     example = torch.randn(*args.shape)
     module, names = deploy_module(model, example, raw=args.raw, scores=args.with_scores)
     problem = shape_error(model, module, example)
@@ -109,7 +119,7 @@ def prepare_model(args, deploy):
         print(f'warning: the export runs only at H x W = {args.shape[2]} x {args.shape[3]} '
               f'(the batch axis is dynamic): {FIXED_SPATIAL_REASON}', file=sys.stderr)
     print(f'raw export: outputs {", ".join(names)}' if args.raw else describe_end2end(module))
-    return model, module, names, example
+    return module, names, example
 
 
 def check_export(path, module, example, raw, backend='onnxruntime', library=None,
@@ -125,7 +135,7 @@ def check_export(path, module, example, raw, backend='onnxruntime', library=None
                 outputs, error = check_onnx(path, module, inputs)
             else:
                 outputs, error = check_openvino(path, module, inputs, precision, library)
-            name = backend if precision is None else f'{backend} {precision}'
+            name = RUNTIME_NAMES[backend] + ('' if precision is None else f' {precision}')
             print(f'{name} vs PyTorch at {list(inputs.shape)}: {outputs} outputs, max relative '
                   f'error {error:.2e}')
             if error > tolerance:
@@ -133,7 +143,7 @@ def check_export(path, module, example, raw, backend='onnxruntime', library=None
             continue
         runtime = runtime or Runtime(path, backend, library, precision=precision)
         different, error = compare_end2end(runtime(inputs.numpy()), module, inputs)
-        name = backend if precision is None else f'{backend} {precision}'
+        name = RUNTIME_NAMES[backend] + ('' if precision is None else f' {precision}')
         print(f'{name} vs PyTorch at {list(inputs.shape)}: {different:.2%} of the '
               f'predictions differ, max relative error of the others {error:.2e}')
         if different > MAX_DIFFERENT or error > tolerance:
@@ -162,7 +172,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         check_output_file(args.output_file, 'ONNX file')
-        model, module, names, example = prepare_model(args, args.deploy)
+        module, names, example = prepare_export(args, load_model(args, args.deploy))
     except (InputFileError, ValueError) as error:
         return report_error(error)
     written = export_onnx(module, example, args.output_file, output_names=names)

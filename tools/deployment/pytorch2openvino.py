@@ -82,17 +82,18 @@ def main(argv=None) -> int:
     from mmdice.ops.openvino import OpenVINOExtensionError, build_openvino_extension
     try:
         check_output_file(args.output_file, 'OpenVINO IR file')
-        model, module, names, example = onnx_tool.prepare_model(args, deploy=True)
-    except (InputFileError, ValueError) as error:
-        return report_error(error)
-    if not count_dice_fuse(model):
-        return report_error(
-            f'{args.config}: the model has no DiCE units (DimConvFuse2d in its deploy form) for '
-            'the mmdice OpenVINO extension; export it with tools/deployment/pytorch2onnx.py')
-    try:
         library = build_openvino_extension()
+        model = onnx_tool.load_model(args, deploy=True)
+        if not count_dice_fuse(model):
+            raise ValueError(
+                f'{args.config}: the model has no DiCE units (DimConvFuse2d in its deploy form) '
+                'for the mmdice OpenVINO extension; export it with '
+                'tools/deployment/pytorch2onnx.py')
+        module, names, example = onnx_tool.prepare_export(args, model)
     except OpenVINOExtensionError as error:
         return report_error(str(error).splitlines()[0])
+    except (InputFileError, ValueError) as error:
+        return report_error(error)
     written = export_openvino(module, example, args.output_file, args.precision, names, library)
     print('saved ' + ' and '.join(written))
     if args.check:
