@@ -71,13 +71,10 @@ def assert_detections_match_mmdet(dets, labels, model, inputs):
 
 
 @pytest.fixture(scope='module')
-def ssd(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model_from_config(SSD_CONFIG, deploy=True)
-    module, names = deploy_module(model, torch.randn(1, 3, 300, 300))
-    path = str(tmp_path_factory.mktemp('ssd') / 'ssd.onnx')
-    export_onnx(module, torch.randn(1, 3, 300, 300), path, output_names=names)
-    return model, path
+def ssd(ssd_shapes_export):
+    """(PyTorch deploy-form model, its end-to-end .onnx)."""
+    config, checkpoint, path = ssd_shapes_export
+    return build_model_from_config(config, checkpoint, deploy=True), path
 
 
 def test_ssd_end2end_in_onnxruntime_matches_mmdet_predict(ssd):
