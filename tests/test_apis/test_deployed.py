@@ -112,3 +112,24 @@ def test_input_of_another_size_is_refused(ssd_shapes_export):
     deployed = DeployedModel(ssd_shapes_export[2], ssd_shapes_export[0])
     with pytest.raises(ValueError, match=r'takes inputs of shape \[None, 3, 300, 300\]'):
         deployed(torch.zeros(1, 3, 320, 320))
+
+
+def test_readme_snippet_runs(ssd_shapes_export, seg_shapes_export, shapes_detection,
+                             shapes_segmentation, tmp_path, monkeypatch):
+    import os
+    import shutil
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    section = (repo / 'README.md').read_text(encoding='utf-8').split(
+        '### End-to-end deployment: export, evaluate, run')[1]
+    code = section.split('```python')[1].split('```')[0]
+    shutil.copy(ssd_shapes_export[2], tmp_path / 'ssd.onnx')
+    shutil.copy(seg_shapes_export[2], tmp_path / 'seg.onnx')
+    shutil.copy(f'{shapes_detection}/images/00007.jpg', tmp_path / 'demo.jpg')
+    shutil.copy(f'{shapes_segmentation}/JPEGImages/00007.jpg', tmp_path / 'shapes-64px.jpg')
+    os.symlink(repo / 'configs', tmp_path / 'configs')
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, 'README.md', 'exec'), namespace)
+    assert namespace['boxes'].shape[1] == 4 and len(namespace['boxes']) > 0
+    assert tuple(namespace['class_map'].shape) == (64, 64)
