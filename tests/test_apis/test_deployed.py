@@ -23,15 +23,20 @@ def first_batch(config, data_root):
         return cfg, next(iter(Runner.build_dataloader(cfg.test_dataloader)))
 
 
-def test_detector_samples_match_pytorch_in_original_pixels(ssd_shapes_export, shapes_detection):
-    config, checkpoint, path = ssd_shapes_export
-    cfg, data = first_batch(config, shapes_detection)
-    with DefaultScope.overwrite_default_scope('mmdet'):
+def deployed_and_pytorch_samples(export, data_root):
+    """The test_step samples of the export (DeployedModel, onnxruntime) and of
+    the PyTorch deploy-form model on the first test batch of ``data_root``."""
+    config, checkpoint, path = export
+    cfg, data = first_batch(config, data_root)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = build_model_from_config(cfg, checkpoint, deploy=True)
         with torch.no_grad():
             expected = model.test_step(data)
-        deployed = DeployedModel(path, cfg)
-        actual = deployed.test_step(data)
+        return DeployedModel(path, cfg).test_step(data), expected
+
+
+def test_detector_samples_match_pytorch_in_original_pixels(ssd_shapes_export, shapes_detection):
+    actual, expected = deployed_and_pytorch_samples(ssd_shapes_export, shapes_detection)
     for got, want in zip(actual, expected):
         assert got.metainfo['ori_shape'] == (96, 96)
         assert tuple(got.metainfo['scale_factor']) == pytest.approx((300 / 96, 300 / 96))
@@ -46,13 +51,7 @@ def test_detector_samples_match_pytorch_in_original_pixels(ssd_shapes_export, sh
 
 
 def test_segmentor_samples_equal_pytorch(seg_shapes_export, shapes_segmentation):
-    config, checkpoint, path = seg_shapes_export
-    cfg, data = first_batch(config, shapes_segmentation)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        model = build_model_from_config(cfg, checkpoint, deploy=True)
-        with torch.no_grad():
-            expected = model.test_step(data)
-        actual = DeployedModel(path, cfg).test_step(data)
+    actual, expected = deployed_and_pytorch_samples(seg_shapes_export, shapes_segmentation)
     for got, want in zip(actual, expected):
         assert got.pred_sem_seg.data.shape == want.pred_sem_seg.data.shape == (1, 64, 64)
         assert (got.pred_sem_seg.data == want.pred_sem_seg.data).float().mean() > 0.999
