@@ -37,9 +37,9 @@ class ArgumentCheckingRegistry(Registry):
         super()._register_module(module, module_name, force)
 
 
-#: Backbones, necks, heads and layers.
+#: Backbones, necks, heads and layers, and DeployedModel (exported models in a runtime).
 MODELS = ArgumentCheckingRegistry('model', parent=MMENGINE_MODELS, scope='mmdice',
-                                  locations=['mmdice.models'])
+                                  locations=['mmdice.models', 'mmdice.apis.deployed'])
 #: Learning-rate / momentum schedulers.
 PARAM_SCHEDULERS = ArgumentCheckingRegistry('parameter scheduler',
                                             parent=MMENGINE_PARAM_SCHEDULERS, scope='mmdice',

@@ -53,10 +53,13 @@ def export_onnx(module: nn.Module,
     a failed export leaves nothing behind. ``mmdice_domain``: the fused DiCE
     ops become ``mmdice.DiCEFuse`` custom-domain nodes for the mmdice OpenVINO
     extension (:func:`~mmdice.ops.onnx.onnx_translation_table`, which also
-    says what ``dice_layout`` chooses) instead of standard operators. Returns
-    the written paths.
+    says what ``dice_layout`` chooses) instead of standard operators. The
+    end-to-end graphs' NMS becomes ONNX ``NonMaxSuppression``
+    (:mod:`mmdice.apis.end2end`). Returns the written paths.
     """
     from mmdice.ops.onnx import onnx_translation_table, prelu_slopes_at_most_one
+
+    from .end2end import onnx_translations
     module.eval()
     if dynamic_spatial is None:
         dynamic_spatial = not has_fixed_spatial_size(module)
@@ -64,6 +67,7 @@ def export_onnx(module: nn.Module,
     if dynamic_spatial:
         axes.update({axis: torch.export.Dim.AUTO for axis in range(2, example.dim())})
     table = onnx_translation_table(prelu_slopes_at_most_one(module), mmdice_domain, dice_layout)
+    table.update(onnx_translations())
     with torch.no_grad():
         program = torch.onnx.export(module, (example, ), None, dynamo=True, opset_version=OPSET,
                                     input_names=['input'], output_names=output_names,

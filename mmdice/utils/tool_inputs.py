@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import pickle
 import sys
+import tempfile
 import zipfile
 from typing import Union
 
@@ -87,8 +88,8 @@ def read_checkpoint(path: str, **load_kwargs):
 
 def check_output_file(path: str, what: str = 'output checkpoint') -> None:
     """OutputFileError unless ``path`` can be written: it is not a folder, and
-    its nearest existing parent is a writable folder (missing folders below it
-    are made when writing)."""
+    its nearest existing parent is a folder that a file can be created in
+    (tried; missing folders below it are made when writing)."""
     path = osp.abspath(path)
     if osp.isdir(path):
         raise OutputFileError(f'cannot write {what} {path}: it is a folder')
@@ -99,6 +100,13 @@ def check_output_file(path: str, what: str = 'output checkpoint') -> None:
         raise OutputFileError(f'cannot write {what} {path}: {existing} is not a folder')
     if not os.access(existing, os.W_OK | os.X_OK):
         raise OutputFileError(f'cannot write {what} {path}: folder {existing} is not writable')
+    try:  # permissions do not tell everything: /proc, read-only mounts, root
+        handle, probe = tempfile.mkstemp(prefix='.write-test-', dir=existing)
+    except OSError as error:
+        raise OutputFileError(f'cannot write {what} {path}: cannot create files in folder '
+                              f'{existing} ({error.strerror})') from error
+    os.close(handle)
+    os.remove(probe)
 
 
 def write_checkpoint(obj, path: str, what: str = 'output checkpoint') -> None:

@@ -13,6 +13,7 @@ pytest.importorskip('onnxscript')
 
 from mmdice.apis import (TensorModeWrapper, build_model_from_config, check_onnx,  # noqa: E402
                          export_onnx, onnx_session)
+from mmdice.apis.end2end import raw_output_names  # noqa: E402
 from mmdice.ops import EXT_AVAILABLE, DimConv2d, DimConvFuse2d  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -61,12 +62,17 @@ def test_export_at_another_size_than_the_build_size(tmp_path):
         assert outputs == 1 and error < 1e-5
 
 
-@pytest.mark.parametrize('config, output', [(CLS_CONFIG, 'logits'), (SEG_CONFIG, 'seg_logits')])
-def test_tool_exports_and_checks_the_deploy_form(tmp_path, config, output):
-    """The export is one named, self-contained file that runs at another batch size."""
+@pytest.mark.parametrize('config, form, output', [(CLS_CONFIG, [], 'logits'),
+                                                  (SEG_CONFIG, [], 'seg_map'),
+                                                  (SEG_CONFIG, ['--raw'], 'seg_logits')])
+def test_tool_exports_and_checks_the_deploy_form(tmp_path, capsys, config, form, output):
+    """The export is one named, self-contained file that runs at another batch size;
+    random weights (no checkpoint) are a warning."""
     out = tmp_path / 'model.onnx'
-    argv = [config, '--output-file', str(out), '--shape', '1', '3', '64', '64', '--deploy']
+    argv = [config, '--output-file', str(out), '--shape', '1', '3', '64', '64', '--deploy', *form]
     assert load_tool().main(argv) == 0
+    assert (f'warning: no checkpoint given: exporting the randomly initialised weights of '
+            f'{config}') in capsys.readouterr().err.splitlines()
     assert out.stat().st_size > 0
     assert [path.name for path in tmp_path.iterdir()] == ['model.onnx']
     moved = tmp_path / 'elsewhere' / 'copy.onnx'
@@ -94,7 +100,7 @@ def test_ssd_outputs_are_named_by_head_and_level():
     with torch.no_grad():
         outputs = TensorModeWrapper(model)(torch.randn(1, 3, 300, 300))
     levels = len(outputs[0])
-    assert load_tool().output_names(model, outputs) == (
+    assert raw_output_names(model, outputs) == (
         [f'cls_score_{level}' for level in range(levels)] +
         [f'bbox_pred_{level}' for level in range(levels)])
 
@@ -142,3 +148,20 @@ def test_tool_rejects_shape_the_model_cannot_take(tmp_path, capsys, config, shap
     assert load_tool().main([config, '--output-file', str(out), '--shape', *shape]) == 1
     assert_one_error_line(capsys, needle)
     assert not out.exists()
+
+
+def test_tool_refuses_two_stage_detector_in_one_line(tmp_path, capsys):
+    config = osp.join(REPO, 'tests', 'data', 'configs', 'swap',
+                      'faster-rcnn_dicenet-s1.0_fpn_1x_coco.py')
+    out = tmp_path / 'm.onnx'
+    for form in ([], ['--raw']):
+        argv = [config, '--output-file', str(out), '--shape', '1', '3', '224', '224', *form]
+        assert load_tool().main(argv) == 1
+        assert_one_error_line(capsys, 'FasterRCNN cannot be exported', 'single-stage detectors',
+                              'two-stage detectors')
+    assert not out.exists()
+
+
+def test_tool_rejects_output_under_proc_up_front(capsys):
+    assert load_tool().main([CLS_CONFIG, '--output-file', '/proc/x.onnx']) == 1
+    assert_one_error_line(capsys, '/proc/x.onnx', 'cannot create files in folder /proc')

@@ -38,15 +38,17 @@ def dice_fuse_nodes(path):
     return sum(op.get_type_name() == 'DiCEFuse' for op in core.read_model(path).get_ops())
 
 
-@pytest.mark.parametrize('config, shape, outputs', [
-    (CLS_CONFIG, [1, 3, 64, 64], ['logits']),
-    (SEG_CONFIG, [1, 3, 64, 64], ['seg_logits']),
-    (SSD_CONFIG, [1, 3, 300, 300], None),
+@pytest.mark.parametrize('config, shape, form, outputs', [
+    (CLS_CONFIG, [1, 3, 64, 64], [], ['logits']),
+    (SEG_CONFIG, [1, 3, 64, 64], [], ['seg_map']),
+    (SEG_CONFIG, [1, 3, 64, 64], ['--raw'], ['seg_logits']),
+    (SSD_CONFIG, [1, 3, 300, 300], [], ['dets', 'labels']),
+    (SSD_CONFIG, [1, 3, 300, 300], ['--raw'], None),
 ])
-def test_tool_exports_and_checks_the_deploy_form(tmp_path, capsys, config, shape, outputs):
+def test_tool_exports_and_checks_the_deploy_form(tmp_path, capsys, config, shape, form, outputs):
     """The tool's own check runs the IR in float32 at two batch sizes (1e-4)."""
     out = tmp_path / 'model.xml'
-    argv = [config, '--output-file', str(out), '--shape', *map(str, shape)]
+    argv = [config, '--output-file', str(out), '--shape', *map(str, shape), *form]
     assert load_tool().main(argv) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ['model.bin', 'model.xml']
     assert 'OpenVINO f32 vs PyTorch at [2, ' in capsys.readouterr().out

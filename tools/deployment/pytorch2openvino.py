@@ -19,8 +19,12 @@ Running the IR needs the extension loaded into the ``openvino.Core`` first::
     compiled = core.compile_model('dicenet-s2.4.xml', 'CPU', {'INFERENCE_PRECISION_HINT': 'bf16'})
 
 The batch axis is dynamic; height and width are those of ``--shape`` (DimConv
-convolves each row and column with its own kernel). Outputs are named as by
-``pytorch2onnx.py``. Models without DiCE units are refused: export them with
+convolves each row and column with its own kernel). As with ``pytorch2onnx.py``
+the end-to-end graph is exported by default (detectors: ``dets`` and
+``labels``, whose ONNX ``NonMaxSuppression`` OpenVINO's ONNX frontend reads as
+its own NMS; segmentors: ``seg_map``), ``--raw`` the heads' raw outputs, with
+the same output names. ``mmdice.apis.DeployedModel(..., backend='openvino')``
+and ``tools/deployment/test_deployed.py --backend openvino`` run the IR. Models without DiCE units are refused: export them with
 ``pytorch2onnx.py``, whose standard-operator ONNX also runs in OpenVINO.
 """
 import argparse
@@ -28,19 +32,15 @@ import importlib.util
 import os.path as osp
 import sys
 
-import torch
-
-from mmdice.apis import (PRECISIONS, TensorModeWrapper, build_model_from_config,
-                         check_openvino, count_dice_fuse, export_openvino)
-from mmdice.utils.tool_inputs import (InputFileError, check_output_file, load_config,
-                                      read_checkpoint, report_error)
+from mmdice.apis import PRECISIONS, BackendError, count_dice_fuse, export_openvino
+from mmdice.utils.tool_inputs import InputFileError, check_output_file, report_error
 
 #: Largest relative error of the float32 OpenVINO outputs accepted by the check.
 TOLERANCE = 1e-4
 
 
 def load_pytorch2onnx():
-    """tools/deployment/pytorch2onnx.py, for its output naming and shape checks."""
+    """tools/deployment/pytorch2onnx.py, for its arguments, model preparation and checks."""
     path = osp.join(osp.dirname(osp.abspath(__file__)), 'pytorch2onnx.py')
     spec = importlib.util.spec_from_file_location('pytorch2onnx', path)
     module = importlib.util.module_from_spec(spec)
@@ -48,7 +48,8 @@ def load_pytorch2onnx():
     return module
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, onnx_tool=None):
+    onnx_tool = onnx_tool or load_pytorch2onnx()
     parser = argparse.ArgumentParser(
         description='Export the deploy form of an mmdice model to OpenVINO IR (.xml + .bin) '
         'with the mmdice OpenVINO extension and check it against PyTorch.')
@@ -58,6 +59,7 @@ def parse_args(argv=None):
     parser.add_argument('--shape', type=int, nargs=4, default=[1, 3, 224, 224],
                         metavar=('N', 'C', 'H', 'W'),
                         help='example input shape; H and W are fixed in the export')
+    onnx_tool.add_form_args(parser)
     parser.add_argument('--precision', default='f32',
                         help=f'inference precision recorded in the IR, one of {PRECISIONS}')
     parser.add_argument('--no-check', dest='check', action='store_false',
@@ -66,11 +68,10 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    onnx_tool = load_pytorch2onnx()
+    args = parse_args(argv, onnx_tool)
     if args.precision not in PRECISIONS:
         return report_error(f'--precision must be one of {PRECISIONS}, got {args.precision!r}')
-    if any(side < 1 for side in args.shape):
-        return report_error(f'--shape must be four positive ints, got {args.shape}')
     if not args.output_file.endswith('.xml'):
         return report_error(f'--output-file must end in .xml, got {args.output_file!r}')
     try:
@@ -81,41 +82,32 @@ def main(argv=None) -> int:
     from mmdice.ops.openvino import OpenVINOExtensionError, build_openvino_extension
     try:
         check_output_file(args.output_file, 'OpenVINO IR file')
-        cfg = load_config(args.config)
-        if args.checkpoint is not None:
-            read_checkpoint(args.checkpoint)
-    except InputFileError as error:
-        return report_error(error)
-    model = build_model_from_config(cfg, args.checkpoint, deploy=True)
-    if not count_dice_fuse(model):
-        return report_error(
-            f'{args.config}: the model has no DiCE units (DimConvFuse2d in its deploy form) for '
-            'the mmdice OpenVINO extension; export it with tools/deployment/pytorch2onnx.py')
-    module = TensorModeWrapper(model).eval()
-    example = torch.randn(*args.shape)
-    onnx_tool = load_pytorch2onnx()
-    problem = onnx_tool.shape_error(model, module, example)
-    if problem is not None:
-        return report_error(problem)
-    try:
         library = build_openvino_extension()
+        model = onnx_tool.load_model(args, deploy=True)
+        if not count_dice_fuse(model):
+            raise ValueError(
+                f'{args.config}: the model has no DiCE units (DimConvFuse2d in its deploy form) '
+                'for the mmdice OpenVINO extension; export it with '
+                'tools/deployment/pytorch2onnx.py')
+        module, names, example = onnx_tool.prepare_export(args, model)
     except OpenVINOExtensionError as error:
         return report_error(str(error).splitlines()[0])
-    with torch.no_grad():
-        names = onnx_tool.output_names(model, module(example))
+    except (InputFileError, ValueError) as error:
+        return report_error(error)
     written = export_openvino(module, example, args.output_file, args.precision, names, library)
     print('saved ' + ' and '.join(written))
     if args.check:
-        another_batch = torch.randn(args.shape[0] + 1, *args.shape[1:])
         precisions = ['f32'] + (['bf16'] if args.precision == 'bf16' else [])
         for precision in precisions:
-            for inputs in (example, another_batch):
-                outputs, error = check_openvino(args.output_file, module, inputs, precision,
-                                                library)
-                print(f'OpenVINO {precision} vs PyTorch at {list(inputs.shape)}: {outputs} '
-                      f'outputs, max relative error {error:.2e}')
-                if precision == 'f32' and error > TOLERANCE:
-                    return report_error(f'the float32 relative error exceeds {TOLERANCE}')
+            try:
+                problem = onnx_tool.check_export(
+                    args.output_file, module, example, args.raw,
+                    'openvino', library, precision,
+                    TOLERANCE if precision == 'f32' else float('inf'))
+            except BackendError as error:
+                return report_error(error)
+            if problem is not None and precision == 'f32':
+                return report_error(f'float32: {problem}')
     return 0
 
 
