@@ -1,0 +1,179 @@
+"""tools/analysis_tools/int8_sensitivity.py and mmdice.apis.int8_sensitivity on
+the small shapes classifier (random weights, generated images): the per-layer
+and per-quantizer diagnosis, the quantizer bypass it ranks with, the numpy
+FakeQuantize it measures with, and its bad-input errors."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('openvino')
+pytest.importorskip('nncf')
+pytest.importorskip('onnxscript')
+
+from mmdice.ops import EXT_AVAILABLE  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CLS_CONFIG = osp.join(REPO, 'configs', 'dicenet', 'dicenet-s0.5_1xb32_shapes-64px.py')
+NUM_IMAGES = 8
+
+pytestmark = pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+
+
+def load_tool():
+    path = osp.join(REPO, 'tools', 'analysis_tools', 'int8_sensitivity.py')
+    spec = importlib.util.spec_from_file_location('int8_sensitivity_tool', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+    """A random-weight checkpoint and a folder of generated shapes images."""
+    from mmdice.apis import build_model_from_config
+    from mmdice.testing.shapes import generate_shapes_classification
+    root = tmp_path_factory.mktemp('int8_sensitivity')
+    generate_shapes_classification(str(root / 'shapes'), num_images=NUM_IMAGES, image_size=64,
+                                   val_fraction=0.25)
+    calib = root / 'calib'
+    calib.mkdir()
+    for folder, _, files in os.walk(root / 'shapes'):
+        for name in files:
+            shutil.copy(osp.join(folder, name), calib / name)
+    torch.manual_seed(0)
+    model = build_model_from_config(CLS_CONFIG)
+    checkpoint = root / 'cls.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return root, str(checkpoint), str(calib)
+
+
+@pytest.fixture(scope='module')
+def models(inputs):
+    """(fp32 OpenVINO model with PReLUs fused, int8 model, input arrays)."""
+    from mmdice.apis.quantize import (fuse_prelu, list_calibration_images, prepare_quantization,
+                                      quantize_model, read_onnx)
+    from mmdice.utils import load_config
+    root, checkpoint, calib = inputs
+    onnx_path = str(root / 'model.onnx')
+    _, tensors = prepare_quantization(load_config(CLS_CONFIG), checkpoint,
+                                      list_calibration_images(calib), onnx_path, progress=False)
+    fp32 = read_onnx(onnx_path)
+    assert fuse_prelu(fp32) > 0
+    int8, _ = quantize_model(read_onnx(onnx_path), tensors)
+    return fp32, int8, [x.numpy() for x in tensors]
+
+
+def test_fuse_prelu_is_exact(inputs, models):
+    import openvino as ov
+    from mmdice.apis.quantize import read_onnx
+    root, _, _ = inputs
+    fp32, _, arrays = models
+    plain = read_onnx(str(root / 'model.onnx'))
+    kinds = [op.get_type_name() for op in fp32.get_ops()]
+    assert 'PRelu' in kinds and 'Minimum' not in kinds and 'Maximum' not in kinds
+    core = ov.Core()
+    fused = core.compile_model(fp32, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    unfused = core.compile_model(plain, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    for x in arrays:
+        np.testing.assert_allclose(fused(x)[0], unfused(x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_fake_quantize_matches_openvino(models):
+    """The numpy FakeQuantize the quantizer SQNR is computed with gives
+    OpenVINO's result on an activation quantizer's ranges (values inside,
+    between the levels and outside the range)."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    from mmdice.apis.int8_sensitivity import fake_quantize, find_quantizers
+    _, int8, _ = models
+    nodes = {op.get_friendly_name(): op for op in int8.get_ops()}
+    activation = next(q for q in find_quantizers(int8) if not q.weight)
+    node = nodes[activation.name]
+    data = np.random.default_rng(0).uniform(1.5 * activation.low - 1, 1.5 * activation.high + 1,
+                                            (2, 3, 5, 7)).astype(np.float32)
+    parameter = ops.parameter(list(data.shape), np.float32)
+    ranges = [ops.constant(node.input_value(i).get_node().get_data()) for i in range(1, 5)]
+    model = ov.Model([ops.fake_quantize(parameter, *ranges, node.get_levels())], [parameter])
+    compiled = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    expected = compiled(data)[0]
+    np.testing.assert_allclose(fake_quantize(data, node), expected, rtol=0, atol=1e-5)
+    assert not np.allclose(expected, data)  # the quantizer rounds and clips
+
+
+def test_bypassing_every_quantizer_restores_fp32(models):
+    import openvino as ov
+
+    from mmdice.apis.int8_sensitivity import (argmax_agreement, bypass_quantizers,
+                                              find_quantizers)
+    fp32, int8, arrays = models
+    names = [q.name for q in find_quantizers(int8)]
+    assert names
+    restored = bypass_quantizers(int8, names, fp32)
+    assert find_quantizers(restored) == []
+    assert len(find_quantizers(int8)) == len(names)  # the original is untouched
+    assert {q.weight for q in find_quantizers(int8)} == {True, False}
+    core = ov.Core()
+    config = {'INFERENCE_PRECISION_HINT': 'f32'}
+    want = [core.compile_model(fp32, 'CPU', config)(x)[0] for x in arrays]
+    got = [core.compile_model(restored, 'CPU', config)(x)[0] for x in arrays]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert argmax_agreement(got, want) == 1.0
+
+
+def test_tool_end_to_end(inputs, tmp_path, capsys):
+    _, checkpoint, calib = inputs
+    report = tmp_path / 'sens.json'
+    assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--top', '3',
+                             '--json', str(report)]) == 0
+    out = capsys.readouterr().out
+    assert 'int8 vs fp32 argmax agreement' in out and 'lowest-SQNR quantizers' in out
+    analysis = json.loads(report.read_text())
+    assert 0 <= analysis['agreement'] <= 1
+    layers = analysis['layers']
+    assert {'Convolution', 'MatMul'} <= {row['type'] for row in layers}
+    finite = [row['sqnr_db'] for row in layers if np.isfinite(row['sqnr_db'])]
+    assert finite and all(-20 < value < 100 for value in finite)
+    quantizers = analysis['quantizers']
+    assert any(q['weight'] for q in quantizers) and any(not q['weight'] for q in quantizers)
+    for q in quantizers:
+        assert 'sqnr_db' in q['stats']
+        if not q['weight'] and 'range' in q['stats']:
+            stats = q['stats']
+            assert 0 <= stats['narrow_channels'] <= 1 and 0 <= stats['clipped'] <= 1
+            assert stats['channel_min'] <= stats['channel_median']
+    ranked = [q for q in quantizers if 'agreement_alone' in q['stats']]
+    assert len(ranked) == 3
+    lowest = sorted(q['stats']['sqnr_db'] for q in quantizers)[:3]
+    assert sorted(q['stats']['sqnr_db'] for q in ranked) == lowest
+    for q in ranked:
+        assert 0 <= q['stats']['agreement_alone'] <= 1
+        assert 0 <= q['stats']['agreement_without'] <= 1
+
+
+def run_tool_error(argv, capsys):
+    status = load_tool().main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert err[-1].startswith('error: ')
+    return err[-1]
+
+
+def test_missing_evaluation_folder(inputs, tmp_path, capsys):
+    _, checkpoint, calib = inputs
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--eval-dir',
+                           str(tmp_path / 'nope')], capsys)
+    assert 'does not exist' in line and 'nope' in line
+
+
+def test_bad_top(inputs, capsys):
+    _, checkpoint, calib = inputs
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--top', '-1'], capsys)
+    assert '--top' in line
