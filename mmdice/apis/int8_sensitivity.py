@@ -21,7 +21,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ['Quantizer', 'find_quantizers', 'fp32_weights', 'fake_quantize', 'sqnr_db', 'bypass_quantizers',
+__all__ = ['Quantizer', 'find_quantizers', 'fp32_weights', 'fake_quantize', 'sqnr_db',
+           'bypass_quantizers',
            'argmax_agreement', 'layer_sqnr', 'quantizer_statistics', 'rank_quantizers',
            'analyse_int8']
 
@@ -128,7 +129,14 @@ def sqnr_db(signal: float, noise: float) -> float:
 
 
 def _ops_by_name(model) -> Dict[str, object]:
-    return {node.get_friendly_name(): node for node in model.get_ops()}
+    """{friendly name: op} of the ops whose name is unique in ``model``."""
+    ops, repeated = {}, set()
+    for node in model.get_ops():
+        name = node.get_friendly_name()
+        if name in ops:
+            repeated.add(name)
+        ops[name] = node
+    return {name: node for name, node in ops.items() if name not in repeated}
 
 
 def _run_with_outputs(model, wanted: Sequence[tuple], inputs: Iterable[np.ndarray],
@@ -197,11 +205,24 @@ def layer_sqnr(fp32_model, int8_model, layers: Sequence[str],
                    _run_with_outputs(int8_model, chunk, inputs, core))
         for want, got in runs:
             for i, (a, b) in enumerate(zip(want, got)):
+                if a.shape != b.shape:
+                    signal[i] = noise[i] = np.nan
+                    continue
                 a = a.astype(np.float64)
                 signal[i] += np.square(a).sum()
                 noise[i] += np.square(a - b).sum()
-        result.update({name: sqnr_db(s, n) for (name, _), s, n in zip(chunk, signal, noise)})
+        result.update({name: sqnr_db(s, n) for (name, _), s, n in zip(chunk, signal, noise)
+                       if np.isfinite(s)})
     return result
+
+
+def _broadcasts(node, tensor: np.ndarray) -> bool:
+    """Whether the ranges of the ``FakeQuantize`` ``node`` fit ``tensor``'s shape."""
+    shape = node.input_value(1).get_node().get_data().shape
+    try:
+        return np.broadcast_shapes(shape, tensor.shape) == tensor.shape
+    except ValueError:
+        return False
 
 
 def quantizer_statistics(fp32_model, int8_model, quantizers: Sequence[Quantizer],
@@ -232,6 +253,10 @@ def quantizer_statistics(fp32_model, int8_model, quantizers: Sequence[Quantizer]
         for tensors in _run_with_outputs(fp32_model, wanted, inputs, core):
             for quantizer, acc, tensor in zip(chunk, sums, tensors):
                 node = int8_ops[quantizer.name]
+                if not _broadcasts(node, tensor):
+                    acc['count'] = -1  # not the same tensor in both models
+                if acc['count'] < 0:
+                    continue
                 error = fake_quantize(tensor, node) - tensor
                 acc['signal'] += float(np.square(tensor.astype(np.float64)).sum())
                 acc['noise'] += float(np.square(error).sum())
@@ -243,6 +268,8 @@ def quantizer_statistics(fp32_model, int8_model, quantizers: Sequence[Quantizer]
                 acc['channel_max'] = per_channel if acc['channel_max'] is None else np.maximum(
                     acc['channel_max'], per_channel)
         for quantizer, acc in zip(chunk, sums):
+            if acc['count'] < 0:
+                continue
             span = max(abs(quantizer.low), abs(quantizer.high)) or 1e-30
             channel = acc['channel_max'] / span
             quantizer.stats.update(
@@ -296,7 +323,8 @@ def analyse_int8(fp32_model, int8_model, inputs: Sequence[np.ndarray],
     sqnr = layer_sqnr(fp32_model, int8_model, [name for name, _ in layers], inputs, core)
     quantizer_statistics(fp32_model, int8_model, quantizers, inputs, core)
     ranked = sorted(quantizers, key=lambda q: q.stats.get('sqnr_db', float('inf')))[:top]
-    rank_quantizers(fp32_model, int8_model, quantizers, [q.name for q in ranked], inputs, reference, core)
+    rank_quantizers(fp32_model, int8_model, quantizers, [q.name for q in ranked], inputs,
+                    reference, core)
     return dict(agreement=agreement,
                 layers=[dict(name=name, type=kind, sqnr_db=sqnr[name])
                         for name, kind in layers if name in sqnr],

@@ -24,11 +24,15 @@ import torch.nn.functional as F
 
 from mmdice.utils.tool_inputs import InputFileError, OutputFileError, check_output_file
 
+from .int8_rewrites import (channel_ranges, equalize_prelu_pairs, fold_constant_channels,
+                            prelu_chains)
+
 __all__ = [
     'IMAGE_EXTENSIONS', 'QuantizationError', 'list_calibration_images', 'test_pipeline_of',
-    'calibration_inputs', 'prepare_quantization', 'quantize_onnx', 'compile_int8', 'first_conv_and_last_matmul',
-    'high_precision_scope', 'run_openvino', 'read_onnx', 'fuse_prelu', 'quantize_model', 'save_ir',
-    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS'
+    'calibration_inputs', 'prepare_quantization', 'quantize_onnx', 'compile_int8',
+    'first_conv_and_last_matmul', 'high_precision_scope', 'run_openvino', 'read_onnx',
+    'fuse_prelu', 'quantize_model', 'save_ir', 'fp32_agreement_validation',
+    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS'
 ]
 
 #: File endings read as calibration images.
@@ -207,6 +211,11 @@ RANGE_ESTIMATORS = ('minmax', 'mean_minmax', 'mean_quantile', 'histogram')
 PRESETS = ('performance', 'mixed')
 #: Bias corrections after quantization: NNCF's fast one, its full one, none.
 BIAS_CORRECTIONS = ('fast', 'full', 'none')
+#: Validation images NNCF's accuracy control ranks the quantizers on (each ranking
+#: step runs the model once per quantizer group on each of them).
+ACCURACY_RANKING_IMAGES = 16
+#: Cross-layer equalization through PReLU: none, by weight ranges, by activation ranges.
+EQUALIZATIONS = ('none', 'weights', 'activations')
 
 
 def read_onnx(onnx_path: str):
@@ -286,6 +295,22 @@ def fuse_prelu(ov_model) -> int:
     return fused
 
 
+def fp32_agreement_validation(model, inputs: Sequence[torch.Tensor]):
+    """``(items, validate)`` for ``nncf.quantize_with_accuracy_control``: items
+    ``(input array, fp32 argmax over axis 1 of output 0)`` of the OpenVINO
+    model ``model``, and ``validate(compiled, items) -> (mean agreement,
+    per-item agreements)``, the fraction of positions whose argmax is the fp32 one."""
+    compiled = compile_int8(model, precision='f32')
+    items = [(x.numpy(), compiled(x.numpy())[compiled.outputs[0]].argmax(1)) for x in inputs]
+
+    def validate(compiled_model, validation_items):
+        values = [float((compiled_model(x)[compiled_model.outputs[0]].argmax(1) == labels).mean())
+                  for x, labels in validation_items]
+        return float(np.mean(values)), values
+
+    return items, validate
+
+
 def quantize_model(model,
                    inputs: Sequence[torch.Tensor],
                    *,
@@ -296,8 +321,10 @@ def quantize_model(model,
                    ignored_types: Sequence[str] = (),
                    ignored_names: Sequence[str] = (),
                    prelu: bool = True,
+                   fold_constant: bool = False,
+                   equalize: str = 'none',
                    channel_alignment: bool = False,
-                   accuracy_control: Optional[Tuple[Sequence, object, float]] = None,
+                   accuracy_control: Optional[Tuple[Sequence[torch.Tensor], float]] = None,
                    source: str = 'the model'):
     """NNCF post-training int8 quantization of the OpenVINO model ``model``
     (changed in place where ``prelu``: :func:`fuse_prelu`), calibrated on
@@ -307,14 +334,20 @@ def quantize_model(model,
     ``ignored_types`` / ``ignored_names``: OpenVINO op types / names whose inputs stay
     unquantized; ``preset``: one of :data:`PRESETS`; ``bias_correction``: one of
     :data:`BIAS_CORRECTIONS`; ``range_estimator``: activation ranges, one of
-    :data:`RANGE_ESTIMATORS`; ``channel_alignment``: NNCF's channel alignment
+    :data:`RANGE_ESTIMATORS`; ``fold_constant``: zero the channels constant on
+    ``inputs`` first (:func:`~mmdice.apis.int8_rewrites.fold_constant_channels`);
+    ``equalize``: one of :data:`EQUALIZATIONS`, cross-layer equalization through
+    PReLU (:func:`~mmdice.apis.int8_rewrites.equalize_prelu_pairs`) by weight
+    ranges or by the activation ranges on ``inputs``; ``channel_alignment``: NNCF's
+    channel alignment
     (equalization of convolution pairs); ``accuracy_control``: ``(validation
-    items, validation function(compiled model, items) -> metric, max absolute
-    drop)`` for ``nncf.quantize_with_accuracy_control``, which returns layers to
-    float until the metric is within the drop of the float model's.
+    inputs, max drop)``: ``nncf.quantize_with_accuracy_control`` with the argmax
+    agreement with the fp32 model (:func:`fp32_agreement_validation`) as the
+    metric, which returns quantizers to float until the agreement is at least
+    ``1 - max drop``.
     """
     import nncf
-    from nncf.quantization.advanced_parameters import (AdvancedBiasCorrectionParameters,
+    from nncf.quantization.advanced_parameters import (AdvancedAccuracyRestorerParameters,
                                                        AdvancedQuantizationParameters)
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
@@ -328,17 +361,26 @@ def quantize_model(model,
     if range_estimator not in RANGE_ESTIMATORS:
         raise ValueError(f'range_estimator must be one of {list(RANGE_ESTIMATORS)}, '
                          f'got {range_estimator!r}')
+    if equalize not in EQUALIZATIONS:
+        raise ValueError(f'equalize must be one of {list(EQUALIZATIONS)}, got {equalize!r}')
     if prelu:
         fuse_prelu(model)
+    arrays = [tensor.numpy() for tensor in inputs]
+    if fold_constant:
+        fold_constant_channels(model, arrays)
+    if equalize == 'weights':
+        equalize_prelu_pairs(model)
+    elif equalize == 'activations':
+        names = [chain.prelu.get_friendly_name() for chain in prelu_chains(model)]
+        ranges = channel_ranges(model, names, arrays)
+        equalize_prelu_pairs(model, {name: ranges[name] for name in names})
     kept = sorted(set(high_precision_scope(model, keep_float)) | set(ignored_names))
     advanced = AdvancedQuantizationParameters(
         disable_bias_correction=bias_correction == 'none',
         disable_channel_alignment=not channel_alignment,
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
-                                                   range_estimator.upper()),
-        bias_correction_params=AdvancedBiasCorrectionParameters(
-            apply_for_all_nodes=bias_correction == 'full'))
-    data = [tensor.numpy() for tensor in inputs]
+                                                   range_estimator.upper()))
+    data = arrays
     options = dict(preset=presets[preset], subset_size=len(data),
                    fast_bias_correction=bias_correction != 'full',
                    ignored_scope=nncf.IgnoredScope(names=kept, types=list(ignored_types),
@@ -349,11 +391,14 @@ def quantize_model(model,
             quantized = nncf.quantize(model, nncf.Dataset(data), advanced_parameters=advanced,
                                       **options)
         else:
-            items, validate, max_drop = accuracy_control
+            validation_inputs, max_drop = accuracy_control
+            items, validate = fp32_agreement_validation(model, validation_inputs)
             quantized = nncf.quantize_with_accuracy_control(
-                model, nncf.Dataset(data), nncf.Dataset(items), validate, max_drop=max_drop,
-                drop_type=nncf.DropType.ABSOLUTE, advanced_quantization_parameters=advanced,
-                **options)
+                model, nncf.Dataset(data), nncf.Dataset(items, lambda item: item[0]), validate,
+                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                advanced_quantization_parameters=advanced,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    ranking_subset_size=min(len(items), ACCURACY_RANKING_IMAGES)), **options)
     except Exception as error:  # noqa: BLE001
         lines = str(error).strip().splitlines()
         raise QuantizationError(f'NNCF could not quantize {source}: {type(error).__name__}: '
@@ -412,14 +457,14 @@ def compile_int8(model_path: str,
                      precision: str = 'f32',
                      batch: Optional[int] = None,
                      shape: Optional[Sequence[int]] = None):
-    """An OpenVINO CPU compiled model of an IR or ONNX file; ``precision`` the
+    """An OpenVINO CPU compiled model of an IR or ONNX file (or an ``ov.Model``); ``precision`` the
     inference precision of the layers that are not int8 ('f32' or 'bf16':
     OpenVINO defaults to bf16 on CPUs with AMX, so it is always set); ``batch``
     makes the batch axis static, ``shape`` the whole input shape; ``threads`` 0:
     OpenVINO's default."""
     import openvino as ov
     core = ov.Core()
-    model = core.read_model(model_path)
+    model = core.read_model(model_path) if isinstance(model_path, str) else model_path.clone()
     if shape is not None:
         model.reshape({model.input(0): list(shape)})
     elif batch is not None:  # a static batch axis; other dynamic axes stay dynamic

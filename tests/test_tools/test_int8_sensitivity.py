@@ -177,3 +177,71 @@ def test_bad_top(inputs, capsys):
     _, checkpoint, calib = inputs
     line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--top', '-1'], capsys)
     assert '--top' in line
+
+
+def conv_prelu_conv_model(channels=6, seed=0):
+    """An OpenVINO model conv 3x3 -> bias -> PReLU -> conv 1x1 -> bias, with
+    uneven channel scales (as BatchNorm folding leaves them) and channel 2 of
+    the first conv constant (zero weights: a dead BatchNorm channel)."""
+    import openvino as ov
+    from openvino import opset13 as ops
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(channels, 3, 3, 3)) * np.logspace(-2, 2, channels)[:, None, None, None]
+    w1[2] = 0
+    b1 = rng.normal(size=(1, channels, 1, 1))
+    slope = rng.uniform(0.05, 2.0, size=(1, channels, 1, 1))
+    w2 = rng.normal(size=(4, channels, 1, 1))
+    b2 = rng.normal(size=(1, 4, 1, 1))
+    x = ops.parameter([-1, 3, 16, 16], np.float32, name='input')
+    conv1 = ops.convolution(x, ops.constant(w1.astype(np.float32)), [1, 1], [1, 1], [1, 1],
+                            [1, 1])
+    act = ops.prelu(ops.add(conv1, ops.constant(b1.astype(np.float32))),
+                    ops.constant(slope.astype(np.float32)))
+    conv2 = ops.convolution(act, ops.constant(w2.astype(np.float32)), [1, 1], [0, 0], [0, 0],
+                            [1, 1])
+    out = ops.add(conv2, ops.constant(b2.astype(np.float32)))
+    return ov.Model([out], [x])
+
+
+def run_model(model, arrays):
+    """Outputs 0 of the OpenVINO ``model`` (f32) on each array."""
+    import openvino as ov
+    compiled = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+    return [compiled(x)[0] for x in arrays]
+
+
+@pytest.mark.parametrize('by', ['weights', 'activations'])
+def test_equalization_through_prelu_is_exact(by):
+    from mmdice.apis.int8_rewrites import channel_ranges, equalize_prelu_pairs, prelu_chains
+    model = conv_prelu_conv_model()
+    arrays = [np.random.default_rng(i).normal(size=(2, 3, 16, 16)).astype(np.float32)
+              for i in range(3)]
+    before = run_model(model, arrays)
+    chains = prelu_chains(model)
+    assert len(chains) == 1
+    prelu = chains[0].prelu.get_friendly_name()
+    ranges = channel_ranges(model, [prelu], arrays)[prelu]
+    spread = ranges.max() / np.median(ranges)
+    assert equalize_prelu_pairs(
+        model, {prelu: ranges} if by == 'activations' else None) == 1
+    for got, want in zip(run_model(model, arrays), before):
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()  # float32 rounding
+    after = channel_ranges(model, [prelu], arrays)[prelu]
+    live = after > 0
+    assert after[live].max() / np.median(after[live]) < spread  # the ranges are evener
+
+
+def test_fold_constant_channels_is_exact():
+    from mmdice.apis.int8_rewrites import channel_ranges, fold_constant_channels, prelu_chains
+    model = conv_prelu_conv_model()
+    arrays = [np.random.default_rng(i).normal(size=(1, 3, 16, 16)).astype(np.float32)
+              for i in range(3)]
+    before = run_model(model, arrays)
+    prelu = prelu_chains(model)[0].prelu.get_friendly_name()
+    assert channel_ranges(model, [prelu], arrays)[prelu][2] != 0
+    assert fold_constant_channels(model, arrays) == 1
+    assert channel_ranges(model, [prelu], arrays)[prelu][2] == 0  # out of the range
+    other = [np.random.default_rng(10).normal(size=(2, 3, 16, 16)).astype(np.float32)]
+    for got, want in zip(run_model(model, arrays + other), before + run_model(
+            conv_prelu_conv_model(), other)):
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()

@@ -89,7 +89,7 @@ def print_tables(analysis: dict, rows: int) -> None:
                         key=lambda q: q['stats'].get('sqnr_db', float('inf')))
     print('\nlowest-SQNR quantizers (own rounding and clipping on the fp32 tensor):\n'
           '| quantizer | quantizes | feeds | SQNR dB | range | max abs | clipped | median ch '
-          '| min ch | narrow | alone | without |\n|---|---|---|---|---|---|---|---|---|---|---|---|')
+          '| min ch | narrow | alone | without |\n' + '|---' * 12 + '|')
     for q in quantizers[:rows]:
         stats = q['stats']
         feeds = ', '.join(q['consumers'][:2]) + (' ...' if len(q['consumers']) > 2 else '')
