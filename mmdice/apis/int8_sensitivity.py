@@ -96,10 +96,13 @@ def find_quantizers(int8_model) -> List[Quantizer]:
     return quantizers
 
 
-def fp32_weights(fp32_model, quantizer: Quantizer) -> Optional[np.ndarray]:
+def fp32_weights(fp32_model, quantizer: Quantizer,
+                 fp32_ops: Optional[Dict[str, object]] = None) -> Optional[np.ndarray]:
     """The fp32 weights a weight quantizer replaces: the constant input
-    ``source_port`` of the layer ``source`` of ``fp32_model``, if it is one."""
-    layer = _ops_by_name(fp32_model).get(quantizer.source)
+    ``source_port`` of the layer ``source`` of ``fp32_model``, if it is one
+    (``fp32_ops``: its ops by name, when the caller has them)."""
+    layer = (fp32_ops if fp32_ops is not None else _ops_by_name(fp32_model)).get(
+        quantizer.source)
     if layer is None or layer.get_input_size() <= quantizer.source_port:
         return None
     node = layer.input_value(quantizer.source_port).get_node()
@@ -147,12 +150,16 @@ def _run_with_outputs(model, wanted: Sequence[tuple], inputs: Iterable[np.ndarra
     core = core or ov.Core()
     clone = model.clone()
     ops = _ops_by_name(clone)
-    extra = clone.add_outputs([ops[name].output(port) for name, port in wanted])
+    clone.add_outputs([ops[name].output(port) for name, port in wanted])
+    # add_outputs skips outputs that are results already: find each one's position
+    position = {}
+    for i, output in enumerate(clone.outputs):  # the outputs of the Result nodes
+        source = output.get_node().input_value(0)
+        position.setdefault((source.get_node().get_friendly_name(), source.get_index()), i)
     compiled = core.compile_model(clone, 'CPU', F32)
     for x in inputs:
         result = compiled(x)
-        yield [result[compiled.outputs[len(compiled.outputs) - len(extra) + i]]
-               for i in range(len(extra))]
+        yield [result[compiled.outputs[position[key]]] for key in wanted]
 
 
 def bypass_quantizers(int8_model, names: Iterable[str], fp32_model=None):
@@ -163,6 +170,7 @@ def bypass_quantizers(int8_model, names: Iterable[str], fp32_model=None):
     clone = int8_model.clone()
     nodes = _ops_by_name(clone)
     names = set(names)
+    fp32_ops = _ops_by_name(fp32_model) if fp32_model is not None else None
     for quantizer in find_quantizers(clone):
         if quantizer.name not in names:
             continue
@@ -170,7 +178,8 @@ def bypass_quantizers(int8_model, names: Iterable[str], fp32_model=None):
         if node.get_type_name() == 'FakeQuantize':
             node.output(0).replace(node.input_value(0))
             continue
-        weights = fp32_weights(fp32_model, quantizer) if fp32_model is not None else None
+        weights = fp32_weights(fp32_model, quantizer, fp32_ops) if fp32_ops is not None \
+            else None
         if weights is None:
             raise ValueError(f'the fp32 weights of {quantizer.source} are needed to undo '
                              f'{quantizer.name}: pass fp32_model')
@@ -237,7 +246,7 @@ def quantizer_statistics(fp32_model, int8_model, quantizers: Sequence[Quantizer]
     fp32_ops, int8_ops = _ops_by_name(fp32_model), _ops_by_name(int8_model)
     for quantizer in quantizers:
         if quantizer.weight:
-            weights = fp32_weights(fp32_model, quantizer)
+            weights = fp32_weights(fp32_model, quantizer, fp32_ops)
             quantized = _weight_compression(int8_ops[quantizer.name])
             if weights is not None and quantized is not None \
                     and weights.size == quantized.size:

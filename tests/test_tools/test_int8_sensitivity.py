@@ -245,3 +245,21 @@ def test_fold_constant_channels_is_exact():
     for got, want in zip(run_model(model, arrays + other), before + run_model(
             conv_prelu_conv_model(), other)):
         assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_extra_outputs_in_order_with_repeats_and_results(models):
+    """Requested tensors come back in the asked order, also when one is asked
+    twice or is a model output already (add_outputs does not add those)."""
+    from mmdice.apis.int8_sensitivity import _run_with_outputs
+    fp32, _, arrays = models
+    result_source = fp32.outputs[0].get_node().input_value(0)
+    last = (result_source.get_node().get_friendly_name(), result_source.get_index())
+    convs = [op.get_friendly_name() for op in fp32.get_ordered_ops()
+             if op.get_type_name() == 'Convolution'][:2]
+    wanted = [(convs[1], 0), last, (convs[0], 0), (convs[1], 0)]
+    got = next(_run_with_outputs(fp32, wanted, arrays[:1]))
+    assert [t.shape for t in got] == [got[0].shape, (1, ) + got[1].shape[1:], got[2].shape,
+                                      got[0].shape]
+    np.testing.assert_array_equal(got[0], got[3])
+    np.testing.assert_allclose(got[1], run_model(fp32, arrays[:1])[0], rtol=1e-6, atol=1e-6)
+    assert got[2].shape[1] != got[1].shape[1]  # a feature map, not the logits
