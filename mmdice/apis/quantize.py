@@ -24,10 +24,15 @@ import torch.nn.functional as F
 
 from mmdice.utils.tool_inputs import InputFileError, OutputFileError, check_output_file
 
+from .int8_rewrites import (channel_ranges, equalize_prelu_pairs, fold_constant_channels,
+                            prelu_chains)
+
 __all__ = [
     'IMAGE_EXTENSIONS', 'QuantizationError', 'list_calibration_images', 'test_pipeline_of',
-    'calibration_inputs', 'quantize_onnx', 'compile_int8', 'first_conv_and_last_matmul',
-    'high_precision_scope', 'run_openvino'
+    'calibration_inputs', 'prepare_quantization', 'quantize_onnx', 'compile_int8',
+    'first_conv_and_last_matmul', 'high_precision_scope', 'run_openvino', 'read_onnx',
+    'fuse_prelu', 'quantize_model', 'save_ir', 'fp32_agreement_validation',
+    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS'
 ]
 
 #: File endings read as calibration images.
@@ -121,6 +126,38 @@ def calibration_inputs(cfg,
     return inputs
 
 
+def prepare_quantization(cfg, checkpoint: Optional[str], images: Sequence[str],
+                         onnx_path: str, shape: Optional[Tuple[int, int]] = None,
+                         progress: bool = True):
+    """The deploy-form ``TensorModeWrapper`` of ``cfg`` (``checkpoint`` loaded),
+    ``images`` prepared as its inputs (:func:`calibration_inputs`, all resized to
+    ``shape`` (H, W), default the first image's size) and its ONNX export at
+    ``onnx_path``; returns ``(module, inputs)``. QuantizationError if the model
+    cannot run at that size or cannot be exported."""
+    from .model import TensorModeWrapper, build_model_from_config
+    from .onnx_export import export_onnx
+    model = build_model_from_config(cfg, checkpoint, deploy=True)
+    inputs = calibration_inputs(cfg, model, images, size=shape, progress=progress)
+    size = tuple(inputs[0].shape[-2:])
+    inputs = [x if tuple(x.shape[-2:]) == size else F.interpolate(
+        x, size=size, mode='bilinear', align_corners=False) for x in inputs]
+    module = TensorModeWrapper(model).eval()
+    try:
+        with torch.no_grad():
+            module(inputs[0])
+    except (RuntimeError, ValueError) as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise QuantizationError(f'the model cannot run at the input shape '
+                                f'{list(inputs[0].shape)} (set --shape): {reason}') from error
+    try:
+        export_onnx(module, inputs[0], onnx_path)
+    except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
+        reason = (str(error).strip().splitlines() or [''])[0]
+        raise QuantizationError(f'cannot export the model to ONNX for quantization: '
+                                f'{type(error).__name__}: {reason}') from error
+    return module, inputs
+
+
 def first_conv_and_last_matmul(ov_model) -> Dict[str, List[str]]:
     """Names of the OpenVINO model's first Convolution (the stem) and of its
     last MatMul (a classifier's fully connected layer), where present."""
@@ -168,6 +205,226 @@ def high_precision_scope(ov_model, keep: Sequence[str]) -> List[str]:
     return sorted(set(names))
 
 
+#: NNCF activation range estimators selectable by name (``--range-estimator``).
+RANGE_ESTIMATORS = ('minmax', 'mean_minmax', 'mean_quantile', 'histogram')
+#: NNCF presets: symmetric ('performance') or asymmetric ('mixed') activations.
+PRESETS = ('performance', 'mixed')
+#: Bias corrections after quantization: NNCF's fast one, its full one, none.
+BIAS_CORRECTIONS = ('fast', 'full', 'none')
+#: Validation images NNCF's accuracy control ranks the quantizers on (each ranking
+#: step runs the model once per quantizer group on each of them).
+ACCURACY_RANKING_IMAGES = 16
+#: Cross-layer equalization through PReLU: none, by weight ranges, by activation ranges.
+EQUALIZATIONS = ('none', 'weights', 'activations')
+
+
+def read_onnx(onnx_path: str):
+    """The OpenVINO model of an ONNX file; QuantizationError if OpenVINO cannot read it."""
+    import openvino as ov
+    try:
+        return ov.convert_model(onnx_path)
+    except Exception as error:  # noqa: BLE001
+        raise QuantizationError(f'OpenVINO cannot read {onnx_path}: '
+                                f'{str(error).strip().splitlines()[0]}') from error
+
+
+def _constant_data(output) -> Optional[np.ndarray]:
+    node = output.get_node()
+    return node.get_data() if node.get_type_name() == 'Constant' else None
+
+
+def _same_output(a, b) -> bool:
+    return a.get_node() is b.get_node() and a.get_index() == b.get_index()
+
+
+def _decomposed_prelu(add) -> Optional[Tuple[object, object]]:
+    """(x, slope) if the ``Add`` node ``add`` computes ``Relu(x) + Min(x, 0) * slope``
+    with a constant slope (how :func:`export_onnx` writes a PReLU with a slope above 1)."""
+    relu, product = (add.input_value(i).get_node() for i in range(2))
+    if relu.get_type_name() != 'Relu':
+        relu, product = product, relu
+    if relu.get_type_name() != 'Relu' or product.get_type_name() != 'Multiply':
+        return None
+    x = relu.input_value(0)
+    minimum, slope = (product.input_value(i) for i in range(2))
+    if minimum.get_node().get_type_name() != 'Minimum':
+        minimum, slope = slope, minimum
+    if minimum.get_node().get_type_name() != 'Minimum' or _constant_data(slope) is None:
+        return None
+    a, b = (minimum.get_node().input_value(i) for i in range(2))
+    other = b if _same_output(a, x) else a if _same_output(b, x) else None
+    if other is None or _constant_data(other) is None or np.any(_constant_data(other) != 0):
+        return None
+    return x, slope
+
+
+def _max_form_prelu(maximum) -> Optional[Tuple[object, object]]:
+    """(x, slope) if the ``Maximum`` node computes ``Max(x, x * slope)`` with a
+    constant slope <= 1 (how :func:`export_onnx` writes such a PReLU)."""
+    for i in range(2):
+        x, product = maximum.input_value(i), maximum.input_value(1 - i)
+        if product.get_node().get_type_name() != 'Multiply':
+            continue
+        a, b = (product.get_node().input_value(j) for j in range(2))
+        slope = b if _same_output(a, x) else a if _same_output(b, x) else None
+        if slope is not None and _constant_data(slope) is not None \
+                and np.all(_constant_data(slope) <= 1):
+            return x, slope
+    return None
+
+
+def fuse_prelu(ov_model) -> int:
+    """Replace, in place, the elementwise forms in which the ONNX export writes
+    PReLU (``Relu(x) + Min(x, 0) * a`` and ``Max(x, x * a)``) with OpenVINO
+    ``PRelu`` nodes (exact; same names), so that NNCF sees one activation it can
+    fuse with the preceding convolution instead of quantizing each elementwise
+    input. Returns the number of PReLUs fused."""
+    import openvino.opset13 as ops
+    fused = 0
+    for node in ov_model.get_ordered_ops():
+        kind = node.get_type_name()
+        match = (_decomposed_prelu(node) if kind == 'Add' else
+                 _max_form_prelu(node) if kind == 'Maximum' else None)
+        if match is None:
+            continue
+        prelu = ops.prelu(*match)
+        prelu.set_friendly_name(node.get_friendly_name())
+        node.output(0).replace(prelu.output(0))
+        fused += 1
+    ov_model.validate_nodes_and_infer_types()
+    return fused
+
+
+def fp32_agreement_validation(model, inputs: Sequence[torch.Tensor]):
+    """``(items, validate)`` for ``nncf.quantize_with_accuracy_control``: items
+    ``(input array, fp32 argmax over axis 1 of output 0)`` of the OpenVINO
+    model ``model``, and ``validate(compiled, items) -> (mean agreement,
+    per-item agreements)``, the fraction of positions whose argmax is the fp32 one."""
+    compiled = compile_int8(model, precision='f32')
+    items = [(x.numpy(), compiled(x.numpy())[compiled.outputs[0]].argmax(1)) for x in inputs]
+
+    def validate(compiled_model, validation_items):
+        values = [float((compiled_model(x)[compiled_model.outputs[0]].argmax(1) == labels).mean())
+                  for x, labels in validation_items]
+        return float(np.mean(values)), values
+
+    return items, validate
+
+
+def quantize_model(model,
+                   inputs: Sequence[torch.Tensor],
+                   *,
+                   keep_float: Sequence[str] = (),
+                   preset: str = 'performance',
+                   bias_correction: str = 'fast',
+                   range_estimator: str = 'minmax',
+                   ignored_types: Sequence[str] = (),
+                   ignored_names: Sequence[str] = (),
+                   prelu: bool = True,
+                   fold_constant: bool = False,
+                   equalize: str = 'none',
+                   channel_alignment: bool = False,
+                   accuracy_control: Optional[Tuple[Sequence[torch.Tensor], float]] = None,
+                   source: str = 'the model'):
+    """NNCF post-training int8 quantization of the OpenVINO model ``model``
+    (changed in place where ``prelu``: :func:`fuse_prelu`), calibrated on
+    ``inputs`` ((1, C, H, W) tensors); returns ``(int8 model, names kept float)``.
+
+    ``keep_float``: layer groups left in floating point (:func:`high_precision_scope`);
+    ``ignored_types`` / ``ignored_names``: OpenVINO op types / names whose inputs stay
+    unquantized; ``preset``: one of :data:`PRESETS`; ``bias_correction``: one of
+    :data:`BIAS_CORRECTIONS`; ``range_estimator``: activation ranges, one of
+    :data:`RANGE_ESTIMATORS`; ``fold_constant``: zero the channels constant on
+    ``inputs`` first (:func:`~mmdice.apis.int8_rewrites.fold_constant_channels`);
+    ``equalize``: one of :data:`EQUALIZATIONS`, cross-layer equalization through
+    PReLU (:func:`~mmdice.apis.int8_rewrites.equalize_prelu_pairs`) by weight
+    ranges or by the activation ranges on ``inputs``; ``channel_alignment``: NNCF's
+    channel alignment
+    (equalization of convolution pairs); ``accuracy_control``: ``(validation
+    inputs, max drop)``: ``nncf.quantize_with_accuracy_control`` with the argmax
+    agreement with the fp32 model (:func:`fp32_agreement_validation`) as the
+    metric, which returns quantizers to float until the agreement is at least
+    ``1 - max drop``.
+    """
+    import nncf
+    from nncf.quantization.advanced_parameters import (AdvancedAccuracyRestorerParameters,
+                                                       AdvancedQuantizationParameters)
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    presets = {'performance': nncf.QuantizationPreset.PERFORMANCE,
+               'mixed': nncf.QuantizationPreset.MIXED}
+    if preset not in presets:
+        raise ValueError(f'preset must be one of {list(PRESETS)}, got {preset!r}')
+    if bias_correction not in BIAS_CORRECTIONS:
+        raise ValueError(f'bias_correction must be one of {list(BIAS_CORRECTIONS)}, '
+                         f'got {bias_correction!r}')
+    if range_estimator not in RANGE_ESTIMATORS:
+        raise ValueError(f'range_estimator must be one of {list(RANGE_ESTIMATORS)}, '
+                         f'got {range_estimator!r}')
+    if equalize not in EQUALIZATIONS:
+        raise ValueError(f'equalize must be one of {list(EQUALIZATIONS)}, got {equalize!r}')
+    if prelu:
+        fuse_prelu(model)
+    arrays = [tensor.numpy() for tensor in inputs]
+    if fold_constant:
+        fold_constant_channels(model, arrays)
+    if equalize == 'weights':
+        equalize_prelu_pairs(model)
+    elif equalize == 'activations':
+        names = [chain.prelu.get_friendly_name() for chain in prelu_chains(model)]
+        ranges = channel_ranges(model, names, arrays)
+        equalize_prelu_pairs(model, {name: ranges[name] for name in names})
+    kept = sorted(set(high_precision_scope(model, keep_float)) | set(ignored_names))
+    advanced = AdvancedQuantizationParameters(
+        disable_bias_correction=bias_correction == 'none',
+        disable_channel_alignment=not channel_alignment,
+        activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
+                                                   range_estimator.upper()))
+    data = arrays
+    options = dict(preset=presets[preset], subset_size=len(data),
+                   fast_bias_correction=bias_correction != 'full',
+                   ignored_scope=nncf.IgnoredScope(names=kept, types=list(ignored_types),
+                                                   validate=False)
+                   if kept or ignored_types else None)
+    try:
+        if accuracy_control is None:
+            quantized = nncf.quantize(model, nncf.Dataset(data), advanced_parameters=advanced,
+                                      **options)
+        else:
+            validation_inputs, max_drop = accuracy_control
+            items, validate = fp32_agreement_validation(model, validation_inputs)
+            quantized = nncf.quantize_with_accuracy_control(
+                model, nncf.Dataset(data), nncf.Dataset(items, lambda item: item[0]), validate,
+                max_drop=max_drop, drop_type=nncf.DropType.ABSOLUTE,
+                advanced_quantization_parameters=advanced,
+                advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+                    ranking_subset_size=min(len(items), ACCURACY_RANKING_IMAGES)), **options)
+    except Exception as error:  # noqa: BLE001
+        lines = str(error).strip().splitlines()
+        raise QuantizationError(f'NNCF could not quantize {source}: {type(error).__name__}: '
+                                f'{lines[0] if lines else ""}') from error
+    return quantized, kept
+
+
+def save_ir(ov_model, output_file: str) -> List[str]:
+    """Save ``ov_model`` as the OpenVINO IR ``output_file`` (.xml) and its .bin,
+    both written in a temporary folder beside it and moved in when complete;
+    returns the two paths."""
+    import openvino as ov
+    folder = osp.dirname(osp.abspath(output_file))
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix='.quantize-', dir=folder)
+    base = osp.basename(output_file)
+    bin_name = base[:-len('.xml')] + '.bin'
+    try:
+        ov.save_model(ov_model, osp.join(staging, base), compress_to_fp16=False)
+        os.replace(osp.join(staging, bin_name), osp.join(folder, bin_name))
+        os.replace(osp.join(staging, base), osp.join(folder, base))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [osp.join(folder, base), osp.join(folder, bin_name)]
+
+
 def quantize_onnx(onnx_path: str,
                   inputs: Sequence[torch.Tensor],
                   output_file: str,
@@ -176,55 +433,23 @@ def quantize_onnx(onnx_path: str,
                   preset: str = 'performance',
                   fast_bias_correction: bool = True,
                   ignored_types: Sequence[str] = (),
-                  progress: bool = True) -> Dict[str, object]:
+                  progress: bool = True,
+                  **options) -> Dict[str, object]:
     """NNCF post-training int8 quantization of an ONNX model read by OpenVINO,
     calibrated on ``inputs``; saves the OpenVINO IR ``output_file`` (.xml) and
     its .bin (both moved in when complete, nothing left behind on failure).
-    ``keep_float``: layer groups left in floating point (:func:`high_precision_scope`).
-    ``preset``: 'performance' (symmetric activations) or 'mixed' (asymmetric
-    activations). ``ignored_types``: OpenVINO op types whose inputs NNCF leaves
-    unquantized (e.g. 'Add', 'GroupConvolution'). Returns the written paths and
-    the names kept in float."""
-    import nncf
-    import openvino as ov
-
+    ``keep_float``, ``preset``, ``ignored_types`` and ``options``: see
+    :func:`quantize_model` (``fast_bias_correction=False``: the full bias
+    correction, unless ``options`` name ``bias_correction``). Returns the
+    written paths and the names kept in float."""
     check_output_file(output_file, 'OpenVINO IR')
     if not output_file.endswith('.xml'):
         raise OutputFileError(f'--output-file {output_file}: an OpenVINO IR must end in .xml')
-    try:
-        model = ov.convert_model(onnx_path)
-    except Exception as error:  # noqa: BLE001
-        raise QuantizationError(f'OpenVINO cannot read {onnx_path}: '
-                                f'{str(error).strip().splitlines()[0]}') from error
-    kept = high_precision_scope(model, keep_float)
-    presets = {'performance': nncf.QuantizationPreset.PERFORMANCE,
-               'mixed': nncf.QuantizationPreset.MIXED}
-    if preset not in presets:
-        raise ValueError(f'preset must be one of {sorted(presets)}, got {preset!r}')
-    data = [tensor.numpy() for tensor in inputs]
-    try:
-        quantized = nncf.quantize(
-            model, nncf.Dataset(data), preset=presets[preset], subset_size=len(data),
-            fast_bias_correction=fast_bias_correction,
-            ignored_scope=nncf.IgnoredScope(names=kept, types=list(ignored_types),
-                                            validate=False)
-            if kept or ignored_types else None)
-    except Exception as error:  # noqa: BLE001
-        lines = str(error).strip().splitlines()
-        raise QuantizationError(f'NNCF could not quantize {onnx_path}: {type(error).__name__}: '
-                                f'{lines[0] if lines else ""}') from error
-    folder = osp.dirname(osp.abspath(output_file))
-    os.makedirs(folder, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix='.quantize-', dir=folder)
-    base = osp.basename(output_file)
-    try:
-        ov.save_model(quantized, osp.join(staging, base), compress_to_fp16=False)
-        bin_name = base[:-len('.xml')] + '.bin'
-        os.replace(osp.join(staging, bin_name), osp.join(folder, bin_name))
-        os.replace(osp.join(staging, base), osp.join(folder, base))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return dict(written=[osp.join(folder, base), osp.join(folder, bin_name)], kept_float=kept)
+    options.setdefault('bias_correction', 'fast' if fast_bias_correction else 'full')
+    quantized, kept = quantize_model(read_onnx(onnx_path), inputs, keep_float=keep_float,
+                                     preset=preset, ignored_types=ignored_types,
+                                     source=onnx_path, **options)
+    return dict(written=save_ir(quantized, output_file), kept_float=kept)
 
 
 def compile_int8(model_path: str,
@@ -232,14 +457,14 @@ def compile_int8(model_path: str,
                      precision: str = 'f32',
                      batch: Optional[int] = None,
                      shape: Optional[Sequence[int]] = None):
-    """An OpenVINO CPU compiled model of an IR or ONNX file; ``precision`` the
+    """An OpenVINO CPU compiled model of an IR or ONNX file (or an ``ov.Model``); ``precision`` the
     inference precision of the layers that are not int8 ('f32' or 'bf16':
     OpenVINO defaults to bf16 on CPUs with AMX, so it is always set); ``batch``
     makes the batch axis static, ``shape`` the whole input shape; ``threads`` 0:
     OpenVINO's default."""
     import openvino as ov
     core = ov.Core()
-    model = core.read_model(model_path)
+    model = core.read_model(model_path) if isinstance(model_path, str) else model_path.clone()
     if shape is not None:
         model.reshape({model.input(0): list(shape)})
     elif batch is not None:  # a static batch axis; other dynamic axes stay dynamic

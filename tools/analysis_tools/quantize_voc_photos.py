@@ -29,6 +29,11 @@ import torch
 import torch.nn.functional as F
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, REPO)
+
+from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS,  # noqa: E402
+                                  RANGE_ESTIMATORS)
+
 WEIGHTS = osp.join(REPO, '..', 'shared', 'edgenets_weights')
 SCALES = ('0.5', '1.0', '1.75')
 SIZES = (256, 384)
@@ -42,8 +47,10 @@ def config_of(scale: str, size: int) -> str:
 
 def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_float=(),
                         preset='performance', weights=WEIGHTS, progress=False,
-                        ignored_types=()):
-    """Convert, quantize and evaluate one checkpoint; a dict of its metrics."""
+                        ignored_types=(), **options):
+    """Convert, quantize and evaluate one checkpoint; a dict of its metrics.
+    ``options``: further :func:`mmdice.apis.quantize.quantize_model` options
+    (``accuracy_control``: the max drop; its validation set is the calibration set)."""
     from mmdice.apis import (TensorModeWrapper, build_model_from_config,
                              convert_edgenets_checkpoint, export_onnx)
     from mmdice.apis.quantize import (calibration_inputs, compile_int8, quantize_onnx,
@@ -62,11 +69,15 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
     onnx_path = osp.join(out_dir, f'{name}.onnx')
     if not osp.exists(onnx_path):
         export_onnx(module, calib[0], onnx_path)
-    tag = '-'.join(['int8', preset] + sorted(keep_float) + sorted(ignored_types))
+    settings = ','.join(f'{key}={value}' for key, value in sorted(options.items()))
+    tag = '-'.join(['int8', preset] + sorted(keep_float) + sorted(ignored_types)
+                   + [f'{key}-{value}' for key, value in sorted(options.items())])
     xml = osp.join(out_dir, f'{name}-{tag}.xml')
+    if options.get('accuracy_control') is not None:
+        options['accuracy_control'] = (calib, options['accuracy_control'])
     started = time.perf_counter()
     result = quantize_onnx(onnx_path, calib, xml, keep_float=keep_float, preset=preset,
-                           progress=progress, ignored_types=ignored_types)
+                           progress=progress, ignored_types=ignored_types, **options)
     seconds = time.perf_counter() - started
     compiled = compile_int8(xml, precision='f32')
     evaluation = calibration_inputs(cfg, model, eval_paths, size=(size, size), progress=False)
@@ -84,6 +95,7 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
         if objects.any():
             kept.append((int8_class[objects] == fp32_class[objects]).float().mean().item())
     return dict(checkpoint=osp.basename(source), scale=scale, size=size, preset=preset,
+                options=settings or '-',
                 keep_float=','.join(list(keep_float) + list(ignored_types)) or '-',
                 kept_float_ops=len(result['kept_float']),
                 argmax_agreement=float(np.mean(agree)), min_photo_agreement=float(np.min(agree)),
@@ -100,13 +112,22 @@ def main(argv=None):
     parser.add_argument('--sizes', type=int, nargs='+', default=list(SIZES))
     parser.add_argument('--keep-float', nargs='*', default=[],
                         choices=['first_conv', 'gate', 'classifier', 'dice'])
-    parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'])
+    parser.add_argument('--preset', default='performance', choices=PRESETS)
     parser.add_argument('--ignore-types', nargs='*', default=[],
                         help='OpenVINO op types whose inputs stay unquantized (e.g. Add)')
+    parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS)
+    parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS)
+    parser.add_argument('--equalize', default='none', choices=EQUALIZATIONS,
+                        help='cross-layer equalization through PReLU')
+    parser.add_argument('--fold-constant', action='store_true',
+                        help='zero the channels constant on the calibration images first')
+    parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false')
+    parser.add_argument('--accuracy-control', type=float, metavar='MAX_DROP',
+                        help='nncf.quantize_with_accuracy_control: keep quantizers float until '
+                        'the agreement with fp32 on the calibration images is >= 1 - MAX_DROP')
     parser.add_argument('--calib-num', type=int, default=None)
     parser.add_argument('--json', help='also write the rows to this JSON file')
     args = parser.parse_args(argv)
-    sys.path.insert(0, REPO)
     from mmdice.testing.photos import write_photos
     calib = write_photos(osp.join(args.out_dir, 'photos', 'calib'), 'calibration')
     calib = calib[:args.calib_num] if args.calib_num else calib
@@ -116,16 +137,22 @@ def main(argv=None):
     rows = []
     for size in args.sizes:
         for scale in args.scales:
+            options = dict(range_estimator=args.range_estimator,
+                           bias_correction=args.bias_correction, equalize=args.equalize,
+                           fold_constant=args.fold_constant, prelu=args.fuse_prelu)
+            if args.accuracy_control is not None:
+                options['accuracy_control'] = args.accuracy_control
             row = quantize_checkpoint(scale, size, calib, evaluation, args.out_dir,
                                       args.keep_float, args.preset, args.weights,
-                                      ignored_types=args.ignore_types)
+                                      ignored_types=args.ignore_types, **options)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print('| checkpoint | keep float | argmax agreement | min per photo | mean abs logit diff '
-          '| object pixels kept |')
-    print('|---|---|---|---|---|---|')
+    print('| checkpoint | keep float | options | argmax agreement | min per photo '
+          '| mean abs logit diff | object pixels kept |')
+    print('|---|---|---|---|---|---|---|')
     for row in rows:
-        print(f"| {row['checkpoint']} | {row['keep_float']} | {row['argmax_agreement']:.4f} | "
+        print(f"| {row['checkpoint']} | {row['keep_float']} | {row['options']} | "
+              f"{row['argmax_agreement']:.4f} | "
               f"{row['min_photo_agreement']:.4f} | {row['mean_abs_logit_diff']:.4f} | "
               f"{row['object_pixels_kept']:.4f} |")
     if args.json:

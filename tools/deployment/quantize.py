@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from mmdice.apis import TensorModeWrapper, build_model_from_config, export_onnx, flat_outputs
-from mmdice.apis.quantize import (QuantizationError, calibration_inputs, compile_int8,
+from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS,
+                                  QuantizationError, calibration_inputs, compile_int8,
                                   list_calibration_images, quantize_onnx, run_openvino)
 from mmdice.utils.tool_inputs import (TOOL_ERRORS, InputFileError, check_output_file,
                                       load_config, read_checkpoint, report_error)
@@ -62,8 +63,24 @@ def parse_args(argv=None):
     parser.add_argument('--ignore-types', nargs='*', default=[],
                         help='OpenVINO op types whose inputs stay unquantized (e.g. Add '
                         'GroupConvolution Multiply Concat: only the dense convolutions int8)')
-    parser.add_argument('--preset', default='performance', choices=['performance', 'mixed'],
+    parser.add_argument('--preset', default='performance', choices=PRESETS,
                         help='performance: symmetric int8 activations; mixed: asymmetric')
+    parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS,
+                        help='activation ranges from the calibration statistics')
+    parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS,
+                        help="NNCF's bias correction after quantization")
+    parser.add_argument('--equalize', default='none', choices=EQUALIZATIONS,
+                        help='cross-layer equalization through PReLU (exact in fp32) by weight '
+                        'or activation ranges')
+    parser.add_argument('--fold-constant', action='store_true',
+                        help='zero the channels that are constant on the calibration images '
+                        '(dead BatchNorm channels), their value folded into the next bias')
+    parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false',
+                        help="quantize the ONNX export's elementwise PReLU form as it is")
+    parser.add_argument('--accuracy-control', type=float, metavar='MAX_DROP',
+                        help='nncf.quantize_with_accuracy_control: return quantizers to float '
+                        'until the argmax agreement with fp32 on the calibration images is '
+                        'at least 1 - MAX_DROP')
     parser.add_argument('--no-check', dest='check', action='store_false',
                         help='skip the comparison with the fp32 model')
     return parser.parse_args(argv)
@@ -120,9 +137,13 @@ def main(argv=None) -> int:
                                         f'quantization: {type(error).__name__}: {reason}')
             print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir} '
                   f'(input {list(inputs[0].shape)})')
-            result = quantize_onnx(onnx_path, inputs, args.output_file,
-                                   keep_float=args.keep_float, preset=args.preset,
-                                   ignored_types=args.ignore_types)
+            result = quantize_onnx(
+                onnx_path, inputs, args.output_file, keep_float=args.keep_float,
+                preset=args.preset, ignored_types=args.ignore_types,
+                range_estimator=args.range_estimator, bias_correction=args.bias_correction,
+                equalize=args.equalize, fold_constant=args.fold_constant, prelu=args.fuse_prelu,
+                accuracy_control=None if args.accuracy_control is None else (
+                    inputs, args.accuracy_control))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except (QuantizationError, *TOOL_ERRORS) as error:
