@@ -1,8 +1,8 @@
 """OpenVINO CPU inference speed of DiCENet s=2.4's deploy form against ShuffleNetV2 x1.5.
 
 Models at 224x224, random weights: DiCENet s=2.4's deploy form as the OpenVINO
-IR with the extension's ``DiCEFuse`` nodes (``pytorch2openvino.py``; NHWC
-nodes, the default, and NCHW ones), as the standard-operator ONNX export
+IR with the extension's ``DiCEFuse`` nodes (``pytorch2openvino.py``; NCHW
+nodes, the default, and NHWC ones), as the standard-operator ONNX export
 (``pytorch2onnx.py``), and torchvision's ShuffleNetV2 x1.5 (ONNX), each at the
 requested precisions (INFERENCE_PRECISION_HINT; a CPU without bf16 runs f32).
 ``--extra NAME XML LIBRARY`` adds an IR built elsewhere (e.g. by an earlier
@@ -11,8 +11,8 @@ version, with its extension library). Every timing runs in its own process
 models taking turns over ``--rounds`` rounds; the table gives the median over
 the rounds and each model's ratio to ShuffleNetV2 at the same precision and
 batch. ``--profile`` prints OpenVINO's per-node-type profile (PERF_COUNT) of
-each model at the largest batch, and the standalone activations and Reorders
-of its runtime graph. Example::
+each model at the largest batch, and the standalone element-wise nodes,
+Reorders and Transposes of its runtime graph. Example::
 
     python benchmarks/bench_openvino.py --batch 1 32 --precision f32 --threads 2 --profile
 """
@@ -30,8 +30,9 @@ from benchmark_utils import (benchmark_parser, config_path, cpu_model, format_ta
 
 CONFIG = config_path('dicenet/dicenet-s2.4_8xb64_in1k.py')
 SHUFFLENET = 'shufflenet_v2_x1_5'
-#: Runtime-graph node types that are an activation left unfused.
-STANDALONE_ACTIVATIONS = ('PRelu', 'Maximum', 'Multiply', 'Relu')
+#: Runtime-graph layer types counted in the profile: element-wise nodes left
+#: standalone (an activation not fused into its convolution) and layout conversions.
+RUNTIME_LAYERS = ('Eltwise', 'Reorder', 'Transpose')
 
 
 def export_models(folder):
@@ -45,13 +46,13 @@ def export_models(folder):
     dicenet = TensorModeWrapper(build_model_from_config(CONFIG, deploy=True)).eval()
     paths = {
         SHUFFLENET: osp.join(folder, 'shufflenet.onnx'),
-        'dicenet-s2.4 DiCEFuse NHWC': osp.join(folder, 'dicenet_nhwc.xml'),
         'dicenet-s2.4 DiCEFuse NCHW': osp.join(folder, 'dicenet_nchw.xml'),
+        'dicenet-s2.4 DiCEFuse NHWC': osp.join(folder, 'dicenet_nhwc.xml'),
         'dicenet-s2.4 standard ops': osp.join(folder, 'dicenet.onnx'),
     }
     export_onnx(torchvision.models.shufflenet_v2_x1_5().eval(), example, paths[SHUFFLENET],
                 output_names=['logits'], dynamic_spatial=False)
-    for layout in ('NHWC', 'NCHW'):
+    for layout in ('NCHW', 'NHWC'):
         export_openvino(dicenet, example, paths[f'dicenet-s2.4 DiCEFuse {layout}'],
                         output_names=['logits'], dice_layout=layout)
     export_onnx(dicenet, example, paths['dicenet-s2.4 standard ops'], output_names=['logits'])
@@ -98,7 +99,7 @@ def profile_model(path, batch, precision, threads, library, warmup):
         by_type[info.node_type] += info.real_time.total_seconds() * 1e3
     runtime = collections.Counter(
         op.get_rt_info()['layerType'].astype(str) for op in compiled.get_runtime_model().get_ops())
-    counted = {name: runtime[name] for name in (*STANDALONE_ACTIVATIONS, 'Reorder')}
+    counted = {name: runtime[name] for name in RUNTIME_LAYERS}
     return dict(by_type), counted
 
 

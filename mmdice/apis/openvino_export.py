@@ -25,7 +25,7 @@ from .onnx_export import compare_with_pytorch, export_onnx
 PRECISIONS = ('f32', 'bf16')
 
 #: Layout of the exported DiCEFuse nodes at their build size.
-DICE_LAYOUT = 'NHWC'
+DICE_LAYOUT = 'NCHW'
 
 #: Where the IR records its precision.
 PRECISION_RT_INFO = ['runtime_options', 'INFERENCE_PRECISION_HINT']

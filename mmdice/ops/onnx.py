@@ -75,10 +75,10 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
     ``mmdice.DiCEFuse`` node (the op's inputs in its order, the attribute
     ``dilation``: three ints; ``layout``), which only runtimes with the mmdice
     extension run (OpenVINO, :mod:`mmdice.ops.openvino`), and PReLU stays
-    ``PRelu``, which OpenVINO's CPU plugin fuses into the preceding convolution.
-    ``dice_layout`` ('NCHW' or 'NHWC'): the layout the node works in at the build
-    size; 'NHWC' wraps it in ``Transpose`` nodes, which the CPU plugin merges
-    with its layout conversions (banded nodes stay NCHW).
+    ``PRelu``, which OpenVINO's CPU plugin can fuse into the preceding
+    convolution. ``dice_layout`` ('NCHW' or 'NHWC'): the layout the node works
+    in at the build size; 'NHWC' wraps it in ``Transpose`` nodes for the CPU
+    plugin to merge with its layout conversions (banded nodes stay NCHW).
 
     onnxruntime's ``PRelu`` with per-channel slopes takes 5-7x the time of a
     broadcast ``Mul`` (32x278x14x14 float32, 2 threads: 7-12 ms against 1.0-1.7 ms

@@ -109,6 +109,38 @@ def test_other_sizes_than_the_build_size_run_banded_kernels(tmp_path, library, b
                                atol=1e-5 * np.abs(expected).max())
 
 
+def bfloat16_tensor(tensor):
+    """An OpenVINO bf16 tensor holding ``tensor`` rounded to bfloat16."""
+    bits = tensor.detach().contiguous().bfloat16().view(torch.int16).numpy().view(np.uint16)
+    result = ov.Tensor(ov.Type.bf16, ov.Shape(list(tensor.shape)))
+    np.copyto(result.data.view(np.uint16).reshape(bits.shape), bits)
+    return result
+
+
+def test_node_computes_bfloat16(tmp_path, library):
+    """The node takes and returns bf16 (f32 accumulation): as the PyTorch op in
+    bfloat16, within bfloat16's rounding. (A CPU without bf16 runs a bf16 IR's
+    nodes in f32, so the node is evaluated directly.)"""
+    fused = random_fuse(13, (9, 6))
+    x = torch.randn(2, 13, 9, 6)
+    path = str(tmp_path / 'fuse.onnx')
+    export_onnx(fused, x, path, mmdice_domain=True)
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    model = core.read_model(path)
+    node = next(op for op in model.get_ops() if op.get_type_name() == 'DiCEFuse')
+    inputs = [bfloat16_tensor(value) for value in (x, *fused.dim_weights(), *fused.coefficients())]
+    output = ov.Tensor(ov.Type.bf16, ov.Shape(list(x.shape)))
+    assert node.evaluate([output], inputs)
+    bits = torch.from_numpy(output.data.view(np.uint16).astype(np.int32)).to(torch.int16)
+    actual = bits.view(torch.bfloat16).float().reshape(x.shape).clone()
+    # The node's code lives in the extension library that the core holds: free it first.
+    del node, model, output
+    with torch.no_grad():
+        expected = fused.bfloat16()(x.bfloat16()).float()
+    torch.testing.assert_close(actual, expected, rtol=2**-7, atol=2**-7 * expected.abs().max())
+
+
 def test_openvino_export_keeps_prelu(tmp_path, library):
     """PReLU reaches OpenVINO as PRelu (which its CPU plugin can fuse into a
     convolution), not as the Max(x, a * x) of the onnxruntime export."""

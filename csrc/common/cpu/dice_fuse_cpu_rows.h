@@ -22,6 +22,7 @@
 
 #include "../dice_fuse_common.h"
 #include "cpu_kernel_utils.h"
+#include "transpose_tiles.h"
 
 
 
@@ -223,6 +224,12 @@ class Problem {
       }
       return;
     }
+    if constexpr (std::is_same_v<scalar_t, T>) {
+      if (input_strides_.w == 1) {
+        transpose_tiles(source, input_strides_.c, channels, g_.width, first, padded_channels_);
+        return;
+      }
+    }
     for (int64_t c = 0; c < channels; ++c) {
       const scalar_t* from = source + c * input_strides_.c;
       for (int64_t w = 0; w < g_.width; ++w) {
@@ -242,6 +249,12 @@ class Problem {
         }
       }
       return;
+    }
+    if constexpr (std::is_same_v<scalar_t, T>) {
+      if (output_strides_.w == 1) {
+        transpose_tiles(row, channels, g_.width, channels, target, output_strides_.c);
+        return;
+      }
     }
     for (int64_t c = 0; c < channels; ++c) {
       for (int64_t w = 0; w < g_.width; ++w) {
