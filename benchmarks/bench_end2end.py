@@ -18,10 +18,10 @@ import tempfile
 import numpy as np
 import torch
 
-from benchmark_utils import (apply_settings, benchmark_parser, config_path, format_table,
+from benchmark_utils import (REPO_ROOT, apply_settings, benchmark_parser, format_table,
                              machine_lines, positive_int, time_interleaved, write_json)
 
-DEFAULT_CONFIG = 'configs/ssd/dicenet-s0.5_ssd300_shapes.py'
+DEFAULT_CONFIG = osp.join(REPO_ROOT, 'configs', 'ssd', 'dicenet-s0.5_ssd300_shapes.py')
 BACKENDS = ('onnxruntime', 'openvino')
 
 
@@ -40,7 +40,7 @@ def export_both(config, checkpoint, size, folder):
     """{form: .onnx path} of the raw and end-to-end exports of the deploy form."""
     from mmdice.apis import build_model_from_config, deploy_module, describe_end2end, export_onnx
     torch.manual_seed(0)
-    model = build_model_from_config(config_path(config), checkpoint, deploy=True)
+    model = build_model_from_config(config, checkpoint, deploy=True)
     example = torch.randn(1, 3, *size)
     paths = {}
     for form, raw in (('raw', True), ('end2end', False)):
