@@ -65,7 +65,7 @@ def parse_args(argv=None):
                         help='layer groups left in floating point')
     parser.add_argument('--ignore-types', nargs='*', default=[],
                         help='OpenVINO op types whose inputs stay unquantized')
-    parser.add_argument('--preset', default='performance', choices=PRESETS)
+    parser.add_argument('--preset', default='mixed', choices=PRESETS)
     parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS)
     parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS)
     parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false',

@@ -3,9 +3,12 @@
 The model (classifier, segmentor or SSD detector) is built in its deploy form
 (``mmdice.models.switch_to_deploy``), its ``mode='tensor'`` forward exported to
 ONNX as tools/deployment/pytorch2onnx.py does, read by OpenVINO and quantized
-by NNCF: per-channel symmetric int8 weights, int8 activations (symmetric with
-the default ``--preset performance``), ranges calibrated on the images of
-``--calib-dir`` prepared by the config's test pipeline and data preprocessor.
+by NNCF: per-channel symmetric int8 weights, int8 activations (asymmetric with
+the default ``--preset mixed``; the export's PReLUs fused back first, global
+min-max ranges), calibrated on the images of ``--calib-dir`` prepared by the
+config's test pipeline and data preprocessor (the defaults measured best on the
+converted VOC checkpoints: benchmarks/RESULTS.md, "int8: where the VOC
+segmentors lose their answers").
 The result is an OpenVINO IR (``.xml`` and ``.bin``). Example::
 
     python tools/deployment/quantize.py \\
@@ -63,8 +66,9 @@ def parse_args(argv=None):
     parser.add_argument('--ignore-types', nargs='*', default=[],
                         help='OpenVINO op types whose inputs stay unquantized (e.g. Add '
                         'GroupConvolution Multiply Concat: only the dense convolutions int8)')
-    parser.add_argument('--preset', default='performance', choices=PRESETS,
-                        help='performance: symmetric int8 activations; mixed: asymmetric')
+    parser.add_argument('--preset', default='mixed', choices=PRESETS,
+                        help='mixed (default): asymmetric int8 activations; performance: '
+                        'symmetric')
     parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS,
                         help='activation ranges from the calibration statistics')
     parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS,
