@@ -26,7 +26,7 @@ import sys
 import tempfile
 
 from benchmark_utils import (benchmark_parser, config_path, cpu_model, format_table,
-                             machine_lines, write_json)
+                             machine_lines, time_infer_request, write_json)
 
 CONFIG = config_path('dicenet/dicenet-s2.4_8xb64_in1k.py')
 SHUFFLENET = 'shufflenet_v2_x1_5'
@@ -69,19 +69,10 @@ def compile_model(path, precision, threads, library, profile=False):
 
 def time_model(path, batch, precision, threads, library, warmup, repeat):
     """Median ms of one call of the model at ``path`` on a (batch, 3, 224, 224) input."""
-    import time
-
     import numpy as np
     request = compile_model(path, precision, threads, library).create_infer_request()
     x = np.random.randn(batch, 3, 224, 224).astype(np.float32)
-    for _ in range(warmup):
-        request.infer({0: x})
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        request.infer({0: x})
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return time_infer_request(request, {0: x}, warmup, repeat)
 
 
 def profile_model(path, batch, precision, threads, library, warmup):

@@ -188,6 +188,14 @@ def time_interleaved(cases: Mapping[Hashable, Callable[[], object]], warmup: int
             for key, values in samples.items()}
 
 
+def time_infer_request(request, inputs, warmup: int, repeat: int) -> float:
+    """Median wall time (ms) of ``request.infer(inputs)`` (an OpenVINO infer
+    request) over ``repeat`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        request.infer(inputs)
+    return statistics.median(timed(lambda: request.infer(inputs))[1] for _ in range(repeat))
+
+
 def forward_backward_fields(forward: Mapping[str, Timing], forward_backward: Mapping[str, Timing],
                             reference: str) -> Dict[str, float]:
     """Row fields of paths timed forward alone and forward+backward: the medians

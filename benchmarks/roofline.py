@@ -14,16 +14,14 @@ timed too (a one-node IR per shape, in its own process). Example::
 """
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import torch
 
 from benchmark_utils import (apply_settings, benchmark_parser, config_path, format_table,
-                             machine_lines, time_interleaved, write_json)
+                             machine_lines, time_infer_request, time_interleaved, write_json)
 
 CONFIG = config_path('dicenet/dicenet-s2.4_8xb64_in1k.py')
 #: FLOPs per output element: three branches of k*k multiply-adds, then per
@@ -91,14 +89,8 @@ def time_openvino(shapes, batches, threads, warmup, repeat):
             request = compile_openvino(path, 'f32', threads).create_infer_request()
             for batch in batches:
                 x = np.random.randn(batch, channels, height, width).astype(np.float32)
-                for _ in range(warmup):
-                    request.infer({0: x})
-                times = []
-                for _ in range(repeat):
-                    start = time.perf_counter()
-                    request.infer({0: x})
-                    times.append((time.perf_counter() - start) * 1e3)
-                results[f'{batch}x{channels}x{height}x{width}'] = statistics.median(times)
+                results[f'{batch}x{channels}x{height}x{width}'] = time_infer_request(
+                    request, {0: x}, warmup, repeat)
     return results
 
 
