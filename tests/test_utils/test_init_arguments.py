@@ -37,7 +37,8 @@ def test_typo_in_a_config_names_the_argument_a_close_match_and_the_accepted(scop
 def test_several_unknown_arguments_and_no_close_match():
     with pytest.raises(UnknownArgumentError,
                        match=r"mmdice\.DiCESSDNeck got unknown arguments 'in_channel' \(did you "
-                             r"mean 'in_channels'\?\), 'colour'; it takes in_channels, "):
+                             r"mean 'in_channels'\?\), 'colour'; it takes in_channels, "), \
+            DefaultScope.overwrite_default_scope('mmdice'):
         MODELS.build(dict(type='DiCESSDNeck', in_channel=(8, 16), colour='red'))
 
 
@@ -54,13 +55,15 @@ def test_arguments_passed_on_to_the_parent_class_are_accepted():
 def test_scheduler_and_optimizer_wrapper_typos():
     import torch
     optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
-    with pytest.raises(UnknownArgumentError, match=r"mmdice\.HybridLR got unknown argument "
-                                                   r"'cycle_length' \(did you mean 'cycle_len'"):
-        PARAM_SCHEDULERS.build(dict(type='HybridLR', optimizer=optimizer, cycle_length=5))
-    with pytest.raises(UnknownArgumentError, match=r"mmdice\.BF16OptimWrapper got unknown "
-                                                   r"argument 'clip_gradient'"):
-        OPTIM_WRAPPERS.build(dict(type='BF16OptimWrapper', optimizer=optimizer,
-                                  clip_gradient=dict(max_norm=1)))
+    # Built in mmdice's scope: an earlier test may have left another codebase's current.
+    with DefaultScope.overwrite_default_scope('mmdice'):
+        with pytest.raises(UnknownArgumentError, match=r"mmdice\.HybridLR got unknown argument "
+                                                       r"'cycle_length' \(did you mean 'cycle_len'"):
+            PARAM_SCHEDULERS.build(dict(type='HybridLR', optimizer=optimizer, cycle_length=5))
+        with pytest.raises(UnknownArgumentError, match=r"mmdice\.BF16OptimWrapper got unknown "
+                                                       r"argument 'clip_gradient'"):
+            OPTIM_WRAPPERS.build(dict(type='BF16OptimWrapper', optimizer=optimizer,
+                                      clip_gradient=dict(max_norm=1)))
 
 
 def test_every_registered_class_checks_its_arguments():
