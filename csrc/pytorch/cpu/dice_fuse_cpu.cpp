@@ -1,14 +1,13 @@
-// CPU kernels of the fused DiCE op (maths in csrc/common/dice_fuse_common.h,
-// the epilogue loop in csrc/common/cpu/dice_fuse_cpu_epilogue.h).
+// CPU kernels of the fused DiCE op (maths in csrc/common/dice_fuse_common.h).
 //
-// The DimConv part is the fused DimConv kernel itself (dim_conv_forward_cpu),
-// run on cache-sized slabs of channels of one image: a slab [c0, c1) is
-// convolved together with the `halo` channels on either side that its
-// height- and width-wise taps reach, into a scratch (1, 3 * slab, H, W)
-// tensor that stays in L2, and the epilogue turns the 3 * (c1 - c0) inner
-// planes into the C fused output channels at once. So the input is read once
-// (plus the halo), the 3C tensor never reaches memory, and the DimConv
-// geometry is not derived a second time.
+// At kernel sizes 3 and 5 the op runs the row kernel shared with the OpenVINO
+// node (csrc/common/cpu/dice_fuse_cpu_rows.h). Other kernel sizes run the slab
+// kernel below: the fused DimConv kernel itself (dim_conv_forward_cpu) on
+// cache-sized slabs of channels of one image, a slab [c0, c1) convolved
+// together with the `halo` channels on either side that its height- and
+// width-wise taps reach, into a scratch (1, 3 * slab, H, W) tensor that stays
+// in L2, and the epilogue (csrc/common/cpu/dice_fuse_cpu_epilogue.h) turns the
+// 3 * (c1 - c0) inner planes into the C fused output channels at once.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
