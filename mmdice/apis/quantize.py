@@ -147,13 +147,14 @@ def prepare_quantization(cfg, checkpoint: Optional[str], images: Sequence[str],
             module(inputs[0])
     except (RuntimeError, ValueError) as error:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise QuantizationError(f'the model cannot run at the input shape '
+        raise QuantizationError(f'the model cannot run at the calibration input shape '
                                 f'{list(inputs[0].shape)} (set --shape): {reason}') from error
     try:
         export_onnx(module, inputs[0], onnx_path)
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
         reason = (str(error).strip().splitlines() or [''])[0]
-        raise QuantizationError(f'cannot export the model to ONNX for quantization: '
+        raise QuantizationError(f'cannot export the model of {cfg.filename} to ONNX for '
+                                f'quantization: '
                                 f'{type(error).__name__}: {reason}') from error
     return module, inputs
 

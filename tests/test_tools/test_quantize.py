@@ -136,7 +136,7 @@ def test_model_that_cannot_be_exported(inputs, tmp_path, capsys, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError('unsupported operator aten::something')
 
-    monkeypatch.setattr(tool, 'export_onnx', fail)
+    monkeypatch.setattr('mmdice.apis.onnx_export.export_onnx', fail)
     status = tool.main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--calib-num', '2',
                         '--output-file', str(tmp_path / 'o.xml')])
     line = capsys.readouterr().err.strip().splitlines()[-1]

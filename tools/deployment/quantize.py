@@ -35,10 +35,10 @@ import tempfile
 import numpy as np
 import torch
 
-from mmdice.apis import TensorModeWrapper, build_model_from_config, export_onnx, flat_outputs
+from mmdice.apis import flat_outputs
 from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS,
-                                  QuantizationError, calibration_inputs, compile_int8,
-                                  list_calibration_images, quantize_onnx, run_openvino)
+                                  QuantizationError, compile_int8, list_calibration_images,
+                                  prepare_quantization, quantize_onnx, run_openvino)
 from mmdice.utils.tool_inputs import (TOOL_ERRORS, InputFileError, check_output_file,
                                       load_config, read_checkpoint, report_error)
 
@@ -114,31 +114,12 @@ def main(argv=None) -> int:
         if args.checkpoint is not None:
             read_checkpoint(args.checkpoint)
         images = list_calibration_images(args.calib_dir, args.calib_num)
-        model = build_model_from_config(cfg, args.checkpoint, deploy=True)
-        inputs = calibration_inputs(cfg, model, images,
-                                    size=tuple(args.shape) if args.shape else None)
-        if args.shape is None:
-            size = tuple(inputs[0].shape[-2:])
-            inputs = [
-                x if tuple(x.shape[-2:]) == size else torch.nn.functional.interpolate(
-                    x, size=size, mode='bilinear', align_corners=False) for x in inputs]
-        module = TensorModeWrapper(model).eval()
-        try:
-            with torch.no_grad():
-                module(inputs[0])
-        except (RuntimeError, ValueError) as error:
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise QuantizationError(f'the model cannot run at the calibration input shape '
-                                    f'{list(inputs[0].shape)} (set --shape): {reason}')
         staging = tempfile.mkdtemp(prefix='mmdice-quantize-')
         try:
             onnx_path = osp.join(staging, 'model.onnx')
-            try:
-                export_onnx(module, inputs[0], onnx_path)
-            except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
-                reason = (str(error).strip().splitlines() or [''])[0]
-                raise QuantizationError(f'cannot export the model of {args.config} to ONNX for '
-                                        f'quantization: {type(error).__name__}: {reason}')
+            module, inputs = prepare_quantization(
+                cfg, args.checkpoint, images, onnx_path,
+                shape=tuple(args.shape) if args.shape else None)
             print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir} '
                   f'(input {list(inputs[0].shape)})')
             result = quantize_onnx(
