@@ -9,7 +9,6 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 
 #: Default ``init_cfg`` of the backbones: Kaiming-normal fan_out for
 #: convolutions, weight 1 / bias 0 for norms, as the reference.
@@ -98,7 +97,7 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
         eval mode, inference only, idempotent."""
         if self.deploy:
             return
-        fold_conv_module(self.stem)
+        self.stem.switch_to_deploy()
         for stage in self.layers:
             for unit in stage:
                 unit.switch_to_deploy()

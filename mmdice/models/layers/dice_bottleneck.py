@@ -8,10 +8,9 @@ from torch import Tensor, nn
 
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import build_act
 from .dice_unit import DiCEUnit
-from .dim_fuse import build_first_layer, first_layer_to_deploy
+from .dim_fuse import build_first_layer
 from .norm_act import ConvNormAct
 
 
@@ -87,15 +86,13 @@ class DiCEBottleneck(DeployMixin, BaseModule):
         self.act = build_act(act_cfg, out_channels)
 
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorms of ``first`` and of the shortcut's conv into
-        them and convert the unit, in place. Exact in eval mode, inference
-        only, idempotent."""
+        """Convert ``first``, the shortcut's conv and the unit, in place. Exact
+        in eval mode, inference only, idempotent."""
         if self.deploy:
             return
-        first_layer_to_deploy(self.first)
-        for module in self.shortcut.modules():
-            if isinstance(module, ConvNormAct):
-                fold_conv_module(module)
+        self.first.switch_to_deploy()
+        if isinstance(self.shortcut, Sequential):
+            self.shortcut[-1].switch_to_deploy()
         self.unit.switch_to_deploy()
         self.deploy = True
 

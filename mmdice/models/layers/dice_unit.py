@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from mmdice.ops import DimConv2d, DimConvFuse2d
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import activation_slopes, fold_batch_norm, fold_conv_module
+from ..utils import activation_slopes, fold_batch_norm
 from .activation import act_cfg_for, build_act
 from .channel_shuffle import shuffled_concat
 from .dim_fuse import DimFuse
@@ -198,7 +198,7 @@ class DiCEUnit(DeployMixin, BaseModule):
         if self.deploy:
             return
         if self.spatial == 'depthwise':
-            fold_conv_module(self.depthwise)
+            self.depthwise.switch_to_deploy()
         elif getattr(self.fuse_layer, 'local_fusion', None) is not None:
             self._fuse_dim_conv()
         self.fuse_layer.switch_to_deploy()

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 from mmdice.ops import shuffle_gated_concat
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import activation_slopes, fold_conv_module
+from ..utils import activation_slopes
 from .activation import act_cfg_for
 from .channel_shuffle import shuffled_concat
 from .norm_act import ConvNormAct
@@ -147,8 +147,8 @@ class DimFuse(DeployMixin, BaseModule):
         if self.deploy:
             return
         if self.local_fusion is not None:
-            fold_conv_module(self.local_fusion)
-        fold_conv_module(self.spatial_fusion)
+            self.local_fusion.switch_to_deploy()
+        self.spatial_fusion.switch_to_deploy()
         self.gate.switch_to_deploy()
         self.deploy = True
 
@@ -171,12 +171,4 @@ def build_first_layer(in_channels: int, out_channels: int, first_fusion: str,
                        act_cfg=act_cfg)
     return ConvNormAct(in_channels, out_channels, 1, norm_cfg=norm_cfg,
                        act_cfg=act_cfg_for(act_cfg, out_channels))
-
-
-def first_layer_to_deploy(layer: nn.Module) -> None:
-    """Convert a :func:`build_first_layer` layer to its deploy form, in place."""
-    if isinstance(layer, DimFuse):
-        layer.switch_to_deploy()
-    else:
-        fold_conv_module(layer)
 

@@ -6,7 +6,6 @@ from torch import Tensor
 
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .dim_fuse import ChannelGate
 from .norm_act import ConvNormAct
@@ -51,7 +50,7 @@ class PointwiseFusion(DeployMixin, BaseModule):
         """Fold the BatchNorm into the 1x1 conv and switch the gate; idempotent."""
         if self.deploy:
             return
-        fold_conv_module(self.pointwise)
+        self.pointwise.switch_to_deploy()
         if self.gate is not None:
             self.gate.switch_to_deploy()
         self.deploy = True
@@ -101,6 +100,6 @@ class SEFusion(DeployMixin, BaseModule):
         if self.deploy:
             return
         if self.local_fusion is not None:
-            fold_conv_module(self.local_fusion)
+            self.local_fusion.switch_to_deploy()
         self.gate.switch_to_deploy()
         self.deploy = True

@@ -11,7 +11,7 @@ from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
-from .dim_fuse import build_first_layer, first_layer_to_deploy
+from .dim_fuse import build_first_layer
 
 
 @MODELS.register_module()
@@ -68,13 +68,12 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
                      norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorm of the 1x1 conv into it (or convert the DimFuse
-        in its place) and convert the DiCE unit, in place. Exact in eval mode,
-        inference only, idempotent."""
+        """Convert the branch's first layer and DiCE unit, in place. Exact in
+        eval mode, inference only, idempotent."""
         if self.deploy:
             return
-        first_layer_to_deploy(self.branch[0])
-        self.branch[1].switch_to_deploy()
+        for layer in self.branch:
+            layer.switch_to_deploy()
         self.deploy = True
 
     def _inner_forward(self, x: Tensor) -> Tensor:

@@ -9,7 +9,6 @@ from torch import Tensor, nn
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
@@ -68,7 +67,7 @@ class StridedDiCE(DeployMixin, BaseModule):
         if self.deploy:
             return
         for conv in (*self.left, self.right[2]):
-            fold_conv_module(conv)
+            conv.switch_to_deploy()
         self.right[1].switch_to_deploy()
         self.deploy = True
 
