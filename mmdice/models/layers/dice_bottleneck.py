@@ -10,7 +10,7 @@ from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .activation import build_act
 from .dice_unit import DiCEUnit
-from .dim_fuse import build_first_layer
+from .first_layer import build_first_layer
 from .norm_act import ConvNormAct
 
 

@@ -7,7 +7,8 @@ from torch import Tensor
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .activation import act_cfg_for
-from .dim_fuse import ChannelGate
+from .channel_gate import ChannelGate
+from .dim_fuse import build_local_fusion
 from .norm_act import ConvNormAct
 
 
@@ -60,10 +61,11 @@ class PointwiseFusion(DeployMixin, BaseModule):
 class SEFusion(DeployMixin, BaseModule):
     """Squeeze-and-excitation fusion: ``y * gate(y)`` (the "SE" fusion).
 
-    An SE gate cannot change the channel count, so after a DimConv the three
-    branches of each channel are first combined by DimFuse's local fusion
-    (grouped 1x1 conv 3C -> C + norm + act) into y; after a depth-wise conv y
-    is the input itself.
+    Built from DimFuse's parts: an SE gate (:class:`ChannelGate`) cannot
+    change the channel count, so after a DimConv the three branches of each
+    channel are first combined by DimFuse's local fusion
+    (:func:`~mmdice.models.layers.dim_fuse.build_local_fusion`) into y; after
+    a depth-wise conv y is the input itself.
 
     Args:
         channels: channels C of y (and of the output).
@@ -84,9 +86,7 @@ class SEFusion(DeployMixin, BaseModule):
                  act_cfg: dict = dict(type='PReLU'), init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.deploy = False
-        self.local_fusion = (ConvNormAct(3 * channels, channels, 1, groups=channels,
-                                         norm_cfg=norm_cfg,
-                                         act_cfg=act_cfg_for(act_cfg, channels))
+        self.local_fusion = (build_local_fusion(channels, norm_cfg, act_cfg)
                              if with_local_fusion else None)
         self.gate = ChannelGate(channels, channels, reduction=gate_reduction)
 

@@ -11,7 +11,7 @@ from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
-from .dim_fuse import build_first_layer
+from .first_layer import build_first_layer
 
 
 @MODELS.register_module()
