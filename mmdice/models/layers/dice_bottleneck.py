@@ -1,8 +1,6 @@
 """DiCEBottleneck: the residual unit of the ResNet with DiCE units (DiCENet Sec. 3.4)."""
 from typing import Optional, Sequence, Union
 
-import torch
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor, nn
 
@@ -12,6 +10,7 @@ from .activation import build_act
 from .dice_unit import DiCEUnit
 from .first_layer import build_first_layer
 from .norm_act import ConvNormAct
+from .recompute import forward_with_cp
 
 
 @MODELS.register_module()
@@ -100,8 +99,4 @@ class DiCEBottleneck(DeployMixin, BaseModule):
         return self.unit(self.first(x)) + self.shortcut(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
-        else:
-            out = self._inner_forward(x)
-        return self.act(out)
+        return self.act(forward_with_cp(self, self._inner_forward, x))

@@ -2,7 +2,6 @@
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
@@ -12,6 +11,7 @@ from ..deploy import DeployMixin
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
 from .first_layer import build_first_layer
+from .recompute import forward_with_cp
 
 
 @MODELS.register_module()
@@ -96,6 +96,4 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
-        return self._inner_forward(x)
+        return forward_with_cp(self, self._inner_forward, x)
