@@ -20,7 +20,6 @@ no column here.)
 """
 import argparse
 import copy
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -53,15 +52,6 @@ def parse_args(argv=None):
     parser.add_argument('--backends', nargs='+', default=['onnxruntime', 'openvino'],
                         choices=['onnxruntime', 'openvino'])
     return parser.parse_args(argv)
-
-
-def load_tool(relative):
-    """A script of tools/ as a module."""
-    path = osp.join(REPO, 'tools', relative)
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def data_options(task, root):
@@ -111,12 +101,12 @@ def evaluate(cfg, work_dir, name, checkpoint=None, model=None):
 
 def export(config, checkpoint, path, shape, backend):
     """Export the end-to-end deploy form with pytorch2onnx.py / pytorch2openvino.py."""
-    tool = load_tool('deployment/pytorch2onnx.py' if backend == 'onnxruntime' else
-                     'deployment/pytorch2openvino.py')
-    argv = [config, checkpoint, '--output-file', path, '--shape', '1', '3', *map(str, shape)]
+    tool = 'pytorch2onnx.py' if backend == 'onnxruntime' else 'pytorch2openvino.py'
+    command = [sys.executable, osp.join(REPO, 'tools', 'deployment', tool), config, checkpoint,
+               '--output-file', path, '--shape', '1', '3', *map(str, shape)]
     if backend == 'onnxruntime':
-        argv.append('--deploy')
-    if tool.main(argv) != 0:
+        command.append('--deploy')
+    if subprocess.run(command, env=dict(os.environ, PYTHONPATH=REPO)).returncode != 0:
         raise RuntimeError(f'exporting {config} to {path} failed (see above)')
 
 

@@ -36,11 +36,11 @@ import numpy as np
 import torch
 
 from mmdice.apis import flat_outputs
+from mmdice.apis.export_tools import read_config_and_checkpoint
 from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS,
                                   QuantizationError, compile_int8, list_calibration_images,
                                   prepare_quantization, quantize_onnx, run_openvino)
-from mmdice.utils.tool_inputs import (TOOL_ERRORS, InputFileError, check_output_file,
-                                      load_config, read_checkpoint, report_error)
+from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
 #: Calibration images the int8 model is compared with fp32 on afterwards.
 CHECK_IMAGES = 8
@@ -110,9 +110,7 @@ def main(argv=None) -> int:
         check_output_file(args.output_file, 'OpenVINO IR')
         if not args.output_file.endswith('.xml'):
             raise InputFileError(f'--output-file {args.output_file}: an OpenVINO IR ends in .xml')
-        cfg = load_config(args.config)
-        if args.checkpoint is not None:
-            read_checkpoint(args.checkpoint)
+        cfg = read_config_and_checkpoint(args.config, args.checkpoint)
         images = list_calibration_images(args.calib_dir, args.calib_num)
         staging = tempfile.mkdtemp(prefix='mmdice-quantize-')
         try:
