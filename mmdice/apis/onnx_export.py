@@ -81,13 +81,20 @@ def export_onnx(module: nn.Module,
     try:
         program.save(osp.join(staging, osp.basename(path)),
                      external_data=weight_bytes > MAX_INLINE_BYTES)
-        written = []
-        for name in sorted(os.listdir(staging)):  # the .onnx first, then its .data
-            target = osp.join(folder, name)
-            os.replace(osp.join(staging, name), target)
-            written.append(target)
+        # the .onnx first, then its .data
+        return move_into_folder(staging, folder, sorted(os.listdir(staging)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def move_into_folder(staging: str, folder: str, names: Sequence[str]) -> List[str]:
+    """Move the files ``names`` of the export's ``staging`` folder into ``folder``
+    (``os.replace``: each appears whole), in order; their new paths."""
+    written = []
+    for name in names:
+        target = osp.join(folder, name)
+        os.replace(osp.join(staging, name), target)
+        written.append(target)
     return written
 
 

@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .onnx_export import compare_with_pytorch, export_onnx
+from .onnx_export import compare_with_pytorch, export_onnx, move_into_folder
 
 #: Inference precisions of the export: OpenVINO's INFERENCE_PRECISION_HINT values.
 PRECISIONS = ('f32', 'bf16')
@@ -88,11 +88,8 @@ def export_openvino(module: nn.Module,
         model.set_rt_info(precision, PRECISION_RT_INFO)
         xml = osp.join(staging, osp.basename(path))
         ov.save_model(model, xml, compress_to_fp16=False)
-        written = []
-        for name in (osp.basename(path), osp.basename(path)[:-len('.xml')] + '.bin'):
-            target = osp.join(folder, name)
-            os.replace(osp.join(staging, name), target)
-            written.append(target)
+        written = move_into_folder(
+            staging, folder, (osp.basename(path), osp.basename(path)[:-len('.xml')] + '.bin'))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
