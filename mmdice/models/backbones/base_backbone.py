@@ -47,6 +47,21 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
     and ``layers`` (a ModuleList of stages, Sequentials of units with a deploy
     form), and ends with :meth:`_finish_init`; its ``forward`` runs
     :meth:`_forward_levels`.
+
+    Arguments the backbones share:
+        norm_eval: keep norm layers in eval mode (frozen running statistics)
+            during training.
+        norm_cfg: normalisation config.
+        act_cfg: activation config; PReLU gets one slope per channel.
+        with_cp: use torch.utils.checkpoint in each unit (block) when training.
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it.
+        init_cfg: initialisation config; default Kaiming-normal fan_out for
+            convolutions, weight 1 / bias 0 for norms (DimConv weights:
+            ``DiCEUnit.init_weights``).
+        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
+            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
+            :meth:`_init_cfg_of_pretrained`).
     """
 
     frozen_stages: int = -1

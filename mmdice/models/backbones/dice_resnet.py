@@ -57,19 +57,8 @@ class DiCEResNet(BaseDiCEBackbone):
         out_indices: levels to return (see the table), within ``range(4)``.
         frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and the
             first i stages (params fixed, eval mode); -1 to 4.
-        norm_eval: keep norm layers in eval mode (frozen running statistics)
-            during training.
-        norm_cfg: normalisation config.
-        act_cfg: activation config; PReLU gets one slope per channel.
-        with_cp: use torch.utils.checkpoint in each block when training.
-        deploy: build the deploy (inference) form directly, as
-            :meth:`switch_to_deploy` leaves it.
-        init_cfg: initialisation config; default Kaiming-normal fan_out for
-            convolutions, weight 1 / bias 0 for norms (DimConv weights:
-            ``DiCEUnit.init_weights``).
-        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
-            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
-            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
+        norm_eval, norm_cfg, act_cfg, with_cp, deploy, init_cfg, pretrained: as
+            in :class:`BaseDiCEBackbone`.
     """
 
     #: width of each stage at widen_factor 1.
