@@ -145,9 +145,9 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
         return tuple(outs)
 
     def switch_to_deploy(self) -> None:
-        """Convert to the deploy form in place: the stem's BatchNorm folded
-        into its conv, every unit (block) of the stages converted. Exact in
-        eval mode, inference only, idempotent."""
+        """Convert to the deploy form in place: the stem and every unit (block)
+        of the stages convert themselves. Exact in eval mode, inference only,
+        idempotent."""
         if self.deploy:
             return
         self.stem.switch_to_deploy()
