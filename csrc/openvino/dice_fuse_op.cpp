@@ -13,16 +13,7 @@
 #include <vector>
 
 #include "../common/cpu/cpu_kernel_utils.h"
-
-namespace mmdice {
-
-template <>
-struct AccumulateType<ov::bfloat16> {
-  using type = float;
-};
-
-}  // namespace mmdice
-
+#include "openvino_accumulate.hpp"
 #include "../common/cpu/dice_fuse_cpu_planes.h"
 #include "../common/cpu/dice_fuse_cpu_rows.h"
 
