@@ -28,7 +28,7 @@ MMDICE_INLINE void shuffle_pixels_impl(const scalar_t* left, const scalar_t* bra
                                        int64_t end) {
   const int64_t second_channels = 2 * channels - first_channels;
   for (int64_t pixel = begin; pixel < end; ++pixel) {
-    shuffle_gated_concat_cpu::shuffle_gated_concat_pixel<scalar_t>(
+    shuffle_gated_concat_kernel::shuffle_gated_concat_pixel<scalar_t>(
         left + pixel * channels, branch + pixel * channels, nullptr,
         gate == nullptr ? nullptr : gate + (pixel / pixels_per_image) * channels, channels,
         first_channels,

@@ -14,7 +14,7 @@
 #include "cpu_kernel_utils.h"
 
 namespace mmdice {
-namespace shuffle_gated_concat_cpu {
+namespace shuffle_gated_concat_kernel {
 
 // Pairs [begin_pair, end_pair) of the shuffled pixel: channels 2k and 2k + 1
 // stored at out[2k - offset] and out[2k + 1 - offset].
@@ -73,5 +73,5 @@ MMDICE_INLINE void shuffle_gated_concat_pixel(const scalar_t* left, const scalar
   store_pairs(left, branch, slope, gate, next_pair, channels, second, first_channels);
 }
 
-}  // namespace shuffle_gated_concat_cpu
+}  // namespace shuffle_gated_concat_kernel
 }  // namespace mmdice

@@ -26,7 +26,7 @@ namespace {
   MMDICE_CPU_CLONES void shuffle_row(const scalar_t* left, const scalar_t* branch,         \
                                      const scalar_t* slope, const scalar_t* gate,          \
                                      int64_t channels, scalar_t* out) {                    \
-    shuffle_gated_concat_cpu::shuffle_gated_concat_pixel(left, branch, slope, gate, channels, \
+    shuffle_gated_concat_kernel::shuffle_gated_concat_pixel(left, branch, slope, gate, channels, \
                                                          2 * channels, out, out + 2 * channels); \
   }
 MMDICE_CPU_FLOATING_TYPES(CHANNEL_SHUFFLE_DEFINE_WORKERS)
