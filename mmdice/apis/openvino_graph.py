@@ -9,8 +9,8 @@ that the mmdice nodes work on channels-last tensors, (N, H, W, C), behind
 ``Transpose`` nodes that the plugin merges with its Reorders into free
 reinterpretations (static shapes only, one consumer per Transpose):
 
-* ``DiCEFuse`` gets ``layout='NHWC'``, and the gate's mean over (H, W) reads
-  its channels-last output directly;
+* ``DiCEFuse`` gets ``layout='NHWC'``, and writes the gate's mean over
+  (H, W) of its output as a second output (``with_mean=1``);
 * ``Concat(left, branch * gate)`` -> channel shuffle (groups 2) -> the next
   block's two channel slices becomes one ``ShuffleGatedConcat`` node that
   writes the two halves (or the whole shuffled tensor when no split follows);
@@ -137,18 +137,21 @@ def _route(graph: _Graph, old: str, nhwc: str, rewires_itself) -> None:
         graph.graph.node.append(onnx.helper.make_node('Transpose', [nhwc], [old], perm=TO_NCHW))
 
 
-def _spatial_mean_of(graph: _Graph, nhwc: str):
-    """A :func:`_route` rule: a ReduceMean over (H, W) without kept axes reads
-    ``nhwc`` over axes (1, 2) instead."""
+def _spatial_mean_of(graph: _Graph, dice_fuse):
+    """A :func:`_route` rule for the output of ``dice_fuse`` (NHWC now): the
+    first ReduceMean over (H, W) without kept axes becomes the node's second
+    output (``with_mean=1``, the means computed as the output is written)."""
 
     def rewires_itself(node, position):
         axes = graph.constant(node.input[1]) if len(node.input) > 1 else None
         if node.op_type != 'ReduceMean' or position != 0 or axes is None \
                 or sorted(int(a) % 4 for a in axes.reshape(-1)) != [2, 3] \
-                or graph.attribute(node, 'keepdims', 1) != 0:
+                or graph.attribute(node, 'keepdims', 1) != 0 or len(dice_fuse.output) > 1:
             return False
-        node.input[0] = nhwc
-        node.input[1] = graph.add_constant([1, 2])
+        import onnx
+        dice_fuse.output.append(node.output[0])
+        dice_fuse.attribute.append(onnx.helper.make_attribute('with_mean', 1))
+        graph.graph.node.remove(node)
         return True
 
     return rewires_itself
@@ -181,7 +184,7 @@ def _nhwc_dice_fuse(graph: _Graph) -> int:
                 attribute.s = b'NHWC'
         old, nhwc = node.output[0], graph.fresh('dice_fuse')
         node.output[0] = nhwc
-        _route(graph, old, nhwc, _spatial_mean_of(graph, nhwc))
+        _route(graph, old, nhwc, _spatial_mean_of(graph, node))
         count += 1
     _finish(graph)
     return count

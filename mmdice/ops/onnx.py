@@ -70,7 +70,11 @@ def register_mmdice_schemas() -> None:
             'dilation of the depth-, height- and width-wise DimConv branches'),
                     onnx.defs.OpSchema.Attribute(
             'layout', onnx.defs.OpSchema.AttrType.STRING,
-            'memory layout of x and y: NCHW, or NHWC (x and y are then (N, H, W, C))')])
+            'memory layout of x and y: NCHW, or NHWC (x and y are then (N, H, W, C))'),
+                    onnx.defs.OpSchema.Attribute(
+            'with_mean', onnx.defs.OpSchema.AttrType.INT,
+            '1: a second output (written by mmdice.apis.openvino_graph, after onnxscript), '
+            'the means of y over (H, W) as (N, C)')])
     onnx.defs.register_schema(schema)
 
 

@@ -277,3 +277,31 @@ def test_shuffle_gated_concat_node_rejects_a_gate_of_another_size(tmp_path, libr
     with pytest.raises(Exception, match='ShuffleGatedConcat: gate must hold N \\* C = 4'):
         node.evaluate([output], [zeros, zeros, ov.Tensor(np.zeros((1, 3, 1, 1), np.float32))])
     del node, model
+
+
+@pytest.mark.parametrize('kernel_size, layout', [(3, 'NCHW'), (3, 'NHWC'), (7, 'NCHW')])
+def test_dice_fuse_node_writes_the_spatial_mean(tmp_path, library, kernel_size, layout):
+    """with_mean=1: a second output, the output's means over (H, W) as (N, C),
+    from the row kernel (k = 3) and the plane kernel (k = 7, which runs NCHW only)."""
+    fused = random_fuse(11, (9, 8), kernel_size)
+    x = torch.randn(3, 11, 9, 8)
+    path = str(tmp_path / 'fuse.onnx')
+    export_onnx(fused, x, path, mmdice_domain=True)
+    if layout == 'NHWC':
+        rewrite_onnx_file(path)
+    model = onnx.load(path)
+    node = next(node for node in model.graph.node if node.op_type == 'DiCEFuse')
+    node.attribute.append(onnx.helper.make_attribute('with_mean', 1))
+    node.output.append('mean')
+    model.graph.output.append(onnx.helper.make_tensor_value_info('mean', onnx.TensorProto.FLOAT,
+                                                                 None))
+    onnx.save(model, path)
+    _, compiled = compile_onnx(path, library)
+    results = compiled(x.numpy())
+    with torch.no_grad():
+        expected = fused(x)
+    actual = results[compiled.outputs[-1]]
+    assert actual.shape == (3, 11)
+    np.testing.assert_allclose(actual, expected.mean((2, 3)).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[compiled.outputs[0]], expected.numpy(), rtol=1e-5,
+                               atol=1e-5 * expected.abs().max().item())
