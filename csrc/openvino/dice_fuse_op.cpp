@@ -58,11 +58,11 @@ void run_rows(const dice_fuse_rows::Problem<ov::bfloat16>& problem, int64_t begi
   dice_fuse_rows_bf16(problem, begin, end, scratch, channel_sums);
 }
 
-// Workers for `items` work items of `item_elements` elements each: one per
+// Workers for `items` work items, `grain` of them at least per worker: one per
 // OpenVINO thread, fewer for small problems.
-int worker_count(int64_t items, int64_t item_elements) {
-  return static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(parallel_get_max_threads(), items / parallel_grain(item_elements))));
+int worker_count(int64_t items, int64_t grain) {
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(parallel_get_max_threads(), items / grain)));
 }
 
 // The row kernel on the evaluate() tensors, x and output with `strides`; with
@@ -83,7 +83,7 @@ void evaluate_rows(ov::TensorVector& outputs, const ov::TensorVector& inputs,
       inputs[2].data<const scalar_t>(), inputs[3].data<const scalar_t>(), geometry, params,
       outputs[0].data<scalar_t>(), strides);
   const int64_t rows = problem.rows();
-  const int workers = worker_count(rows, geometry.width * geometry.channels);
+  const int workers = worker_count(rows, dice_fuse_rows::row_grain(geometry));
   const bool with_mean = outputs.size() > 1;
   const int64_t means = geometry.batch * geometry.channels;
   std::vector<std::vector<float>> sums(with_mean ? workers : 0, std::vector<float>(means, 0.f));
@@ -247,7 +247,8 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
                                      inputs[6].data<const float>(), inputs[7].data<const float>(),
                                      inputs[8].data<const float>(), inputs[9].data<const float>()};
   float* output = outputs[0].data<float>();
-  ov::parallel_nt(worker_count(planes, geometry.plane()), [&](int thread, int count) {
+  const int workers = worker_count(planes, parallel_grain(geometry.plane()));
+  ov::parallel_nt(workers, [&](int thread, int count) {
     const int64_t begin = planes * thread / count;
     const int64_t end = planes * (thread + 1) / count;
     if (begin < end) {

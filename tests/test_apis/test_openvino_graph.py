@@ -65,6 +65,7 @@ def test_block_ends_become_shuffle_gated_concat_nodes(model, exports, core):
     blocks = sum(isinstance(module, ShuffleDiCEBlock) for module in model.modules())
     assert types.count('ShuffleGatedConcat') >= blocks > 0
     assert 'ShuffleChannels' not in types and 'VariadicSplit' not in types
+    assert 'ReduceMean' not in types  # the gates' means come from the DiCEFuse nodes
     layouts = {op.get_attributes()['layout'] for op in ops if op.get_type_name() == 'DiCEFuse'}
     assert layouts == {'NHWC'}
     planar = [op.get_type_name() for op in core.read_model(exports['NCHW']).get_ops()]

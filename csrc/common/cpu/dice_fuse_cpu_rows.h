@@ -528,9 +528,11 @@ MMDICE_INLINE void run_rows_impl(const Problem<scalar_t>& problem, int64_t begin
   }
 }
 
-// Rows per worker task: about kParallelGrainElements output elements.
+// Rows per worker task: about kParallelGrainElements multiply-adds (each
+// output element takes one per tap of each branch), so that a batch-1 layer
+// of a few rows still spreads over the threads.
 inline int64_t row_grain(const DimConvGeometry& g) {
-  return parallel_grain(g.width * g.channels);
+  return parallel_grain(g.width * g.channels * kNumBranches * g.taps());
 }
 
 }  // namespace dice_fuse_rows
