@@ -5,7 +5,9 @@ The deploy form of the model's ``mode='tensor'`` forward (as
 ``pytorch2onnx.py --deploy``) is exported with every DiCE unit's fused op as
 one ``DiCEFuse`` node of the mmdice OpenVINO extension (``mmdice.ops.openvino``,
 built on first use with the C++ compiler against the installed openvino
-wheel). OpenVINO then runs the IR on random inputs, at the export's batch size
+wheel), the graph rewritten channels-last for the CPU plugin with each
+ShuffleNet block's end as one ``ShuffleGatedConcat`` node (``--dice-layout
+NCHW``: planar DiCEFuse nodes only; ``mmdice.apis.openvino_graph``). OpenVINO then runs the IR on random inputs, at the export's batch size
 and one more, in float32 (relative error at most 1e-4 against PyTorch) and, for
 ``--precision bf16``, also in bfloat16 (its error is reported). Example::
 
@@ -18,7 +20,9 @@ Running the IR needs the extension loaded into the ``openvino.Core`` first::
     mmdice.ops.openvino.load_openvino_extension(core)
     compiled = core.compile_model('dicenet-s2.4.xml', 'CPU', {'INFERENCE_PRECISION_HINT': 'bf16'})
 
-The batch axis is dynamic; height and width are those of ``--shape`` (DimConv
+The batch axis is dynamic (compile for a static shape where the batch is known,
+``mmdice.apis.compile_openvino(..., input_shape=...)``: the CPU plugin then
+removes the graph's layout conversions); height and width are those of ``--shape`` (DimConv
 convolves each row and column with its own kernel). As with ``pytorch2onnx.py``
 the end-to-end graph is exported by default (detectors: ``dets`` and
 ``labels``, whose ONNX ``NonMaxSuppression`` OpenVINO's ONNX frontend reads as
@@ -33,6 +37,7 @@ import sys
 from mmdice.apis import PRECISIONS, BackendError, count_dice_fuse, export_openvino
 from mmdice.apis.export_tools import (add_form_args, add_model_args, check_export, load_model,
                                       prepare_export)
+from mmdice.apis.openvino_export import DICE_LAYOUTS
 from mmdice.utils.tool_inputs import InputFileError, check_output_file, report_error
 
 #: Largest relative error of the float32 OpenVINO outputs accepted by the check.
@@ -48,6 +53,9 @@ def parse_args(argv=None):
     add_form_args(parser)
     parser.add_argument('--precision', default='f32',
                         help=f'inference precision recorded in the IR, one of {PRECISIONS}')
+    parser.add_argument('--dice-layout', default='NHWC', choices=DICE_LAYOUTS,
+                        help='NHWC: the graph rewritten channels-last for the CPU plugin; '
+                        'NCHW: planar DiCEFuse nodes, standard block ends')
     parser.add_argument('--no-check', dest='check', action='store_false',
                         help='skip the comparison with PyTorch')
     return parser.parse_args(argv)
@@ -79,7 +87,8 @@ def main(argv=None) -> int:
         return report_error(str(error).splitlines()[0])
     except (InputFileError, ValueError) as error:
         return report_error(error)
-    written = export_openvino(module, example, args.output_file, args.precision, names, library)
+    written = export_openvino(module, example, args.output_file, args.precision, names, library,
+                              dice_layout=args.dice_layout)
     print('saved ' + ' and '.join(written))
     if args.check:
         precisions = ['f32'] + (['bf16'] if args.precision == 'bf16' else [])
