@@ -28,28 +28,20 @@ and ``tools/deployment/test_deployed.py --backend openvino`` run the IR. Models 
 ``pytorch2onnx.py``, whose standard-operator ONNX also runs in OpenVINO.
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 
+import torch
+
 from mmdice.apis import PRECISIONS, BackendError, count_dice_fuse, export_openvino
+from mmdice.apis.export_tools import (add_form_args, check_export, load_export_model,
+                                      prepare_export)
 from mmdice.utils.tool_inputs import InputFileError, check_output_file, report_error
 
 #: Largest relative error of the float32 OpenVINO outputs accepted by the check.
 TOLERANCE = 1e-4
 
 
-def load_pytorch2onnx():
-    """tools/deployment/pytorch2onnx.py, for its arguments, model preparation and checks."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'pytorch2onnx.py')
-    spec = importlib.util.spec_from_file_location('pytorch2onnx', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def parse_args(argv=None, onnx_tool=None):
-    onnx_tool = onnx_tool or load_pytorch2onnx()
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Export the deploy form of an mmdice model to OpenVINO IR (.xml + .bin) '
         'with the mmdice OpenVINO extension and check it against PyTorch.')
@@ -59,7 +51,7 @@ def parse_args(argv=None, onnx_tool=None):
     parser.add_argument('--shape', type=int, nargs=4, default=[1, 3, 224, 224],
                         metavar=('N', 'C', 'H', 'W'),
                         help='example input shape; H and W are fixed in the export')
-    onnx_tool.add_form_args(parser)
+    add_form_args(parser)
     parser.add_argument('--precision', default='f32',
                         help=f'inference precision recorded in the IR, one of {PRECISIONS}')
     parser.add_argument('--no-check', dest='check', action='store_false',
@@ -68,8 +60,7 @@ def parse_args(argv=None, onnx_tool=None):
 
 
 def main(argv=None) -> int:
-    onnx_tool = load_pytorch2onnx()
-    args = parse_args(argv, onnx_tool)
+    args = parse_args(argv)
     if args.precision not in PRECISIONS:
         return report_error(f'--precision must be one of {PRECISIONS}, got {args.precision!r}')
     if not args.output_file.endswith('.xml'):
@@ -83,13 +74,15 @@ def main(argv=None) -> int:
     try:
         check_output_file(args.output_file, 'OpenVINO IR file')
         library = build_openvino_extension()
-        model = onnx_tool.load_model(args, deploy=True)
+        model = load_export_model(args.config, args.checkpoint, args.shape, deploy=True)
         if not count_dice_fuse(model):
             raise ValueError(
                 f'{args.config}: the model has no DiCE units (DimConvFuse2d in its deploy form) '
                 'for the mmdice OpenVINO extension; export it with '
                 'tools/deployment/pytorch2onnx.py')
-        module, names, example = onnx_tool.prepare_export(args, model)
+        example = torch.randn(*args.shape)
+        module, names = prepare_export(model, example, args.raw, args.with_scores, args.config,
+                                       random_weights=args.checkpoint is None)
     except OpenVINOExtensionError as error:
         return report_error(str(error).splitlines()[0])
     except (InputFileError, ValueError) as error:
@@ -100,7 +93,7 @@ def main(argv=None) -> int:
         precisions = ['f32'] + (['bf16'] if args.precision == 'bf16' else [])
         for precision in precisions:
             try:
-                problem = onnx_tool.check_export(
+                problem = check_export(
                     args.output_file, module, example, args.raw,
                     'openvino', library, precision,
                     TOLERANCE if precision == 'f32' else float('inf'))

@@ -15,23 +15,12 @@ run by ``mmdice.apis.DeployedModel``. Example::
 missing extension library, a missing dataset) is one ``error:`` line, exit 1.
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 
 from mmdice.apis import BACKENDS, BackendError, DeployedModel
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
-                                  check_dataset_paths, parse_launch_args)
+                                  check_dataset_paths, enable_visualization, parse_launch_args)
 from mmdice.utils import TOOL_ERRORS, load_config, report_error
-
-
-def load_test_tool():
-    """tools/test.py, for its visualization set-up."""
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test.py')
-    spec = importlib.util.spec_from_file_location('mmdice_test_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args(argv=None):
@@ -62,7 +51,7 @@ def build_config(args):
         raise ValueError('--launcher: a deployed model is evaluated in one process; use '
                          '--launcher none')
     if args.show_dir is not None:
-        load_test_tool().enable_visualization(cfg, args.show_dir)
+        enable_visualization(cfg, args.show_dir)
     check_dataset_paths(cfg, ('test_dataloader', ))
     DeployedModel(args.model_file, cfg, args.backend, args.library)  # fails here, not in the Runner
     cfg.model = dict(type='mmdice.DeployedModel', path=args.model_file, config=args.config,
