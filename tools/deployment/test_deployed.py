@@ -12,7 +12,8 @@ run by ``mmdice.apis.DeployedModel``. Example::
 
 ``--show-dir`` draws the predictions with the codebase's visualizer. Bad input
 (a model file of another task or form, a backend that is not installed, a
-missing extension library, a missing dataset) is one ``error:`` line, exit 1.
+missing extension library, a missing dataset, an image of the test set that
+cannot be read) is one ``error:`` line, exit 1.
 """
 import argparse
 import sys
@@ -21,6 +22,9 @@ from mmdice.apis import BACKENDS, BackendError, DeployedModel
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
                                   check_dataset_paths, enable_visualization, parse_launch_args)
 from mmdice.utils import TOOL_ERRORS, load_config, report_error
+
+#: How mmcv's LoadImageFromFile says that it could not decode an image file.
+UNREADABLE_IMAGE = 'failed to load image:'
 
 
 def parse_args(argv=None):
@@ -70,7 +74,14 @@ def main(argv=None) -> int:
         runner = build_runner(cfg)
     except (BackendError, *TOOL_ERRORS) as error:
         return report_error(error)
-    runner.test()
+    try:
+        runner.test()
+    except AssertionError as error:  # mmcv's LoadImageFromFile asserts that it decoded the file
+        path = str(error).partition(UNREADABLE_IMAGE)[2]
+        if not path:
+            raise
+        return report_error(f'cannot read image {path.strip()} of the test set: not an image '
+                            'file (OpenCV cannot decode it)')
     return 0
 
 
