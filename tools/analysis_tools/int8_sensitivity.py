@@ -131,7 +131,7 @@ def main(argv=None) -> int:
             onnx_path = osp.join(staging, 'model.onnx')
             module, inputs = prepare_quantization(
                 cfg, args.checkpoint, images, onnx_path,
-                tuple(args.shape) if args.shape else None)
+                tuple(args.shape) if args.shape else None, raw=True)
             evaluation = calibration_inputs(cfg, module.model, eval_images,
                                             size=tuple(inputs[0].shape[-2:]), progress=False)
             fp32 = read_onnx(onnx_path)
