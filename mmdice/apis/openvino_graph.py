@@ -70,14 +70,6 @@ class _Graph:
     def fresh(self, stem: str) -> str:
         return f'mmdice_{stem}_{next(self.names)}'
 
-    def add_constant(self, values) -> str:
-        import numpy as np
-        from onnx import numpy_helper
-        name = self.fresh('const')
-        self.graph.initializer.append(numpy_helper.from_array(np.asarray(values), name))
-        self.constants[name] = np.asarray(values)
-        return name
-
     def transpose(self, source: str, perm: List[int]) -> str:
         """A new Transpose of ``source`` (appended; :func:`_finish` orders it)."""
         import onnx
@@ -248,7 +240,9 @@ def _shuffle_gated_concat(graph: _Graph) -> int:
     from mmdice.ops.onnx import MMDICE_DOMAIN
     count = 0
     for concat in list(graph.graph.node):
-        graph.index()
+        if concat.op_type != 'Concat':
+            continue
+        graph.index()  # the previous block end's rewiring changed producers and consumers
         matched = _block_end(graph, concat)
         if matched is None:
             continue
