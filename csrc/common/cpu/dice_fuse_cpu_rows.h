@@ -47,12 +47,8 @@ MMDICE_INLINE Float8 load8(const float* p) {
 
 MMDICE_INLINE Float8 splat8(float s) { return Float8{} + s; }
 
-MMDICE_INLINE Float8 prelu8(Float8 v, Float8 slope) {
-  const Float8 zero{};
-  const Float8 positive = v > zero ? v : zero;
-  const Float8 negative = v < zero ? v : zero;
-  return positive + slope * negative;
-}
+// prelu(v, slope) as a compare, a multiply and a blend (dice_fuse_prelu's value).
+MMDICE_INLINE Float8 prelu8(Float8 v, Float8 slope) { return v > Float8{} ? v : slope * v; }
 #endif
 
 // Element strides of a 4-D (N, C, H, W) tensor.
@@ -131,6 +127,17 @@ class Problem {
       coefficients_[kFuseBiasRow * stride + c] = params.fuse_bias[c];
       coefficients_[kOutSlopeRow * stride + c] = params.out_slope[c];
     }
+#ifdef MMDICE_DICE_FUSE_ROWS_VECTORS
+    if constexpr (std::is_same_v<T, float>) {
+      if (g_.kernel_size == 3) {
+        width_taps_.resize(g_.width * 9 * kLanes);
+        for (int64_t i = 0; i < g_.width * 9; ++i) {
+          const float tap = static_cast<float>(weight_width[i]);
+          std::fill_n(width_taps_.data() + i * kLanes, kLanes, tap);
+        }
+      }
+    }
+#endif
   }
 
   const DimConvGeometry& geometry() const { return g_; }
@@ -297,9 +304,9 @@ class Problem {
   }
 
   // Output row h (its input rows resident in `ring`) into `out`, column w at
-  // out + w * out_stride, channels contiguous: blocks of kColumnBlock columns
-  // when every dilation is 1 (neighbouring columns share their input loads),
-  // else one column at a time.
+  // out + w * out_stride, channels contiguous: blocks of columns when every
+  // dilation is 1 (neighbouring columns share their input loads; pairs in the
+  // vectorised 3x3 float path, kColumnBlock otherwise), else one column at a time.
   template <int K>
   MMDICE_INLINE void fuse_row(const Ring& ring, int64_t h, T* out, int64_t out_stride) const {
     constexpr int kColumnBlock = 4;
@@ -309,10 +316,17 @@ class Problem {
 #ifdef MMDICE_DICE_FUSE_ROWS_VECTORS
     if constexpr (K == 3 && std::is_same_v<T, float>) {
       if (unit_dilation) {
-        for (; w + kColumnBlock <= g_.width; w += kColumnBlock) {
-          fuse_columns_3x3<kColumnBlock>(ring, h, w, out + w * out_stride, out_stride);
+        const float* const rows[3] = {ring.at(h - 1, 0), ring.at(h, 0), ring.at(h + 1, 0)};
+        Float8 height_taps[9];
+        for (int t = 0; t < 9; ++t) {
+          height_taps[t] = splat8(static_cast<float>(weight_height_[h * 9 + t]));
         }
-        for (; w < g_.width; ++w) fuse_columns_3x3<1>(ring, h, w, out + w * out_stride, out_stride);
+        for (; w + 2 <= g_.width; w += 2) {
+          fuse_columns_3x3<true>(rows, height_taps, w, out + w * out_stride, out_stride);
+        }
+        if (w < g_.width) {
+          fuse_columns_3x3<false>(rows, height_taps, w, out + w * out_stride, out_stride);
+        }
         return;
       }
     }
@@ -374,88 +388,105 @@ class Problem {
   }
 
 #ifdef MMDICE_DICE_FUSE_ROWS_VECTORS
-  // Columns w0 .. w0 + B - 1 of output row h, 3x3 kernels, every dilation 1,
-  // float: eight channels at a time in explicit vectors, each loaded input
-  // vector used by every tap and column that reads it.
-  template <int B>
-  MMDICE_INLINE void fuse_columns_3x3(const Ring& ring, int64_t h, int64_t w0, float* out,
-                                      int64_t out_stride) const {
-    const int64_t column = padded_channels_;
-    const int64_t stride = table_channels_;
-    const int64_t channels = g_.channels;
-    float height_weight[9];
-    float width_weight[B][9];
-    for (int t = 0; t < 9; ++t) {
-      height_weight[t] = static_cast<float>(weight_height_[h * 9 + t]);
-      for (int j = 0; j < B; ++j) {
-        width_weight[j][t] = static_cast<float>(weight_width_[(w0 + j) * 9 + t]);
-      }
-    }
-    const float* rows[3] = {ring.at(h - 1, w0), ring.at(h, w0), ring.at(h + 1, w0)};
+  // Output columns w0 and, if kPair, w0 + 1 of a row, 3x3 kernels, every
+  // dilation 1, float: eight channels at a time, each column's three branch
+  // sums in named registers. `row_starts`: the staged input rows above, at and
+  // below the output row at column 0; `height_taps`: the row's 9 height-wise
+  // taps splatted (the width-wise ones come splatted from width_taps_).
+  // The row and weight-table strides are hidden from the optimiser in the
+  // loop, so that addresses are formed from a few base registers instead of
+  // one strength-reduced pointer (and a spill) per tap.
+  template <bool kPair>
+  MMDICE_INLINE void fuse_columns_3x3(const float* const row_starts[3], const Float8* height_taps,
+                                      int64_t w0, float* out, int64_t out_stride) const {
+    const float* width_taps0 = width_taps_.data() + w0 * 9 * kLanes;
+    const float* width_taps1 = width_taps0 + 9 * kLanes;
+    const int64_t offset = w0 * padded_channels_;
+    const float* rows[3] = {row_starts[0] + offset, row_starts[1] + offset, row_starts[2] + offset};
     const float* depth_weight = depth_weights_.data();
-    const float* coefficient = coefficients_.data();
-    for (int64_t c = 0; c < stride; c += kLanes) {
-      Float8 depth[B], height[B], width[B];
-#pragma GCC unroll 8
-      for (int j = 0; j < B; ++j) depth[j] = height[j] = width[j] = Float8{};
+    for (int64_t c = 0; c < table_channels_; c += kLanes) {
+      int64_t column = padded_channels_;
+      int64_t stride = table_channels_;
+      __asm__("" : "+r"(column), "+r"(stride));
+      Float8 depth0{}, height0{}, width0{}, depth1{}, height1{}, width1{};
 #pragma GCC unroll 3
       for (int a = 0; a < 3; ++a) {
         const float* row = rows[a] + c;
-        Float8 tap[3];
+        const float* tap = depth_weight + a * 3 * stride + c;
+        const Float8 left = load8(row - column), middle = load8(row), right = load8(row + column);
+        depth0 += load8(tap) * left;
+        depth0 += load8(tap + stride) * middle;
+        depth0 += load8(tap + 2 * stride) * right;
+        width0 += load8(width_taps0 + (a * 3) * kLanes) * load8(row - 1);
+        width0 += load8(width_taps0 + (a * 3 + 1) * kLanes) * middle;
+        width0 += load8(width_taps0 + (a * 3 + 2) * kLanes) * load8(row + 1);
+        if constexpr (kPair) {
+          const Float8 far = load8(row + 2 * column);
+          depth1 += load8(tap) * middle;
+          depth1 += load8(tap + stride) * right;
+          depth1 += load8(tap + 2 * stride) * far;
+          width1 += load8(width_taps1 + (a * 3) * kLanes) * load8(row + column - 1);
+          width1 += load8(width_taps1 + (a * 3 + 1) * kLanes) * right;
+          width1 += load8(width_taps1 + (a * 3 + 2) * kLanes) * load8(row + column + 1);
+        }
+      }
+      const float* centre = rows[1] + c;
 #pragma GCC unroll 3
-        for (int b = 0; b < 3; ++b) tap[b] = load8(depth_weight + (a * 3 + b) * stride + c);
-        // Columns w0 - 1 .. w0 + B of row h + a - 1, channels [c, c + 8).
-#pragma GCC unroll 10
-        for (int x = -1; x <= B; ++x) {
-          const Float8 v = load8(row + x * column);
-#pragma GCC unroll 8
-          for (int j = 0; j < B; ++j) {
-            const int b = x - j + 1;
-            if (b < 0 || b > 2) continue;
-            depth[j] += tap[b] * v;
-            if (a == 1) height[j] += splat8(height_weight[3 + b]) * v;
-          }
-          if (x >= 0 && x < B) width[x] += splat8(width_weight[x][a * 3 + 1]) * v;
-        }
-#pragma GCC unroll 8
-        for (int j = 0; j < B; ++j) {
-          width[j] += splat8(width_weight[j][a * 3]) * load8(row + j * column - 1) +
-                      splat8(width_weight[j][a * 3 + 2]) * load8(row + j * column + 1);
+      for (int b = 0; b < 3; ++b) {
+        const float* at = centre + (b - 1) * column;
+        height0 += height_taps[b] * load8(at - 1);
+        height0 += height_taps[3 + b] * load8(at);
+        height0 += height_taps[6 + b] * load8(at + 1);
+        if constexpr (kPair) {
+          height1 += height_taps[b] * load8(at + column - 1);
+          height1 += height_taps[3 + b] * load8(at + column);
+          height1 += height_taps[6 + b] * load8(at + column + 1);
         }
       }
-      // The height-wise taps one channel before and after, on row h.
-#pragma GCC unroll 10
-      for (int x = -1; x <= B; ++x) {
-        const Float8 before = load8(rows[1] + c + x * column - 1);
-        const Float8 after = load8(rows[1] + c + x * column + 1);
-#pragma GCC unroll 8
-        for (int j = 0; j < B; ++j) {
-          const int b = x - j + 1;
-          if (b < 0 || b > 2) continue;
-          height[j] += splat8(height_weight[b]) * before + splat8(height_weight[6 + b]) * after;
-        }
+      Float8 first, second;
+      if constexpr (kPair) {
+        fuse_pair(c, depth0, height0, width0, depth1, height1, width1, first, second);
+        store8(second, c, out + out_stride);
+      } else {
+        fuse_pair(c, depth0, height0, width0, depth0, height0, width0, first, second);
       }
-      const auto row_of = [&](int64_t index) { return load8(coefficient + index * stride + c); };
-#pragma GCC unroll 8
-      for (int j = 0; j < B; ++j) {
-        const Float8 branches[kNumBranches] = {depth[j], height[j], width[j]};
-        Float8 sum = row_of(kFuseBiasRow);
+      store8(first, c, out);
+    }
+  }
+
+  // The fused outputs of channels [c, c + 8) of two columns from their branch
+  // sums, each coefficient loaded once for both (for one column, both the same).
+  MMDICE_INLINE void fuse_pair(int64_t c, Float8 depth0, Float8 height0, Float8 width0,
+                               Float8 depth1, Float8 height1, Float8 width1, Float8& first,
+                               Float8& second) const {
+    const int64_t stride = table_channels_;
+    const float* coefficient = coefficients_.data() + c;
+    const auto row_of = [&](int64_t index) { return load8(coefficient + index * stride); };
+    const Float8 branches0[kNumBranches] = {depth0, height0, width0};
+    const Float8 branches1[kNumBranches] = {depth1, height1, width1};
+    Float8 sum0 = row_of(kFuseBiasRow);
+    Float8 sum1 = sum0;
 #pragma GCC unroll 3
-        for (int b = 0; b < kNumBranches; ++b) {
-          sum += row_of(kWeightRow + b) *
-                 prelu8(row_of(kScaleRow + b) * branches[b] + row_of(kBiasRow + b),
-                        row_of(kSlopeRow + b));
-        }
-        const Float8 result = prelu8(sum, row_of(kOutSlopeRow));
-        float* target = out + j * out_stride + c;
-        if (c + kLanes <= channels) {
-          __builtin_memcpy(target, &result, sizeof(result));
-        } else {
-          float lanes[kLanes];
-          __builtin_memcpy(lanes, &result, sizeof(result));
-          for (int64_t i = 0; i < channels - c; ++i) target[i] = lanes[i];
-        }
-      }
+    for (int b = 0; b < kNumBranches; ++b) {
+      const Float8 scale = row_of(kScaleRow + b), bias = row_of(kBiasRow + b),
+                   slope = row_of(kSlopeRow + b), weight = row_of(kWeightRow + b);
+      sum0 += weight * prelu8(scale * branches0[b] + bias, slope);
+      sum1 += weight * prelu8(scale * branches1[b] + bias, slope);
+    }
+    const Float8 out_slope = row_of(kOutSlopeRow);
+    first = prelu8(sum0, out_slope);
+    second = prelu8(sum1, out_slope);
+  }
+
+  // Channels [c, c + 8) of `value`, those below the problem's channels, into out + c.
+  MMDICE_INLINE void store8(Float8 value, int64_t c, float* out) const {
+    float* target = out + c;
+    if (c + kLanes <= g_.channels) {
+      __builtin_memcpy(target, &value, sizeof(value));
+    } else {
+      float lanes[kLanes];
+      __builtin_memcpy(lanes, &value, sizeof(value));
+      for (int64_t i = 0; i < g_.channels - c; ++i) target[i] = lanes[i];
     }
   }
 #endif
@@ -513,6 +544,11 @@ class Problem {
   int64_t row_elements_ = 0;
   std::vector<T> depth_weights_;
   std::vector<T> coefficients_;
+#ifdef MMDICE_DICE_FUSE_ROWS_VECTORS
+  // The width-wise taps splatted, (W, 9, kLanes), for the 3x3 float path (a
+  // vector of floats: std::vector<Float8> would drop the vector type's alignment).
+  std::vector<float> width_taps_;
+#endif
 };
 
 // Output rows [begin, end) of `problem` (supports(geometry) must hold).
