@@ -7,7 +7,7 @@ the planar one with ``DiCEFuse`` nodes only), as the standard-operator ONNX
 export (``pytorch2onnx.py``), and torchvision's ShuffleNetV2 x1.5 (ONNX), each
 at the requested precisions (INFERENCE_PRECISION_HINT; a CPU without bf16
 runs f32), compiled for the batch's static shape (``--dynamic``: with the
-dynamic batch axis of the files).
+dynamic batch axis of the files); ``--forms`` picks DiCENet's forms.
 ``--extra NAME XML LIBRARY`` adds an IR built elsewhere (e.g. by an earlier
 version, with its extension library). Every timing runs in its own process
 (compile, ``--warmup`` calls, then ``--repeat`` timed calls, their median), the
@@ -38,8 +38,16 @@ SHUFFLENET = 'shufflenet_v2_x1_5'
 RUNTIME_LAYERS = ('Eltwise', 'Reorder', 'Transpose')
 
 
-def export_models(folder):
-    """{name: model path} of the models, exported into ``folder``."""
+#: DiCENet's forms: --forms name -> row name.
+FORMS = {
+    'nhwc': 'dicenet-s2.4 OpenVINO NHWC graph',
+    'nchw': 'dicenet-s2.4 OpenVINO NCHW DiCEFuse',
+    'standard': 'dicenet-s2.4 standard ops',
+}
+
+
+def export_models(folder, forms=tuple(FORMS)):
+    """{name: model path} of ShuffleNetV2 and DiCENet's ``forms``, exported into ``folder``."""
     import torch
     import torchvision
 
@@ -47,19 +55,18 @@ def export_models(folder):
                              export_openvino)
     example = torch.randn(1, 3, 224, 224)
     dicenet = TensorModeWrapper(build_model_from_config(CONFIG, deploy=True)).eval()
-    paths = {
-        SHUFFLENET: osp.join(folder, 'shufflenet.onnx'),
-        'dicenet-s2.4 OpenVINO NHWC graph': osp.join(folder, 'dicenet_nhwc.xml'),
-        'dicenet-s2.4 OpenVINO NCHW DiCEFuse': osp.join(folder, 'dicenet_nchw.xml'),
-        'dicenet-s2.4 standard ops': osp.join(folder, 'dicenet.onnx'),
-    }
+    paths = {SHUFFLENET: osp.join(folder, 'shufflenet.onnx')}
     export_onnx(torchvision.models.shufflenet_v2_x1_5().eval(), example, paths[SHUFFLENET],
                 output_names=['logits'], dynamic_spatial=False)
-    export_openvino(dicenet, example, paths['dicenet-s2.4 OpenVINO NHWC graph'],
-                    output_names=['logits'])
-    export_openvino(dicenet, example, paths['dicenet-s2.4 OpenVINO NCHW DiCEFuse'],
-                    output_names=['logits'], dice_layout='NCHW')
-    export_onnx(dicenet, example, paths['dicenet-s2.4 standard ops'], output_names=['logits'])
+    for form in forms:
+        path = osp.join(folder, f'dicenet_{form}.onnx' if form == 'standard' else
+                        f'dicenet_{form}.xml')
+        if form == 'standard':
+            export_onnx(dicenet, example, path, output_names=['logits'])
+        else:
+            export_openvino(dicenet, example, path, output_names=['logits'],
+                            dice_layout=form.upper())
+        paths[FORMS[form]] = path
     return paths
 
 
@@ -118,6 +125,9 @@ def main(argv=None):
     parser.add_argument('--extra', nargs=3, action='append', default=[],
                         metavar=('NAME', 'XML', 'LIBRARY'),
                         help='also time this IR, run with this extension library')
+    parser.add_argument('--forms', nargs='+', default=list(FORMS), choices=list(FORMS),
+                        help="DiCENet's forms to time beside ShuffleNetV2: the channels-last "
+                        'graph, the planar DiCEFuse one, the standard-operator ONNX')
     parser.add_argument('--dynamic', action='store_true',
                         help='compile with the dynamic batch axis instead of static shapes')
     parser.add_argument('--child', nargs=6, help=argparse.SUPPRESS)  # a timing process
@@ -134,7 +144,7 @@ def main(argv=None):
     rows, profiles = [], {}
     shape_flag = ['--dynamic'] if args.dynamic else []
     with tempfile.TemporaryDirectory() as folder:
-        models = {name: (path, '') for name, path in export_models(folder).items()}
+        models = {name: (path, '') for name, path in export_models(folder, args.forms).items()}
         models.update({name: (xml, library) for name, xml, library in args.extra})
         samples = collections.defaultdict(list)
         for _ in range(args.rounds):
