@@ -161,3 +161,32 @@ def test_calibration_num_and_order(tmp_path):
     assert list_calibration_images(str(tmp_path), 1) == [str(tmp_path / 'a.jpg')]
     with pytest.raises(InputFileError, match='is not a folder'):
         list_calibration_images(str(tmp_path / 'a.jpg'))
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_quantize_aware_training(inputs, capsys):
+    """--qat: a few fine-tuning steps, an int8 IR with FakeQuantize nodes whose
+    outputs are close to fp32 (the tool's own check prints the agreement)."""
+    root, checkpoint, calib = inputs
+    output = str(root / 'qat' / 'cls-int8.xml')
+    assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--qat',
+                             '--qat-steps', '3', '--output-file', output]) == 0
+    out = capsys.readouterr().out
+    assert 'QAT step 3/3' in out
+    assert sorted(os.listdir(root / 'qat')) == ['cls-int8.bin', 'cls-int8.xml']
+    import openvino as ov
+    assert 'FakeQuantize' in {op.get_type_name() for op in ov.Core().read_model(output).get_ops()}
+    agreement = float(out.rsplit('argmax agreement', 1)[1].split()[0])
+    assert agreement >= MIN_TOP1_AGREEMENT
+
+
+@pytest.mark.parametrize('extra,match', [
+    (['--keep-float', 'dice'], '--qat does not take the post-training options --keep-float'),
+    (['--no-fuse-prelu', '--equalize', 'weights'], '--equalize, --no-fuse-prelu'),
+    (['--qat-steps', '-1'], '--qat-steps must be >= 0')])
+def test_quantize_aware_training_bad_options(inputs, tmp_path, capsys, extra, match):
+    _, checkpoint, calib = inputs
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--qat',
+                           '--output-file', str(tmp_path / 'o.xml')] + extra, capsys)
+    assert match in line
+    assert os.listdir(tmp_path) == []
