@@ -20,7 +20,11 @@ INFERENCE_PRECISION_HINT: OpenVINO otherwise computes the float layers in bf16
 on CPUs that have it). Its input has a dynamic batch axis and the height and
 width of the calibration inputs (``--shape``, else the first image's size after
 the test pipeline; other images are resized to it). ``--keep-float`` leaves
-layer groups in floating point (first_conv, gate, classifier). Afterwards the
+layer groups in floating point (first_conv, gate, classifier). ``--qat``
+fine-tunes instead with quantization in the loop (NNCF for PyTorch), distilled
+from the fp32 model's outputs on the calibration images, no labels needed
+(``mmdice.apis.int8_qat``; ``--qat-steps``, ``--qat-lr``, ``--qat-batch``;
+minutes to hours on a CPU). Afterwards the
 int8 model is compared with the fp32 PyTorch model on (up to 8 of) the
 calibration images. Bad input (a missing or empty calibration folder, an
 unreadable image, a model the runtime cannot quantize) is one ``error:`` line,
