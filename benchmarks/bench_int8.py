@@ -33,8 +33,6 @@ import torch
 from benchmark_utils import (REPO_ROOT, benchmark_parser, config_path, cpu_model, format_table,
                              write_json)
 
-sys.path.insert(0, REPO_ROOT)
-
 CLS_CONFIG = config_path('dicenet/dicenet-s1.0_8xb64_in1k.py')
 SEG_CONFIG = config_path('dicenet_seg/dicenet-s1.0_1xb32-100e_voc12aug-384x384.py')
 #: name -> (input size, config whose test pipeline prepares the calibration images)

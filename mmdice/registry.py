@@ -5,12 +5,6 @@ Any OpenMMLab codebase builds our classes with the scope prefix, e.g.
 mmengine imports this module for the ``mmdice`` scope and each registry
 imports its ``locations`` on first look-up, so no ``custom_imports`` is needed.
 
-Importing this module (mmengine does for the scope, every mmdice module does)
-also lets torch >= 2.6 load full mmengine checkpoints with ``weights_only``
-(:func:`mmdice.utils.allow_mmengine_checkpoint_globals`), so that resuming,
-``load_from`` and ``Pretrained`` initialisation work from the codebases' own
-tools too.
-
 The registries wrap each class they register so that an unknown constructor
 argument (a config typo) raises one line naming it, a close match and the
 accepted ones (:mod:`mmdice.utils.init_arguments`).
@@ -22,7 +16,7 @@ from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
 from mmengine.registry import Registry
 
-from mmdice.utils import allow_mmengine_checkpoint_globals
+import mmdice.utils.torch_load  # noqa: F401  (the scope's checkpoints load under torch >= 2.6)
 from mmdice.utils.init_arguments import check_init_arguments
 
 __all__ = ['MODELS', 'PARAM_SCHEDULERS', 'OPTIM_WRAPPERS']
@@ -47,5 +41,3 @@ PARAM_SCHEDULERS = ArgumentCheckingRegistry('parameter scheduler',
 #: Optimizer wrappers.
 OPTIM_WRAPPERS = ArgumentCheckingRegistry('optim_wrapper', parent=MMENGINE_OPTIM_WRAPPERS,
                                           scope='mmdice', locations=['mmdice.engine'])
-
-allow_mmengine_checkpoint_globals()

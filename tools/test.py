@@ -13,7 +13,8 @@ from mmengine.evaluator import DumpResults
 
 import mmdice.models  # noqa: F401  registers the mmdice.* classes
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_checked_runner,
-                                  check_dataset_paths, distributed_session, parse_launch_args)
+                                  check_dataset_paths, distributed_session, enable_visualization,
+                                  parse_launch_args)
 from mmdice.utils import (TOOL_ERRORS, allow_mmengine_checkpoint_globals, check_output_file,
                           load_config, read_checkpoint, report_error)
 
@@ -36,34 +37,6 @@ def parse_args(argv=None):
         bad_out = ValueError(f'--out must be a .pkl or .pickle file, got {args.out}')
         sys.exit(report_error(bad_out))
     return args
-
-
-def enable_visualization(cfg, show_dir):
-    """Turn on the codebase's VisualizationHook so it writes an image of every
-    test image into ``show_dir``.
-
-    The hook of each codebase takes different arguments, chosen by the
-    config's ``default_scope``.
-    """
-    hook = cfg.get('default_hooks', {}).get('visualization')
-    if hook is None:
-        raise ValueError('--show-dir needs default_hooks.visualization (a VisualizationHook) '
-                         'in the config')
-    scope = cfg.get('default_scope', 'mmengine')
-    if scope == 'mmpretrain':
-        hook.enable = True
-        hook.out_dir = show_dir
-    elif scope == 'mmdet':
-        hook.draw = True
-        hook.test_out_dir = show_dir
-    elif scope == 'mmseg':
-        hook.draw = True
-        cfg.visualizer.save_dir = show_dir
-    else:
-        raise ValueError(f'--show-dir supports default_scope mmpretrain, mmdet or mmseg, '
-                         f'got {scope}')
-    # the hooks draw every ``interval``-th test iteration (50 or 5000 by default): every image
-    hook.interval = 1
 
 
 def merge_args(cfg, args):

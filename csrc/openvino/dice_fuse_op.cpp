@@ -13,16 +13,7 @@
 #include <vector>
 
 #include "../common/cpu/cpu_kernel_utils.h"
-
-namespace mmdice {
-
-template <>
-struct AccumulateType<ov::bfloat16> {
-  using type = float;
-};
-
-}  // namespace mmdice
-
+#include "openvino_accumulate.hpp"
 #include "../common/cpu/dice_fuse_cpu_planes.h"
 #include "../common/cpu/dice_fuse_cpu_rows.h"
 
@@ -43,35 +34,39 @@ MMDICE_CPU_CLONES void dice_fuse_planes(const dim_conv_cpu::Problem<float>& prob
   dice_fuse_planes_impl(problem, params, scratch, output, begin, end);
 }
 
-// Output rows [begin, end) of the row kernel; one worker per element type.
+// Output rows [begin, end) of the row kernel (and their column sums, when
+// `channel_sums` is given); one worker per element type.
 MMDICE_CPU_CLONES void dice_fuse_rows_f32(const dice_fuse_rows::Problem<float>& problem,
-                                          int64_t begin, int64_t end, float* scratch) {
-  dice_fuse_rows::run_rows_impl(problem, begin, end, scratch);
+                                          int64_t begin, int64_t end, float* scratch,
+                                          float* channel_sums) {
+  dice_fuse_rows::run_rows_impl(problem, begin, end, scratch, channel_sums);
 }
 
 MMDICE_CPU_CLONES void dice_fuse_rows_bf16(const dice_fuse_rows::Problem<ov::bfloat16>& problem,
-                                           int64_t begin, int64_t end, float* scratch) {
-  dice_fuse_rows::run_rows_impl(problem, begin, end, scratch);
+                                           int64_t begin, int64_t end, float* scratch,
+                                           float* channel_sums) {
+  dice_fuse_rows::run_rows_impl(problem, begin, end, scratch, channel_sums);
 }
 
 void run_rows(const dice_fuse_rows::Problem<float>& problem, int64_t begin, int64_t end,
-              float* scratch) {
-  dice_fuse_rows_f32(problem, begin, end, scratch);
+              float* scratch, float* channel_sums) {
+  dice_fuse_rows_f32(problem, begin, end, scratch, channel_sums);
 }
 
 void run_rows(const dice_fuse_rows::Problem<ov::bfloat16>& problem, int64_t begin, int64_t end,
-              float* scratch) {
-  dice_fuse_rows_bf16(problem, begin, end, scratch);
+              float* scratch, float* channel_sums) {
+  dice_fuse_rows_bf16(problem, begin, end, scratch, channel_sums);
 }
 
-// Workers for `items` work items of `item_elements` elements each: one per
+// Workers for `items` work items, `grain` of them at least per worker: one per
 // OpenVINO thread, fewer for small problems.
-int worker_count(int64_t items, int64_t item_elements) {
-  return static_cast<int>(std::max<int64_t>(
-      1, std::min<int64_t>(parallel_get_max_threads(), items / parallel_grain(item_elements))));
+int worker_count(int64_t items, int64_t grain) {
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(parallel_get_max_threads(), items / grain)));
 }
 
-// The row kernel on the evaluate() tensors, x and output with `strides`.
+// The row kernel on the evaluate() tensors, x and output with `strides`; with
+// a second output, the output's means over (H, W) as (N, C) in it.
 template <typename scalar_t>
 void evaluate_rows(ov::TensorVector& outputs, const ov::TensorVector& inputs,
                    const DimConvGeometry& geometry, dice_fuse_rows::Strides strides) {
@@ -88,22 +83,46 @@ void evaluate_rows(ov::TensorVector& outputs, const ov::TensorVector& inputs,
       inputs[2].data<const scalar_t>(), inputs[3].data<const scalar_t>(), geometry, params,
       outputs[0].data<scalar_t>(), strides);
   const int64_t rows = problem.rows();
-  ov::parallel_nt(worker_count(rows, geometry.width * geometry.channels),
-                  [&](int thread, int count) {
-                    const int64_t begin = rows * thread / count;
-                    const int64_t end = rows * (thread + 1) / count;
-                    if (begin < end) {
-                      std::vector<float> scratch(problem.scratch_elements());
-                      run_rows(problem, begin, end, scratch.data());
-                    }
-                  });
+  const int workers = worker_count(rows, dice_fuse_rows::row_grain(geometry));
+  const bool with_mean = outputs.size() > 1;
+  const int64_t means = geometry.batch * geometry.channels;
+  std::vector<std::vector<float>> sums(with_mean ? workers : 0, std::vector<float>(means, 0.f));
+  ov::parallel_nt(workers, [&](int thread, int count) {
+    const int64_t begin = rows * thread / count;
+    const int64_t end = rows * (thread + 1) / count;
+    if (begin < end) {
+      std::vector<float> scratch(problem.scratch_elements());
+      run_rows(problem, begin, end, scratch.data(), with_mean ? sums[thread].data() : nullptr);
+    }
+  });
+  if (!with_mean) return;
+  scalar_t* mean = outputs[1].data<scalar_t>();
+  const float scale = 1.f / static_cast<float>(geometry.plane());
+  for (int64_t i = 0; i < means; ++i) {
+    float total = 0.f;
+    for (const std::vector<float>& partial : sums) total += partial[i];
+    mean[i] = static_cast<scalar_t>(total * scale);
+  }
+}
+
+// The means over (H, W) of a planar f32 (N, C, H, W) output, as (N, C).
+void plane_means(const float* output, const DimConvGeometry& geometry, float* mean) {
+  const int64_t plane = geometry.plane();
+  for (int64_t i = 0; i < geometry.batch * geometry.channels; ++i) {
+    double total = 0.0;
+    for (int64_t j = 0; j < plane; ++j) total += output[i * plane + j];
+    mean[i] = static_cast<float>(total / static_cast<double>(plane));
+  }
 }
 
 }  // namespace
 
 DiCEFuse::DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
-                   std::string layout)
-    : ov::op::Op(inputs), dilation_(std::move(dilation)), layout_(std::move(layout)) {
+                   std::string layout, int64_t with_mean)
+    : ov::op::Op(inputs),
+      dilation_(std::move(dilation)),
+      layout_(std::move(layout)),
+      with_mean_(with_mean) {
   constructor_validate_and_infer_types();
 }
 
@@ -119,6 +138,8 @@ void DiCEFuse::validate_and_infer_types() {
                         " values");
   NODE_VALIDATION_CHECK(this, layout_ == "NCHW" || layout_ == "NHWC",
                         "DiCEFuse: layout must be \"NCHW\" or \"NHWC\", got \"", layout_, "\"");
+  NODE_VALIDATION_CHECK(this, with_mean_ == 0 || with_mean_ == 1,
+                        "DiCEFuse: with_mean must be 0 or 1, got ", with_mean_);
   const ov::element::Type type = get_input_element_type(0);
   NODE_VALIDATION_CHECK(this,
                         type.is_dynamic() || type == ov::element::f32 ||
@@ -139,15 +160,23 @@ void DiCEFuse::validate_and_infer_types() {
                           ", got ", get_input_partial_shape(i));
   }
   set_output_type(0, type, x);
+  if (with_mean_) {
+    const bool nhwc = layout_ == "NHWC";
+    set_output_type(1, type,
+                    x.rank().is_static()
+                        ? ov::PartialShape({x[0], x[nhwc ? 3 : 1]})
+                        : ov::PartialShape::dynamic(2));
+  }
 }
 
 std::shared_ptr<ov::Node> DiCEFuse::clone_with_new_inputs(const ov::OutputVector& inputs) const {
-  return std::make_shared<DiCEFuse>(inputs, dilation_, layout_);
+  return std::make_shared<DiCEFuse>(inputs, dilation_, layout_, with_mean_);
 }
 
 bool DiCEFuse::visit_attributes(ov::AttributeVisitor& visitor) {
   visitor.on_attribute("dilation", dilation_);
   visitor.on_attribute("layout", layout_);
+  visitor.on_attribute("with_mean", with_mean_);
   return true;
 }
 
@@ -188,6 +217,7 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
                     " must have shape ", expected, ", got ", inputs[i].get_shape());
   }
   outputs[0].set_shape(stored);
+  if (with_mean_) outputs[1].set_shape({x[0], x[1]});
   DimConvGeometry geometry{static_cast<int64_t>(x[0]), channels,
                            static_cast<int64_t>(x[2]), static_cast<int64_t>(x[3]),
                            kernel_size,  dilation_[0],
@@ -217,7 +247,8 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
                                      inputs[6].data<const float>(), inputs[7].data<const float>(),
                                      inputs[8].data<const float>(), inputs[9].data<const float>()};
   float* output = outputs[0].data<float>();
-  ov::parallel_nt(worker_count(planes, geometry.plane()), [&](int thread, int count) {
+  const int workers = worker_count(planes, parallel_grain(geometry.plane()));
+  ov::parallel_nt(workers, [&](int thread, int count) {
     const int64_t begin = planes * thread / count;
     const int64_t end = planes * (thread + 1) / count;
     if (begin < end) {
@@ -225,6 +256,7 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
       dice_fuse_planes(problem, params, scratch.data(), output, begin, end);
     }
   });
+  if (with_mean_) plane_means(output, geometry, outputs[1].data<float>());
   return true;
 }
 

@@ -10,8 +10,9 @@
 // csrc/common/dim_conv_common.h); branch_scale,
 // branch_bias, branch_slope, fuse_weight (C, 3); fuse_bias, out_slope (C).
 // Attributes: dilation, three positive ints (depth, height, width); layout,
-// "NCHW" (default) or "NHWC", of x and the output.
-// Output: x's shape and type.
+// "NCHW" (default) or "NHWC", of x and the output; with_mean, 0 (default) or 1.
+// Outputs: y, x's shape and type; with with_mean = 1 also y's means over
+// (H, W), (N, C) (the SE gate's pooling, computed as y is written).
 #pragma once
 
 #include <openvino/op/op.hpp>
@@ -29,7 +30,7 @@ class DiCEFuse : public ov::op::Op {
 
   DiCEFuse() = default;
   DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
-           std::string layout = "NCHW");
+           std::string layout = "NCHW", int64_t with_mean = 0);
 
   void validate_and_infer_types() override;
   std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& inputs) const override;
@@ -40,6 +41,7 @@ class DiCEFuse : public ov::op::Op {
  private:
   std::vector<int64_t> dilation_{1, 1, 1};
   std::string layout_ = "NCHW";
+  int64_t with_mean_ = 0;
 };
 
 }  // namespace openvino

@@ -11,9 +11,12 @@ calibration images. Then the weights, biases and quantizer ranges are
 fine-tuned with Adam so that the fake-quantized model reproduces the fp32
 model's outputs (mean squared error over every output tensor, the teacher
 being the fp32 model itself) on the calibration images, each randomly flipped
-left-right. OpenVINO's PyTorch frontend converts the result: FakeQuantize
-nodes, which OpenVINO's CPU plugin runs in int8, as for post-training
-quantization.
+left-right. The fine-tuning sees the network's raw (``mode='tensor'``)
+outputs; the exported graph is those outputs or, by default, the end-to-end
+graph around the fine-tuned network (:func:`~mmdice.apis.end2end.end2end_module`,
+its post-processing in floating point; segmentors and classifiers).
+OpenVINO's PyTorch frontend converts the result: FakeQuantize nodes, which
+OpenVINO's CPU plugin runs in int8, as for post-training quantization.
 
 NNCF builds its quantization kernels on first use (a C++ extension, cached in
 ``~/.cache/torch_extensions``); on a loaded machine the build takes longer
@@ -53,19 +56,27 @@ def quantize_aware_training(module: torch.nn.Module,
                             preset: str = 'mixed',
                             range_estimator: str = 'minmax',
                             seed: int = 0,
+                            raw: bool = True,
+                            scores: bool = False,
                             log: Optional[Callable[[str], None]] = print,
                             source: str = 'the model'):
     """int8 OpenVINO model of the deploy-form ``module`` (a
     :class:`~mmdice.apis.TensorModeWrapper`, left unchanged) fine-tuned with
     quantization in the loop for ``steps`` Adam steps of ``batch_size`` of the
     calibration ``inputs`` ((1, C, H, W) tensors of one size; their ranges
-    initialise the quantizers); see the module docstring. ``log``: called with
-    a progress line every tenth of the steps (None: silent). QuantizationError
-    if NNCF cannot quantize the model or OpenVINO cannot convert it."""
+    initialise the quantizers); see the module docstring. ``raw``: the model's
+    outputs are the network's (named as :func:`~mmdice.apis.deploy_module`
+    names them); else the end-to-end graph's (``scores``: a classifier also
+    outputs scores); ValueError for an end-to-end detector (its NMS is a
+    custom op that OpenVINO's PyTorch frontend cannot convert). ``log``:
+    called with a progress line every tenth of the steps (None: silent).
+    QuantizationError if NNCF cannot quantize the model or OpenVINO cannot
+    convert it."""
     import copy
 
     from mmdice.ops.extension import reference_graph
 
+    from .end2end import end2end_module, end2end_output_names, model_task, raw_output_names
     from .onnx_export import flat_outputs
     from .quantize import PRESETS, RANGE_ESTIMATORS, QuantizationError
     if preset not in PRESETS:
@@ -76,6 +87,10 @@ def quantize_aware_training(module: torch.nn.Module,
     if steps < 0 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f'steps must be >= 0, batch_size >= 1 and learning_rate > 0, got '
                          f'{steps}, {batch_size}, {learning_rate}')
+    if not raw and model_task(module.model) == 'detector':
+        raise ValueError("quantization-aware training converts with OpenVINO's PyTorch "
+                         "frontend, which cannot convert the end-to-end detector's NMS: "
+                         'export the raw outputs (raw=True, --raw)')
     os.environ.setdefault('NNCF_EXTENSION_LOAD_TIMEOUT', '0')
     import nncf
     import openvino as ov
@@ -119,12 +134,21 @@ def quantize_aware_training(module: torch.nn.Module,
                     f'({time.perf_counter() - started:.0f} s)')
                 recent = []
         student.eval()
+        if raw:
+            exported = student
+            with torch.no_grad():
+                names = raw_output_names(module.model, module(inputs[0]))
+        else:
+            exported = end2end_module(teacher.model, scores, network=student)
+            names = end2end_output_names(teacher.model, scores)
         try:
             with torch.no_grad():
-                converted = ov.convert_model(student, example_input=inputs[0])
+                converted = ov.convert_model(exported, example_input=inputs[0])
         except Exception as error:  # noqa: BLE001 - the frontend raises many kinds
             lines = str(error).strip().splitlines()
             raise QuantizationError(f'OpenVINO cannot convert the fine-tuned int8 {source}: '
                                     f'{type(error).__name__}: {lines[0] if lines else ""}'
                                     ) from error
+    for output, name in zip(converted.outputs, names):
+        output.get_tensor().set_names({name})
     return converted

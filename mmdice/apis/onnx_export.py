@@ -41,8 +41,7 @@ def export_onnx(module: nn.Module,
                 path: str,
                 output_names: Optional[Sequence[str]] = None,
                 dynamic_spatial: Optional[bool] = None,
-                mmdice_domain: bool = False,
-                dice_layout: str = 'NCHW') -> List[str]:
+                mmdice_domain: bool = False) -> List[str]:
     """Export ``module(example)`` to ``path`` with the mmdice ops translated.
 
     The input ``input`` has a dynamic batch axis, and dynamic height and width
@@ -52,8 +51,8 @@ def export_onnx(module: nn.Module,
     Both are written to a temporary folder beside ``path`` and then moved in, so
     a failed export leaves nothing behind. ``mmdice_domain``: the fused DiCE
     ops become ``mmdice.DiCEFuse`` custom-domain nodes for the mmdice OpenVINO
-    extension (:func:`~mmdice.ops.onnx.onnx_translation_table`, which also
-    says what ``dice_layout`` chooses) instead of standard operators. The
+    extension (:func:`~mmdice.ops.onnx.onnx_translation_table`) instead of
+    standard operators. The
     end-to-end graphs' NMS becomes ONNX ``NonMaxSuppression``
     (:mod:`mmdice.apis.end2end`). Returns the written paths.
     """
@@ -66,7 +65,7 @@ def export_onnx(module: nn.Module,
     axes = {0: torch.export.Dim.AUTO}
     if dynamic_spatial:
         axes.update({axis: torch.export.Dim.AUTO for axis in range(2, example.dim())})
-    table = onnx_translation_table(prelu_slopes_at_most_one(module), mmdice_domain, dice_layout)
+    table = onnx_translation_table(prelu_slopes_at_most_one(module), mmdice_domain)
     table.update(onnx_translations())
     with torch.no_grad():
         program = torch.onnx.export(module, (example, ), None, dynamo=True, opset_version=OPSET,
@@ -81,13 +80,20 @@ def export_onnx(module: nn.Module,
     try:
         program.save(osp.join(staging, osp.basename(path)),
                      external_data=weight_bytes > MAX_INLINE_BYTES)
-        written = []
-        for name in sorted(os.listdir(staging)):  # the .onnx first, then its .data
-            target = osp.join(folder, name)
-            os.replace(osp.join(staging, name), target)
-            written.append(target)
+        # the .onnx first, then its .data
+        return move_into_folder(staging, folder, sorted(os.listdir(staging)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def move_into_folder(staging: str, folder: str, names: Sequence[str]) -> List[str]:
+    """Move the files ``names`` of the export's ``staging`` folder into ``folder``
+    (``os.replace``: each appears whole), in order; their new paths."""
+    written = []
+    for name in names:
+        target = osp.join(folder, name)
+        os.replace(osp.join(staging, name), target)
+        written.append(target)
     return written
 
 

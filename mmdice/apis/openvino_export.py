@@ -4,11 +4,16 @@ nodes, and its check against PyTorch.
 The model goes through the ONNX export (:func:`~mmdice.apis.export_onnx`) with
 the fused DiCE ops written as ``mmdice.DiCEFuse`` custom-domain nodes (at
 other sizes than their build size with banded kernels,
-:func:`~mmdice.ops.openvino.banded_dice_fuse`), which
-OpenVINO's ONNX frontend maps to the extension's ``DiCEFuse`` operation
+:func:`~mmdice.ops.openvino.banded_dice_fuse`); by default the graph is then
+rewritten channels-last for the CPU plugin, with the ends of ShuffleNet
+blocks as ``mmdice.ShuffleGatedConcat`` nodes
+(:func:`~mmdice.apis.openvino_graph.rewrite_for_openvino_cpu`). OpenVINO's
+ONNX frontend maps them to the extension's operations
 (:mod:`mmdice.ops.openvino`); the IR (``.xml`` + ``.bin``, float32 weights)
 records the inference precision in its ``rt_info`` (``runtime_options`` /
-``INFERENCE_PRECISION_HINT``), which :func:`compile_openvino` applies.
+``INFERENCE_PRECISION_HINT``), which :func:`compile_openvino` applies. The
+CPU plugin turns the rewritten graph's layout changes into free
+reinterpretations only for static shapes: compile with ``input_shape``.
 """
 import os
 import os.path as osp
@@ -19,13 +24,15 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .onnx_export import compare_with_pytorch, export_onnx
+from .onnx_export import compare_with_pytorch, export_onnx, move_into_folder
 
 #: Inference precisions of the export: OpenVINO's INFERENCE_PRECISION_HINT values.
 PRECISIONS = ('f32', 'bf16')
 
-#: Layout of the exported DiCEFuse nodes at their build size.
-DICE_LAYOUT = 'NCHW'
+#: Layouts of the exported graph's mmdice nodes: 'NHWC' rewrites the graph
+#: channels-last (:func:`~mmdice.apis.openvino_graph.rewrite_for_openvino_cpu`),
+#: 'NCHW' keeps planar DiCEFuse nodes and standard block ends.
+DICE_LAYOUTS = ('NHWC', 'NCHW')
 
 #: Where the IR records its precision.
 PRECISION_RT_INFO = ['runtime_options', 'INFERENCE_PRECISION_HINT']
@@ -45,13 +52,38 @@ def count_dice_fuse(module: nn.Module) -> int:
     return sum(isinstance(layer, DimConvFuse2d) for layer in module.modules())
 
 
+#: Operations whose constant inputs each get their own copy in the IR: the CPU
+#: plugin fuses such a node into the preceding convolution only when its
+#: constant feeds no other node.
+POST_OP_TYPES = ('PRelu', )
+
+
+def unshare_activation_constants(model) -> int:
+    """Give every :data:`POST_OP_TYPES` node of the OpenVINO ``model`` its own
+    copy of each constant input that other nodes share (the ONNX export merges
+    equal initializers, e.g. the PReLU slopes of an untrained model), in place.
+    Returns the number of inputs rewired."""
+    import openvino.opset13 as opset
+    rewired = 0
+    for node in model.get_ordered_ops():
+        if node.get_type_name() not in POST_OP_TYPES:
+            continue
+        for port in node.inputs()[1:]:
+            source = port.get_source_output()
+            constant = source.get_node()
+            if constant.get_type_name() == 'Constant' and len(source.get_target_inputs()) > 1:
+                port.replace_source_output(opset.constant(constant.get_data().copy()).output(0))
+                rewired += 1
+    return rewired
+
+
 def export_openvino(module: nn.Module,
                     example: torch.Tensor,
                     path: str,
                     precision: str = 'f32',
                     output_names: Optional[Sequence[str]] = None,
                     library: Optional[str] = None,
-                    dice_layout: str = DICE_LAYOUT) -> List[str]:
+                    dice_layout: str = 'NHWC') -> List[str]:
     """Export ``module(example)`` to the OpenVINO IR ``path`` (``.xml``, and the
     ``.bin`` beside it) with the mmdice ops as extension nodes.
 
@@ -59,15 +91,16 @@ def export_openvino(module: nn.Module,
     ``precision``: 'f32' or 'bf16', recorded in the IR. ``library``: the
     extension library (default: built or found by
     :func:`~mmdice.ops.openvino.build_openvino_extension`). ``dice_layout``:
-    the layout of the ``DiCEFuse`` nodes at their build size ('NCHW' or 'NHWC',
-    :func:`~mmdice.ops.onnx.onnx_translation_table`). Raises ValueError
-    for another precision or a model without DiCE modules
+    one of :data:`DICE_LAYOUTS`. Raises ValueError for another precision or
+    layout, or a model without DiCE modules
     (:func:`count_dice_fuse`). Returns the written paths.
     """
     import openvino as ov
 
     from mmdice.ops.openvino import banded_dice_fuse, build_openvino_extension
     check_precision(precision)
+    if dice_layout not in DICE_LAYOUTS:
+        raise ValueError(f'dice_layout must be one of {DICE_LAYOUTS}, got {dice_layout!r}')
     if not path.endswith('.xml'):
         raise ValueError(f'path must name an OpenVINO IR .xml file, got {path!r}')
     if not count_dice_fuse(module):
@@ -83,30 +116,43 @@ def export_openvino(module: nn.Module,
         onnx_path = osp.join(staging, 'model.onnx')
         with banded_dice_fuse(module, example):
             export_onnx(module, example, onnx_path, output_names=output_names,
-                        mmdice_domain=True, dice_layout=dice_layout)
+                        mmdice_domain=True)
+        if dice_layout == 'NHWC':
+            rewrite_onnx_file(onnx_path)
         model = ov.convert_model(onnx_path, extension=library)
+        unshare_activation_constants(model)
         model.set_rt_info(precision, PRECISION_RT_INFO)
         xml = osp.join(staging, osp.basename(path))
         ov.save_model(model, xml, compress_to_fp16=False)
-        written = []
-        for name in (osp.basename(path), osp.basename(path)[:-len('.xml')] + '.bin'):
-            target = osp.join(folder, name)
-            os.replace(osp.join(staging, name), target)
-            written.append(target)
+        written = move_into_folder(
+            staging, folder, (osp.basename(path), osp.basename(path)[:-len('.xml')] + '.bin'))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return written
 
 
+def rewrite_onnx_file(path: str) -> None:
+    """:func:`~mmdice.apis.openvino_graph.rewrite_for_openvino_cpu` on the ONNX file ``path``."""
+    import onnx
+
+    from .openvino_graph import rewrite_for_openvino_cpu
+    model = onnx.load(path)
+    rewrite_for_openvino_cpu(model)
+    onnx.save(model, path)
+
+
 def compile_openvino(path: str, precision: Optional[str] = None, threads: int = 0,
                      library: Optional[str] = None, extension: bool = True,
-                     config: Optional[dict] = None):
+                     config: Optional[dict] = None,
+                     input_shape: Optional[Sequence[int]] = None):
     """The model ``path`` (IR or ONNX) compiled for OpenVINO's CPU plugin, with the
     mmdice extension loaded unless ``extension`` is False; ``precision`` ('f32',
     'bf16'; default: the one the IR records, else 'f32') as
     INFERENCE_PRECISION_HINT (on a CPU without bf16 OpenVINO runs f32);
     ``threads``: INFERENCE_NUM_THREADS (0: OpenVINO's default); ``config``:
-    further CPU plugin properties (e.g. ``{'PERF_COUNT': True}``)."""
+    further CPU plugin properties (e.g. ``{'PERF_COUNT': True}``);
+    ``input_shape``: a static shape of the first input, e.g. (N, 3, H, W) (the
+    fastest form: the plugin plans memory layouts for it once)."""
     import openvino as ov
 
     from mmdice.ops.openvino import load_openvino_extension
@@ -114,6 +160,8 @@ def compile_openvino(path: str, precision: Optional[str] = None, threads: int = 
     if extension:
         load_openvino_extension(core, library)
     model = core.read_model(path)
+    if input_shape is not None:
+        model.reshape({model.inputs[0]: list(input_shape)})
     if precision is None:
         precision = (model.get_rt_info(PRECISION_RT_INFO).astype(str)
                      if model.has_rt_info(PRECISION_RT_INFO) else 'f32')

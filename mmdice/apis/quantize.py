@@ -30,8 +30,9 @@ from .int8_rewrites import (channel_ranges, equalize_prelu_pairs, fold_constant_
                             prelu_chains)
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'QuantizationError', 'list_calibration_images', 'test_pipeline_of',
-    'calibration_inputs', 'prepare_quantization', 'quantize_onnx', 'compile_int8',
+    'IMAGE_EXTENSIONS', 'KEEP_FLOAT_GROUPS', 'QuantizationError', 'list_calibration_images', 'test_pipeline_of',
+    'calibration_inputs', 'prepare_quantization', 'postprocessing_ops', 'quantize_onnx',
+    'compile_int8',
     'first_conv_and_last_matmul', 'high_precision_scope', 'run_openvino', 'read_onnx',
     'fuse_prelu', 'quantize_model', 'save_ir', 'fp32_agreement_validation',
     'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS'
@@ -39,6 +40,9 @@ __all__ = [
 
 #: File endings read as calibration images.
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
+
+#: Layer groups that :func:`high_precision_scope` can leave in floating point.
+KEEP_FLOAT_GROUPS = ('first_conv', 'gate', 'classifier', 'dice', 'postprocessing')
 
 #: Annotation loaders dropped from the test pipeline (calibration images have no labels).
 _ANNOTATION_TRANSFORMS = ('LoadAnnotations', )
@@ -130,21 +134,28 @@ def calibration_inputs(cfg,
 
 def prepare_quantization(cfg, checkpoint: Optional[str], images: Sequence[str],
                          onnx_path: Optional[str], shape: Optional[Tuple[int, int]] = None,
-                         progress: bool = True):
-    """The deploy-form ``TensorModeWrapper`` of ``cfg`` (``checkpoint`` loaded),
-    ``images`` prepared as its inputs (:func:`calibration_inputs`, all resized to
-    ``shape`` (H, W), default the first image's size) and its ONNX export at
-    ``onnx_path`` (None: no export); returns ``(module, inputs)``.
-    QuantizationError if the model cannot run at that size or cannot be exported."""
-    from .model import TensorModeWrapper, build_model_from_config
+                         progress: bool = True, raw: bool = False, scores: bool = False):
+    """The deploy-form module that the quantization exports (the end-to-end
+    graph of :func:`~mmdice.apis.deploy_module`, or with ``raw`` the
+    ``mode='tensor'`` forward; ``scores``: a classifier also outputs scores)
+    of ``cfg`` (``checkpoint`` loaded), ``images`` prepared as its inputs
+    (:func:`calibration_inputs`, all resized to ``shape`` (H, W), default the
+    first image's size) and its ONNX export at ``onnx_path`` (None: no export);
+    returns ``(module, inputs)``. QuantizationError if the model cannot be exported or
+    cannot run at that size."""
+    from .end2end import deploy_module, model_task, unsupported_detector_reason
+    from .model import build_model_from_config
     from .onnx_export import export_onnx
     model = build_model_from_config(cfg, checkpoint, deploy=True)
+    reason = unsupported_detector_reason(model) if model_task(model) == 'detector' else None
+    if reason is not None:
+        raise QuantizationError(reason)
     inputs = calibration_inputs(cfg, model, images, size=shape, progress=progress)
     size = tuple(inputs[0].shape[-2:])
     inputs = [x if tuple(x.shape[-2:]) == size else F.interpolate(
         x, size=size, mode='bilinear', align_corners=False) for x in inputs]
-    module = TensorModeWrapper(model).eval()
     try:
+        module, names = deploy_module(model, inputs[0], raw=raw, scores=scores)
         with torch.no_grad():
             module(inputs[0])
     except (RuntimeError, ValueError) as error:
@@ -154,13 +165,39 @@ def prepare_quantization(cfg, checkpoint: Optional[str], images: Sequence[str],
     if onnx_path is None:
         return module, inputs
     try:
-        export_onnx(module, inputs[0], onnx_path)
+        export_onnx(module, inputs[0], onnx_path, output_names=names)
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
         reason = (str(error).strip().splitlines() or [''])[0]
         raise QuantizationError(f'cannot export the model of {cfg.filename} to ONNX for '
                                 f'quantization: '
                                 f'{type(error).__name__}: {reason}') from error
     return module, inputs
+
+
+#: OpenVINO op types with weights: the network ends at the last of them, the
+#: post-processing of an end-to-end graph follows.
+WEIGHTED_TYPES = ('Convolution', 'GroupConvolution', 'MatMul', 'ConvolutionBackpropData',
+                  'GroupConvolutionBackpropData')
+
+
+def postprocessing_ops(ov_model) -> List[str]:
+    """Names of the ops of ``ov_model`` after its network: those from which no
+    weighted op (:data:`WEIGHTED_TYPES`) can be reached, except parameters,
+    constants and results. In an end-to-end graph these are the
+    post-processing (a detector's decoding, score threshold and NMS, a
+    segmentor's resize and argmax, a classifier's softmax) and the output
+    layers' bias additions; they stay in floating point."""
+    ops = list(ov_model.get_ordered_ops())
+    feeds_weighted = set()
+    for op in reversed(ops):  # consumers come after producers in the ordered ops
+        name = op.get_friendly_name()
+        if op.get_type_name() in WEIGHTED_TYPES or any(
+                target.get_node().get_friendly_name() in feeds_weighted
+                for output in op.outputs() for target in output.get_target_inputs()):
+            feeds_weighted.add(name)
+    return [op.get_friendly_name() for op in ops
+            if op.get_friendly_name() not in feeds_weighted
+            and op.get_type_name() not in ('Parameter', 'Constant', 'Result')]
 
 
 def first_conv_and_last_matmul(ov_model) -> Dict[str, List[str]]:
@@ -175,14 +212,17 @@ def first_conv_and_last_matmul(ov_model) -> Dict[str, List[str]]:
 def high_precision_scope(ov_model, keep: Sequence[str]) -> List[str]:
     """OpenVINO op names to leave in floating point for the ``keep`` groups:
     'first_conv', 'classifier' (the last MatMul), 'dice' (the grouped convolutions
-    of the DiCE ops: they stay float between quantize/dequantize) and 'gate' (every op of the DiCE
+    of the DiCE ops: they stay float between quantize/dequantize), 'gate' (every op of the DiCE
     units' gates: the squeeze-excitation style MatMuls/Convs on pooled features,
-    i.e. ops whose input is a global average pool)."""
+    i.e. ops whose input is a global average pool) and 'postprocessing' (the
+    ops after the network, :func:`postprocessing_ops`)."""
     names = []
     found = first_conv_and_last_matmul(ov_model)
     for group in keep:
         if group in found:
             names += found[group]
+        elif group == 'postprocessing':
+            names += postprocessing_ops(ov_model)
         elif group == 'dice':
             # the DiCE ops' translations: DimConv's depth-, height- and width-wise
             # convolutions and DimFuse's grouped fusion are the grouped convolutions
@@ -206,7 +246,7 @@ def high_precision_scope(ov_model, keep: Sequence[str]) -> List[str]:
                      if name not in found_classifier or 'classifier' in keep]
         else:
             raise ValueError(f'unknown layer group {group!r} to keep in floating point '
-                             f'(first_conv, gate, classifier, dice)')
+                             f'({", ".join(KEEP_FLOAT_GROUPS)})')
     return sorted(set(names))
 
 
@@ -302,14 +342,18 @@ def fuse_prelu(ov_model) -> int:
 
 def fp32_agreement_validation(model, inputs: Sequence[torch.Tensor]):
     """``(items, validate)`` for ``nncf.quantize_with_accuracy_control``: items
-    ``(input array, fp32 argmax over axis 1 of output 0)`` of the OpenVINO
-    model ``model``, and ``validate(compiled, items) -> (mean agreement,
-    per-item agreements)``, the fraction of positions whose argmax is the fp32 one."""
+    ``(input array, fp32 classes)`` of the OpenVINO model ``model`` (the classes:
+    output 0 itself if it holds integers, an end-to-end seg map, else its argmax
+    over axis 1), and ``validate(compiled, items) -> (mean agreement, per-item
+    agreements)``, the fraction of positions whose class is the fp32 one."""
+    def classes(output):
+        return output if np.issubdtype(output.dtype, np.integer) else output.argmax(1)
+
     compiled = compile_int8(model, precision='f32')
-    items = [(x.numpy(), compiled(x.numpy())[compiled.outputs[0]].argmax(1)) for x in inputs]
+    items = [(x.numpy(), classes(compiled(x.numpy())[compiled.outputs[0]])) for x in inputs]
 
     def validate(compiled_model, validation_items):
-        values = [float((compiled_model(x)[compiled_model.outputs[0]].argmax(1) == labels).mean())
+        values = [float((classes(compiled_model(x)[compiled_model.outputs[0]]) == labels).mean())
                   for x, labels in validation_items]
         return float(np.mean(values)), values
 

@@ -1,4 +1,4 @@
-"""What tools/train.py and tools/test.py share: launcher arguments, work
+"""What tools/train.py, tools/test.py and tools/deployment/test_deployed.py share: launcher arguments, work
 directory, config overrides, Runner construction, and distributed runs of
 mmengine's Runner on machines without a GPU."""
 import contextlib
@@ -54,6 +54,34 @@ def apply_launch_args(cfg, args):
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+
+
+def enable_visualization(cfg, show_dir):
+    """Turn on the codebase's VisualizationHook so it writes an image of every
+    test image into ``show_dir``.
+
+    The hook of each codebase takes different arguments, chosen by the
+    config's ``default_scope``.
+    """
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs default_hooks.visualization (a VisualizationHook) '
+                         'in the config')
+    scope = cfg.get('default_scope', 'mmengine')
+    if scope == 'mmpretrain':
+        hook.enable = True
+        hook.out_dir = show_dir
+    elif scope == 'mmdet':
+        hook.draw = True
+        hook.test_out_dir = show_dir
+    elif scope == 'mmseg':
+        hook.draw = True
+        cfg.visualizer.save_dir = show_dir
+    else:
+        raise ValueError(f'--show-dir supports default_scope mmpretrain, mmdet or mmseg, '
+                         f'got {scope}')
+    # the hooks draw every ``interval``-th test iteration (50 or 5000 by default): every image
+    hook.interval = 1
 
 
 def build_runner(cfg):

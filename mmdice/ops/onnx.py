@@ -41,11 +41,24 @@ DICE_FUSE_INPUTS = ('x', 'weight_depth', 'weight_height', 'weight_width', 'branc
 
 
 def register_mmdice_schemas() -> None:
-    """Register the ONNX schema of ``mmdice.DiCEFuse`` (once per process), which
+    """Register the ONNX schemas of ``mmdice.DiCEFuse`` and ``mmdice.ShuffleGatedConcat``
+    (once per process; :mod:`mmdice.apis.openvino_graph` writes the latter), which
     onnxscript and the ONNX checker need for a custom-domain node."""
     import onnx
     if onnx.defs.has('DiCEFuse', MMDICE_DOMAIN):
         return
+    tensor = onnx.defs.OpSchema.FormalParameter
+    onnx.defs.register_schema(onnx.defs.OpSchema(
+        'ShuffleGatedConcat', MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION,
+        doc='channel_shuffle(cat(left, branch * gate), 2) of (N, H, W, C) left and branch, '
+        'gate (N, C, 1, 1) or none; one (N, H, W, 2C) output or its two channel halves.',
+        inputs=[tensor('left', 'T'), tensor('branch', 'T'),
+                tensor('gate', 'T', param_option=onnx.defs.OpSchema.FormalParameterOption.Optional)],
+        outputs=[tensor('y', 'T', param_option=onnx.defs.OpSchema.FormalParameterOption.Variadic,
+                        min_arity=1)],
+        type_constraints=[('T', ['tensor(float)'], 'float32 tensors')],
+        attributes=[onnx.defs.OpSchema.Attribute(
+            'num_outputs', onnx.defs.OpSchema.AttrType.INT, 'number of outputs: 1 or 2')]))
     schema = onnx.defs.OpSchema(
         'DiCEFuse', MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION,
         doc='The fused DiCE op of mmdice (mmdice.ops.dice_fuse): (N, C, H, W) -> (N, C, H, W).',
@@ -57,28 +70,26 @@ def register_mmdice_schemas() -> None:
             'dilation of the depth-, height- and width-wise DimConv branches'),
                     onnx.defs.OpSchema.Attribute(
             'layout', onnx.defs.OpSchema.AttrType.STRING,
-            'memory layout of x and y: NCHW, or NHWC (x and y are then (N, H, W, C))')])
+            'memory layout of x and y: NCHW, or NHWC (x and y are then (N, H, W, C))'),
+                    onnx.defs.OpSchema.Attribute(
+            'with_mean', onnx.defs.OpSchema.AttrType.INT,
+            '1: a second output (written by mmdice.apis.openvino_graph, after onnxscript), '
+            'the means of y over (H, W) as (N, C)')])
     onnx.defs.register_schema(schema)
 
 
-#: Memory layouts the ``mmdice.DiCEFuse`` node reads and writes (its ``layout`` attribute).
-DICE_LAYOUTS = ('NCHW', 'NHWC')
-
-
-def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool = False,
-                           dice_layout: str = 'NCHW') -> Dict:
+def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool = False) -> Dict:
     """{torch op overload: onnxscript function} for mmdice::dim_conv, mmdice::dice_fuse,
     mmdice::dice_fuse_epilogue and aten::prelu.
 
     ``mmdice_domain``: mmdice::dice_fuse, and mmdice_openvino::dice_fuse (its
     banded form, :func:`mmdice.ops.openvino.banded_dice_fuse`), become one
     ``mmdice.DiCEFuse`` node (the op's inputs in its order, the attribute
-    ``dilation``: three ints; ``layout``), which only runtimes with the mmdice
-    extension run (OpenVINO, :mod:`mmdice.ops.openvino`), and PReLU stays
-    ``PRelu``, which OpenVINO's CPU plugin can fuse into the preceding
-    convolution. ``dice_layout`` ('NCHW' or 'NHWC'): the layout the node works
-    in at the build size; 'NHWC' wraps it in ``Transpose`` nodes for the CPU
-    plugin to merge with its layout conversions (banded nodes stay NCHW).
+    ``dilation``: three ints; ``layout`` 'NCHW', which
+    :func:`mmdice.apis.openvino_graph.rewrite_for_openvino_cpu` may turn
+    channels-last), which only runtimes with the mmdice extension run
+    (OpenVINO, :mod:`mmdice.ops.openvino`), and PReLU stays ``PRelu``, which
+    OpenVINO's CPU plugin can fuse into the preceding convolution.
 
     onnxruntime's ``PRelu`` with per-channel slopes takes 5-7x the time of a
     broadcast ``Mul`` (32x278x14x14 float32, 2 threads: 7-12 ms against 1.0-1.7 ms
@@ -92,9 +103,6 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
     from onnxscript.function_libs.torch_lib.ops.core import aten_convolution
 
     from . import extension  # noqa: F401  (loads mmdice._ext, which defines the ops)
-
-    if dice_layout not in DICE_LAYOUTS:
-        raise ValueError(f'dice_layout must be one of {DICE_LAYOUTS}, got {dice_layout!r}')
 
     def prelu(x, slope):
         if mmdice_domain:
@@ -198,23 +206,12 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
                          channels_last):
         del channels_last  # a memory layout, not part of the ONNX graph
         return dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation,
-                              (branch_scale, branch_bias, branch_slope, fuse_weight, fuse_bias,
-                               out_slope), dice_layout)
+                              branch_scale, branch_bias, branch_slope, fuse_weight, fuse_bias,
+                              out_slope)
 
-    def dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation, coefficients,
-                       layout):
-        dilation = [int(d) for d in dilation]
-        if layout == 'NCHW':
-            return mmdice_op.DiCEFuse(x, weight_depth, weight_height, weight_width,
-                                      *coefficients, dilation=dilation, layout=layout)
-        y = mmdice_op.DiCEFuse(op.Transpose(x, perm=[0, 2, 3, 1]), weight_depth, weight_height,
-                               weight_width, *coefficients, dilation=dilation, layout=layout)
-        return op.Transpose(y, perm=[0, 3, 1, 2])
-
-    def dice_fuse_banded_custom(x, weight_depth, weight_height, weight_width, dilation,
-                                *coefficients):
-        return dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation,
-                              coefficients, 'NCHW')
+    def dice_fuse_node(x, weight_depth, weight_height, weight_width, dilation, *coefficients):
+        return mmdice_op.DiCEFuse(x, weight_depth, weight_height, weight_width, *coefficients,
+                                  dilation=[int(d) for d in dilation], layout='NCHW')
 
     def dice_fuse_epilogue(dim_output, branch_scale, branch_bias, branch_slope, fuse_weight,
                            fuse_bias, out_slope):
@@ -237,7 +234,7 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
     }
     if mmdice_domain:
         from . import openvino  # noqa: F401  (defines mmdice_openvino::dice_fuse)
-        table[torch.ops.mmdice_openvino.dice_fuse.default] = dice_fuse_banded_custom
+        table[torch.ops.mmdice_openvino.dice_fuse.default] = dice_fuse_node
     return table
 
 

@@ -17,6 +17,11 @@ them with ``weights_only=True``:
   methods (``getattr(HistoryBuffer, 'mean')``): it is *not* allow-listed as
   the builtin, which would open the unpickler; a replacement registered under
   that name resolves only ``HistoryBuffer`` statistics methods.
+
+Importing this module allow-lists them. :mod:`mmdice.registry` imports it, and
+mmengine imports the registry for the ``mmdice`` scope (every mmdice module
+does too), so resuming, ``load_from`` and ``Pretrained`` initialisation work
+from the codebases' own tools as well.
 """
 import numpy as np
 import torch
@@ -76,3 +81,6 @@ def allow_mmengine_checkpoint_globals():
     if missing:
         add_safe_globals(missing)
     return True
+
+
+allow_mmengine_checkpoint_globals()

@@ -12,6 +12,7 @@ onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxscript')
 
 from mmdice.apis import export_onnx, export_openvino  # noqa: E402
+from mmdice.apis.openvino_export import rewrite_onnx_file  # noqa: E402
 from mmdice.ops import EXT_AVAILABLE, DimConvFuse2d  # noqa: E402
 from mmdice.ops.openvino import (LIBRARY_NAME, OpenVINOExtensionError,  # noqa: E402
                                  build_openvino_extension, extension_sources,
@@ -67,11 +68,14 @@ def test_build_into_a_fresh_cache_and_load(tmp_path):
 def test_dice_fuse_node_matches_the_pytorch_op(tmp_path, library, batch, channels, height,
                                                 width, kernel_size, dilation, layout):
     """The node runs the same kernel as torch.ops.mmdice.dice_fuse, in either
-    layout, at the export's batch and another (the batch axis is dynamic)."""
+    layout (NHWC: the export rewritten for the CPU plugin), at the export's
+    batch and another (the batch axis is dynamic)."""
     fused = random_fuse(channels, (height, width), kernel_size, dilation)
     x = torch.randn(batch, channels, height, width)
     path = str(tmp_path / 'fuse.onnx')
-    export_onnx(fused, x, path, mmdice_domain=True, dice_layout=layout)
+    export_onnx(fused, x, path, mmdice_domain=True)
+    if layout == 'NHWC':
+        rewrite_onnx_file(path)
     nodes = [(node.domain, node.op_type) for node in onnx.load(path).graph.node]
     assert nodes == ([('mmdice', 'DiCEFuse')] if layout == 'NCHW' else
                      [('', 'Transpose'), ('mmdice', 'DiCEFuse'), ('', 'Transpose')])
@@ -183,3 +187,121 @@ def test_missing_openvino_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, 'openvino', None)
     with pytest.raises(OpenVINOExtensionError, match='pip install openvino'):
         build_openvino_extension()
+
+
+def shuffle_gated_concat_model(path, shape, outputs, with_gate):
+    """An ONNX graph of one mmdice.ShuffleGatedConcat node on (N, H, W, C) inputs."""
+    from mmdice.ops.onnx import MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION, register_mmdice_schemas
+    register_mmdice_schemas()
+    batch, channels = shape[0], shape[3]
+    names = ['left', 'branch'] + (['gate'] if with_gate else [])
+    shapes = [shape, shape] + ([[batch, channels, 1, 1]] if with_gate else [])
+    out_shape = list(shape) if outputs == 2 else [*shape[:3], 2 * channels]
+    node = onnx.helper.make_node('ShuffleGatedConcat', names,
+                                 [f'y{i}' for i in range(outputs)], domain=MMDICE_DOMAIN,
+                                 num_outputs=outputs)
+    graph = onnx.helper.make_graph(
+        [node], 'shuffle',
+        [onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, s)
+         for n, s in zip(names, shapes)],
+        [onnx.helper.make_tensor_value_info(f'y{i}', onnx.TensorProto.FLOAT, out_shape)
+         for i in range(outputs)])
+    model = onnx.helper.make_model(graph, opset_imports=[
+        onnx.helper.make_opsetid('', 18),
+        onnx.helper.make_opsetid(MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION)])
+    onnx.save(model, path)
+
+
+def shuffle_gated_concat_reference(left, branch, gate):
+    """channel_shuffle(cat(left, branch * gate), 2) of channels-last (N, H, W, C) arrays."""
+    right = branch if gate is None else branch * gate.reshape(gate.shape[0], 1, 1, -1)
+    return np.stack([left, right], axis=-1).reshape(*left.shape[:3], -1)
+
+
+@pytest.mark.parametrize('outputs', [1, 2])
+@pytest.mark.parametrize('with_gate', [True, False])
+@pytest.mark.parametrize('shape', [(2, 3, 5, 7), (1, 4, 4, 16), (3, 2, 3, 1)])
+def test_shuffle_gated_concat_node(tmp_path, library, shape, with_gate, outputs):
+    """The block-end node against NumPy: odd channel counts (a split that cuts a
+    channel pair), one channel, with and without the gate, one output or the
+    two halves the next block splits."""
+    rng = np.random.default_rng(0)
+    left, branch = (rng.standard_normal(shape).astype(np.float32) for _ in range(2))
+    gate = rng.random((shape[0], shape[3], 1, 1)).astype(np.float32) if with_gate else None
+    path = str(tmp_path / 'shuffle.onnx')
+    shuffle_gated_concat_model(path, list(shape), outputs, with_gate)
+    _, compiled = compile_onnx(path, library)
+    inputs = [left, branch] + ([gate] if with_gate else [])
+    results = compiled(inputs)
+    actual = [results[output] for output in compiled.outputs]
+    expected = shuffle_gated_concat_reference(left, branch, gate)
+    if outputs == 2:
+        expected = [expected[..., :shape[3]], expected[..., shape[3]:]]
+    else:
+        expected = [expected]
+    for got, want in zip(actual, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_shuffle_gated_concat_node_computes_bfloat16(tmp_path, library):
+    """bf16 in and out, computed in f32: the f32 result rounded to bfloat16."""
+    shape = (2, 3, 4, 5)
+    path = str(tmp_path / 'shuffle.onnx')
+    shuffle_gated_concat_model(path, list(shape), 2, True)
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    model = core.read_model(path)
+    node = next(op for op in model.get_ops() if op.get_type_name() == 'ShuffleGatedConcat')
+    torch.manual_seed(0)
+    left, branch = torch.randn(shape), torch.randn(shape)
+    gate = torch.rand(shape[0], shape[3], 1, 1)
+    outputs = [ov.Tensor(ov.Type.bf16, ov.Shape(list(shape))) for _ in range(2)]
+    assert node.evaluate(outputs, [bfloat16_tensor(t) for t in (left, branch, gate)])
+    actual = [torch.from_numpy(out.data.view(np.uint16).astype(np.int32)).to(torch.int16)
+              .view(torch.bfloat16).float().reshape(shape).clone() for out in outputs]
+    del node, model, outputs
+    rounded = [t.bfloat16().float().numpy() for t in (left, branch, gate)]
+    expected = torch.from_numpy(shuffle_gated_concat_reference(*rounded)).bfloat16().float()
+    torch.testing.assert_close(torch.cat(actual, dim=-1), expected, rtol=2**-7, atol=1e-6)
+
+
+def test_shuffle_gated_concat_node_rejects_a_gate_of_another_size(tmp_path, library):
+    path = str(tmp_path / 'shuffle.onnx')
+    shuffle_gated_concat_model(path, [1, 2, 2, 4], 1, True)
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    model = core.read_model(path)
+    node = next(op for op in model.get_ops() if op.get_type_name() == 'ShuffleGatedConcat')
+    zeros = ov.Tensor(np.zeros((1, 2, 2, 4), np.float32))
+    output = ov.Tensor(ov.Type.f32, ov.Shape([1, 2, 2, 8]))
+    with pytest.raises(Exception, match='ShuffleGatedConcat: gate must hold N \\* C = 4'):
+        node.evaluate([output], [zeros, zeros, ov.Tensor(np.zeros((1, 3, 1, 1), np.float32))])
+    del node, model
+
+
+@pytest.mark.parametrize('kernel_size, layout', [(3, 'NCHW'), (3, 'NHWC'), (7, 'NCHW')])
+def test_dice_fuse_node_writes_the_spatial_mean(tmp_path, library, kernel_size, layout):
+    """with_mean=1: a second output, the output's means over (H, W) as (N, C),
+    from the row kernel (k = 3) and the plane kernel (k = 7, which runs NCHW only)."""
+    fused = random_fuse(11, (9, 8), kernel_size)
+    x = torch.randn(3, 11, 9, 8)
+    path = str(tmp_path / 'fuse.onnx')
+    export_onnx(fused, x, path, mmdice_domain=True)
+    if layout == 'NHWC':
+        rewrite_onnx_file(path)
+    model = onnx.load(path)
+    node = next(node for node in model.graph.node if node.op_type == 'DiCEFuse')
+    node.attribute.append(onnx.helper.make_attribute('with_mean', 1))
+    node.output.append('mean')
+    model.graph.output.append(onnx.helper.make_tensor_value_info('mean', onnx.TensorProto.FLOAT,
+                                                                 None))
+    onnx.save(model, path)
+    _, compiled = compile_onnx(path, library)
+    results = compiled(x.numpy())
+    with torch.no_grad():
+        expected = fused(x)
+    actual = results[compiled.outputs[-1]]
+    assert actual.shape == (3, 11)
+    np.testing.assert_allclose(actual, expected.mean((2, 3)).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results[compiled.outputs[0]], expected.numpy(), rtol=1e-5,
+                               atol=1e-5 * expected.abs().max().item())

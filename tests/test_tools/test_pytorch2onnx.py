@@ -130,7 +130,7 @@ def test_tool_rejects_truncated_checkpoint_and_writes_nothing(tmp_path, capsys):
 
 def test_tool_rejects_unwritable_output_folder_before_building(tmp_path, capsys, monkeypatch):
     tool = load_tool()
-    monkeypatch.setattr(tool, 'build_model_from_config', None)  # never reached
+    monkeypatch.setattr('mmdice.apis.export_tools.build_model_from_config', None)  # never reached
     blocker = tmp_path / 'blocker'
     blocker.write_text('a file, not a folder')
     out = blocker / 'm.onnx'

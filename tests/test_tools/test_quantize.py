@@ -66,7 +66,7 @@ def test_quantize_end_to_end(inputs, capsys):
     assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib,
                              '--output-file', output]) == 0
     assert sorted(os.listdir(root / 'out')) == ['cls-int8.bin', 'cls-int8.xml']
-    assert 'argmax agreement' in capsys.readouterr().out
+    assert 'of the predictions differ' in capsys.readouterr().out  # end to end: top-1 classes
     model = build_model_from_config(CLS_CONFIG, checkpoint, deploy=True)
     module = TensorModeWrapper(model)
     import openvino as ov
@@ -163,10 +163,101 @@ def test_calibration_num_and_order(tmp_path):
         list_calibration_images(str(tmp_path / 'a.jpg'))
 
 
+def postprocessing_quantized(xml, onnx_model):
+    """Ops of the int8 IR ``xml`` that read a FakeQuantize output and belong to the
+    post-processing of the fp32 end-to-end graph ``onnx_model``."""
+    import openvino as ov
+
+    from mmdice.apis.quantize import postprocessing_ops, read_onnx
+    after_network = set(postprocessing_ops(read_onnx(onnx_model)))
+    int8 = ov.Core().read_model(xml)
+    return sorted(target.get_node().get_friendly_name()
+                  for op in int8.get_ordered_ops() if op.get_type_name() == 'FakeQuantize'
+                  for target in op.output(0).get_target_inputs()
+                  if target.get_node().get_friendly_name() in after_network)
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_end2end_segmentor_is_the_default_and_keeps_argmax_float(seg_shapes_export,
+                                                                  shapes_segmentation, tmp_path,
+                                                                  capsys):
+    from mmdice.apis import DeployedModel
+    config, checkpoint, onnx_model = seg_shapes_export
+    output = str(tmp_path / 'seg-int8.xml')
+    calib = osp.join(shapes_segmentation, 'JPEGImages')
+    assert load_tool().main([config, checkpoint, '--calib-dir', calib, '--calib-num', '4',
+                             '--output-file', output]) == 0
+    out = capsys.readouterr().out
+    assert 'end-to-end segmentor' in out and 'groups: postprocessing' in out
+    assert 'of the predictions differ' in out
+    assert postprocessing_quantized(output, onnx_model) == []
+    compiled = compile_int8(output, precision='f32')
+    assert [o.get_any_name() for o in compiled.outputs] == ['seg_map']
+    model = build_model_from_config(config, checkpoint, deploy=True)
+    from mmengine.config import Config
+    x = torch.cat(calibration_inputs(Config.fromfile(config), model,
+                                     list_calibration_images(calib, 2), progress=False))
+    seg_map = run_openvino(compiled, x.numpy())[0]
+    assert seg_map.shape == (2, 64, 64) and np.issubdtype(seg_map.dtype, np.integer)
+    assert set(np.unique(seg_map)) <= set(range(4))
+    DeployedModel(output, config, 'openvino')  # the deployed model takes it as a seg map
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_end2end_detector_outputs_dets_and_labels_after_float_nms(ssd_shapes_export,
+                                                                  shapes_detection, tmp_path):
+    from mmengine.config import Config
+
+    from mmdice.apis import PAD_LABEL
+    config, checkpoint, onnx_model = ssd_shapes_export
+    output = str(tmp_path / 'ssd-int8.xml')
+    calib = osp.join(shapes_detection, 'images')
+    assert load_tool().main([config, checkpoint, '--calib-dir', calib, '--calib-num', '2',
+                             '--output-file', output, '--no-check']) == 0
+    assert postprocessing_quantized(output, onnx_model) == []
+    compiled = compile_int8(output, precision='f32')
+    assert [o.get_any_name() for o in compiled.outputs] == ['dets', 'labels']
+    x = np.random.default_rng(0).standard_normal((2, 3, 300, 300)).astype(np.float32)
+    dets, labels = run_openvino(compiled, x)
+    max_per_img = Config.fromfile(config).model.test_cfg.max_per_img
+    assert dets.shape == (2, max_per_img, 5) and labels.shape == (2, max_per_img)
+    for image_dets, image_labels in zip(dets, labels):
+        kept = image_labels != PAD_LABEL
+        assert kept.any() and set(image_labels[kept]) <= {0, 1, 2}
+        assert (image_dets[~kept] == 0).all()
+        scores = image_dets[kept, 4]
+        assert (np.diff(scores) <= 0).all() and (scores > 0).all()
+        boxes = image_dets[kept, :4]
+        assert (boxes[:, 2:] >= boxes[:, :2]).all() and boxes.min() >= 0 and boxes.max() <= 300
+
+
+def test_raw_segmentor_keeps_the_logits(seg_shapes_export, shapes_segmentation, tmp_path):
+    config, checkpoint, _ = seg_shapes_export
+    output = str(tmp_path / 'seg-raw-int8.xml')
+    assert load_tool().main([config, checkpoint, '--raw', '--calib-dir',
+                             osp.join(shapes_segmentation, 'JPEGImages'), '--calib-num', '2',
+                             '--output-file', output, '--no-check']) == 0
+    compiled = compile_int8(output, precision='f32')
+    assert [o.get_any_name() for o in compiled.outputs] == ['seg_logits']
+    assert compiled.outputs[0].get_partial_shape()[1].get_length() == 4
+
+
+def test_accuracy_control_of_an_end2end_detector_is_one_error(ssd_shapes_export,
+                                                               shapes_detection, tmp_path,
+                                                               capsys):
+    config, checkpoint, _ = ssd_shapes_export
+    line = run_tool_error([config, checkpoint, '--calib-dir',
+                           osp.join(shapes_detection, 'images'), '--accuracy-control', '0.01',
+                           '--output-file', str(tmp_path / 'o.xml')], capsys)
+    assert '--accuracy-control' in line and '--raw' in line
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
 def test_quantize_aware_training(inputs, capsys):
-    """--qat: a few fine-tuning steps, an int8 IR with FakeQuantize nodes whose
-    outputs are close to fp32 (the tool's own check prints the agreement)."""
+    """--qat: a few fine-tuning steps, an end-to-end int8 IR (output logits) with
+    FakeQuantize nodes whose top-1 classes mostly match fp32 (the tool's own
+    check prints the fraction that differs)."""
     root, checkpoint, calib = inputs
     output = str(root / 'qat' / 'cls-int8.xml')
     assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--qat',
@@ -176,8 +267,47 @@ def test_quantize_aware_training(inputs, capsys):
     assert sorted(os.listdir(root / 'qat')) == ['cls-int8.bin', 'cls-int8.xml']
     import openvino as ov
     assert 'FakeQuantize' in {op.get_type_name() for op in ov.Core().read_model(output).get_ops()}
-    agreement = float(out.rsplit('argmax agreement', 1)[1].split()[0])
-    assert agreement >= MIN_TOP1_AGREEMENT
+    compiled = compile_int8(output, precision='f32')
+    assert [o.get_any_name() for o in compiled.outputs] == ['logits']
+    different = float(out.split('% of the predictions differ')[0].rsplit(' ', 1)[1]) / 100
+    assert different <= 1 - MIN_TOP1_AGREEMENT
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_quantize_aware_training_end2end_segmentor_keeps_argmax_float(
+        seg_shapes_export, shapes_segmentation, tmp_path, capsys):
+    """--qat on a segmentor: the end-to-end seg_map graph around the fine-tuned
+    network, no FakeQuantize after the network, run by DeployedModel."""
+    import openvino as ov
+
+    from mmdice.apis import DeployedModel
+    from mmdice.apis.quantize import postprocessing_ops
+    config, checkpoint, _ = seg_shapes_export
+    output = str(tmp_path / 'seg-qat-int8.xml')
+    assert load_tool().main([config, checkpoint, '--calib-dir',
+                             osp.join(shapes_segmentation, 'JPEGImages'), '--calib-num', '2',
+                             '--qat', '--qat-steps', '1', '--qat-batch', '1',
+                             '--output-file', output]) == 0
+    out = capsys.readouterr().out
+    assert 'end-to-end segmentor' in out and 'of the predictions differ' in out
+    int8 = ov.Core().read_model(output)
+    types = {op.get_friendly_name(): op.get_type_name() for op in int8.get_ops()}
+    assert 'FakeQuantize' in types.values()
+    after_network = postprocessing_ops(int8)
+    assert after_network and not [name for name in after_network
+                                  if types[name] == 'FakeQuantize']
+    assert [o.get_any_name() for o in int8.outputs] == ['seg_map']
+    DeployedModel(output, config, 'openvino')
+
+
+def test_quantize_aware_training_of_an_end2end_detector_is_one_error(
+        ssd_shapes_export, shapes_detection, tmp_path, capsys):
+    config, checkpoint, _ = ssd_shapes_export
+    line = run_tool_error([config, checkpoint, '--calib-dir',
+                           osp.join(shapes_detection, 'images'), '--qat',
+                           '--output-file', str(tmp_path / 'o.xml')], capsys)
+    assert '--qat' in line and 'NMS' in line and '--raw' in line
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.mark.parametrize('extra,match', [

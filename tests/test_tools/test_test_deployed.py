@@ -5,6 +5,7 @@ import importlib.util
 import os
 import os.path as osp
 import re
+import shutil
 import subprocess
 import sys
 
@@ -95,3 +96,16 @@ def test_missing_model_file_and_dataset_are_one_error(ssd_shapes_export, shapes_
     assert_one_error_line(capsys, 'gone.onnx')
     assert load_tool().main([config, path, *detection_options(tmp_path / 'nowhere')]) == 1
     assert_one_error_line(capsys, 'nowhere')
+
+
+def test_unreadable_image_of_the_test_set_is_one_error(seg_shapes_export, shapes_segmentation,
+                                                       tmp_path, capsys):
+    root = tmp_path / 'shapes'
+    shutil.copytree(shapes_segmentation, root)
+    held_out = (root / 'ImageSets' / 'Segmentation' / 'val.txt').read_text().split()[0]
+    broken = root / 'JPEGImages' / f'{held_out}.jpg'
+    broken.write_bytes(b'not a jpeg')
+    argv = [seg_shapes_export[0], seg_shapes_export[2], '--work-dir', str(tmp_path / 'work'),
+            '--cfg-options', f'test_dataloader.dataset.data_root={root}']
+    assert load_tool().main(argv) == 1
+    assert_one_error_line(capsys, f'cannot read image {broken}', 'not an image file')

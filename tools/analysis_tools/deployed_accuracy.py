@@ -3,24 +3,27 @@ mAP@0.5 of the ``make demo`` DiCENet-SSD300 (s=0.5) and mIoU of the shapes
 segmentor (s=0.5, 64 x 64) on their held-out shapes splits, evaluated by the
 configs' own evaluators for
 
-* PyTorch (``tools/test.py``'s Runner with the checkpoint),
+* PyTorch (the checkpoint in the config's test loop, as ``tools/test.py``),
 * the f32 end-to-end ONNX in onnxruntime (``pytorch2onnx.py --deploy``),
 * the f32 OpenVINO IR with the mmdice extension (``pytorch2openvino.py``),
+* the int8 OpenVINO IR (``quantize.py``, end to end: the network int8, the
+  post-processing float), calibrated on images of the train split (at most
+  ``--calib-num``, the tool's order), disjoint from the held-out split,
 
-each export run by ``mmdice.apis.DeployedModel`` in the same Runner
-(``tools/deployment/test_deployed.py``). The datasets are generated when
+each export run by ``mmdice.apis.DeployedModel`` in the same test loop (as
+``tools/deployment/test_deployed.py``). The datasets are generated when
 missing and the models trained with ``tools/train.py`` unless
-``--ssd-checkpoint`` / ``--seg-checkpoint`` give them. Targets (issue 24):
-mAP and mAP@0.5 within 0.005 of PyTorch, mIoU within 0.1 point. Example::
+``--ssd-checkpoint`` / ``--seg-checkpoint`` give them; a training whose
+last checkpoint in the work directory is its final epoch is reused, an
+unfinished one resumed. Targets: f32 forms (issue 24) mAP and mAP@0.5
+within 0.005 of PyTorch, mIoU within 0.1 point; int8 (issue 25) mAP@0.5
+within 0.01, mIoU within 1.0 point. Example::
 
     python tools/analysis_tools/deployed_accuracy.py --work-dir work_dirs/deployed_accuracy
-
-(int8: ``tools/deployment/quantize.py`` exports the raw form only, so it has
-no column here.)
 """
 import argparse
 import copy
-import importlib.util
+import json
 import os
 import os.path as osp
 import subprocess
@@ -30,15 +33,29 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SSD_CONFIG = osp.join(REPO, 'configs', 'ssd', 'dicenet-s0.5_ssd300_shapes.py')
 SEG_CONFIG = osp.join(REPO, 'configs', 'dicenet_seg', 'dicenet-s0.5_1xb16-20e_shapes-64x64.py')
 
-#: (metric key, printed name, largest accepted difference from PyTorch).
-DET_METRICS = (('coco/bbox_mAP', 'bbox mAP', 0.005), ('coco/bbox_mAP_50', 'bbox mAP@0.5', 0.005))
-SEG_METRICS = (('mIoU', 'mIoU', 0.1), )
+#: Measured models: task -> (config, input (H, W), table name).
+TASKS = {
+    'detection': (SSD_CONFIG, (300, 300), 'DiCENet-SSD300 s=0.5 (make demo)'),
+    'segmentation': (SEG_CONFIG, (64, 64), 'DiCENet-seg s=0.5 shapes 64x64'),
+}
+#: Exported forms: (name in --forms, row name).
+FORMS = (('onnxruntime', 'onnxruntime f32'), ('openvino', 'OpenVINO f32 (extension)'),
+         ('int8', 'OpenVINO int8'))
+#: (metric key, printed name) of each task.
+DET_METRICS = (('coco/bbox_mAP', 'bbox mAP'), ('coco/bbox_mAP_50', 'bbox mAP@0.5'))
+SEG_METRICS = (('mIoU', 'mIoU'), )
+#: Largest accepted difference from PyTorch of each metric, by form precision
+#: (mIoU in points, as mmseg's IoUMetric reports it); metrics without one have no target.
+TARGETS = {
+    'f32': {'coco/bbox_mAP': 0.005, 'coco/bbox_mAP_50': 0.005, 'mIoU': 0.1},
+    'int8': {'coco/bbox_mAP_50': 0.01, 'mIoU': 1.0},
+}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--work-dir', default='work_dirs/deployed_accuracy',
-                        help='checkpoints, exports and logs go here')
+                        help='trainings, exports and logs go here')
     parser.add_argument('--data-root', default='data/shapes',
                         help='shapes data sets: <root>/detection and <root>/segmentation '
                         '(generated when missing)')
@@ -50,18 +67,14 @@ def parse_args(argv=None):
     parser.add_argument('--seg-checkpoint', help='trained segmentor (default: train it)')
     parser.add_argument('--train-options', nargs='*', default=[],
                         help='extra --cfg-options of both trainings (e.g. to shorten them)')
-    parser.add_argument('--backends', nargs='+', default=['onnxruntime', 'openvino'],
-                        choices=['onnxruntime', 'openvino'])
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS),
+                        help='models to measure: the SSD (detection), the segmentor')
+    parser.add_argument('--forms', nargs='+', default=[name for name, _ in FORMS],
+                        choices=[name for name, _ in FORMS], help='exported forms to measure')
+    parser.add_argument('--calib-num', type=int, default=300,
+                        help='int8: calibration images of the train split (quantize.py\'s '
+                        'default)')
     return parser.parse_args(argv)
-
-
-def load_tool(relative):
-    """A script of tools/ as a module."""
-    path = osp.join(REPO, 'tools', relative)
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def data_options(task, root):
@@ -85,13 +98,47 @@ def prepare_data(task, root, num_images):
         shapes.generate_shapes_segmentation(root, num_images=num_images, image_size=64)
 
 
+def train_images(task, root):
+    """Paths of the images of the train split of the shapes set at ``root``."""
+    if task == 'detection':
+        with open(osp.join(root, 'annotations', 'train.json'), encoding='utf-8') as file:
+            names = [image['file_name'] for image in json.load(file)['images']]
+        return [osp.join(root, 'images', name) for name in names]
+    with open(osp.join(root, 'ImageSets', 'Segmentation', 'train.txt'), encoding='utf-8') as file:
+        names = file.read().split()
+    return [osp.join(root, 'JPEGImages', f'{name}.jpg') for name in names]
+
+
+def calibration_folder(task, root, folder):
+    """``folder`` filled with links to the train split's images (quantize.py
+    reads a folder); returns it."""
+    os.makedirs(folder, exist_ok=True)
+    for path in train_images(task, root):
+        link = osp.join(folder, osp.basename(path))
+        if not osp.lexists(link):
+            os.symlink(osp.abspath(path), link)
+    return folder
+
+
+def run_tool(relative, *args):
+    """Run tools/<relative> with ``args``; CalledProcessError if it fails."""
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))
+    subprocess.run([sys.executable, osp.join(REPO, 'tools', relative), *map(str, args)],
+                   check=True, env=dict(os.environ, PYTHONPATH=path))
+
+
 def train(config, work_dir, options):
-    """Train with tools/train.py; the last checkpoint's path."""
-    command = [sys.executable, osp.join(REPO, 'tools', 'train.py'), config, '--work-dir',
-               work_dir, '--cfg-options', *options]
-    subprocess.run(command, check=True, env=dict(os.environ, PYTHONPATH=REPO))
-    with open(osp.join(work_dir, 'last_checkpoint'), encoding='utf-8') as file:
-        return file.read().strip()
+    """The final checkpoint of ``config`` trained by tools/train.py in
+    ``work_dir``: reused when there, resumed when the run stopped early."""
+    from mmdice.utils import load_config
+    cfg = load_config(config)
+    cfg.merge_from_dict(dict(option.split('=', 1) for option in options))
+    final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    if osp.isfile(final):
+        return final
+    resume = ['--resume'] if osp.isfile(osp.join(work_dir, 'last_checkpoint')) else []
+    run_tool('train.py', config, '--work-dir', work_dir, *resume, '--cfg-options', *options)
+    return final
 
 
 def evaluate(cfg, work_dir, name, checkpoint=None, model=None):
@@ -109,43 +156,56 @@ def evaluate(cfg, work_dir, name, checkpoint=None, model=None):
     return build_runner(cfg).test()
 
 
-def export(config, checkpoint, path, shape, backend):
-    """Export the end-to-end deploy form with pytorch2onnx.py / pytorch2openvino.py."""
-    tool = load_tool('deployment/pytorch2onnx.py' if backend == 'onnxruntime' else
-                     'deployment/pytorch2openvino.py')
-    argv = [config, checkpoint, '--output-file', path, '--shape', '1', '3', *map(str, shape)]
-    if backend == 'onnxruntime':
-        argv.append('--deploy')
-    if tool.main(argv) != 0:
-        raise RuntimeError(f'exporting {config} to {path} failed (see above)')
+def export(form, config, checkpoint, path, size, calibration, calib_num):
+    """Export the end-to-end deploy form ``form`` of ``checkpoint`` to ``path``
+    with the deployment tool of that form; ``size``: input (H, W);
+    ``calibration``: int8 calibration image folder."""
+    shape = ['--shape', 1, 3, *size]
+    if form == 'onnxruntime':
+        run_tool('deployment/pytorch2onnx.py', config, checkpoint, '--output-file', path,
+                 *shape, '--deploy')
+    elif form == 'openvino':
+        run_tool('deployment/pytorch2openvino.py', config, checkpoint, '--output-file', path,
+                 *shape)
+    else:
+        run_tool('deployment/quantize.py', config, checkpoint, '--output-file', path,
+                 '--shape', *size, '--calib-dir', calibration, '--calib-num', calib_num)
 
 
-def measure(task, config, checkpoint, root, shape, args):
-    """Rows (form, {metric: value}) of PyTorch and each backend."""
+def measure(task, config, checkpoint, root, size, args):
+    """Rows (form, {metric: value}) of PyTorch and each exported form."""
     from mmdice.utils import load_config
     cfg = load_config(config)
     cfg.merge_from_dict(dict(option.split('=', 1) for option in data_options(task, root)))
     work_dir = osp.join(args.work_dir, task)
     rows = [('PyTorch', evaluate(cfg, work_dir, 'pytorch', checkpoint=checkpoint))]
-    for backend in args.backends:
-        path = osp.join(work_dir, 'model.onnx' if backend == 'onnxruntime' else 'model.xml')
-        export(config, checkpoint, path, shape, backend)
+    calibration = None
+    if 'int8' in args.forms:
+        calibration = calibration_folder(task, root, osp.join(work_dir, 'calibration'))
+    for form, row_name in FORMS:
+        if form not in args.forms:
+            continue
+        path = osp.join(work_dir, 'model.onnx' if form == 'onnxruntime' else f'model-{form}.xml')
+        export(form, config, checkpoint, path, size, calibration, args.calib_num)
+        backend = 'onnxruntime' if form == 'onnxruntime' else 'openvino'
         model = dict(type='mmdice.DeployedModel', path=path, config=config, backend=backend)
-        form = 'onnxruntime f32' if backend == 'onnxruntime' else 'OpenVINO f32 (extension)'
-        rows.append((form, evaluate(cfg, work_dir, backend, model=model)))
+        rows.append((row_name, evaluate(cfg, work_dir, form, model=model)))
     return rows
 
 
 def table(model_name, rows, metrics):
-    """Markdown lines: one row per form, each metric and its difference from PyTorch."""
-    header = ['model', 'form'] + [name for _, name, _ in metrics] + [
-        f'{name} - PyTorch' for _, name, _ in metrics] + ['within target']
+    """Markdown lines: one row per form, each metric and its difference from
+    PyTorch, and whether the form meets its :data:`TARGETS`."""
+    header = ['model', 'form'] + [name for _, name in metrics] + [
+        f'{name} - PyTorch' for _, name in metrics] + ['within target']
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     reference = rows[0][1]
     for form, values in rows:
-        deltas = [values[key] - reference[key] for key, _, _ in metrics]
-        met = all(abs(delta) <= limit for delta, (_, _, limit) in zip(deltas, metrics))
-        cells = [model_name, form] + [f'{values[key]:.4f}' for key, _, _ in metrics] + [
+        deltas = [values[key] - reference[key] for key, _ in metrics]
+        limits = TARGETS['int8' if 'int8' in form else 'f32']
+        met = all(abs(delta) <= limits[key] for delta, (key, _) in zip(deltas, metrics)
+                  if key in limits)
+        cells = [model_name, form] + [f'{values[key]:.4f}' for key, _ in metrics] + [
             f'{delta:+.4f}' for delta in deltas] + ['-' if form == 'PyTorch' else
                                                     ('yes' if met else 'no')]
         lines.append('| ' + ' | '.join(cells) + ' |')
@@ -154,23 +214,33 @@ def table(model_name, rows, metrics):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.makedirs(args.work_dir, exist_ok=True)
-    det_root = osp.join(args.data_root, 'detection')
-    seg_root = osp.join(args.data_root, 'segmentation')
-    prepare_data('detection', det_root, args.det_images)
-    prepare_data('segmentation', seg_root, args.seg_images)
-    ssd = args.ssd_checkpoint or train(SSD_CONFIG, osp.join(args.work_dir, 'train_ssd'),
-                                       data_options('detection', det_root) + args.train_options)
-    seg = args.seg_checkpoint or train(SEG_CONFIG, osp.join(args.work_dir, 'train_seg'),
-                                       data_options('segmentation', seg_root) +
-                                       args.train_options)
-    lines = table('DiCENet-SSD300 s=0.5 (make demo)',
-                  measure('detection', SSD_CONFIG, ssd, det_root, (300, 300), args),
-                  DET_METRICS)
-    seg_rows = measure('segmentation', SEG_CONFIG, seg, seg_root, (64, 64), args)
-    lines += [''] + table('DiCENet-seg s=0.5 shapes 64x64', seg_rows, SEG_METRICS)
+    try:
+        lines = measure_all(args)
+    except subprocess.CalledProcessError as error:
+        from mmdice.utils import report_error
+        tool = osp.relpath(error.cmd[1], REPO)
+        return report_error(f'{tool} failed with exit status {error.returncode} (its output '
+                            'is above)')
     print('\n'.join(lines))
     return 0
+
+
+def measure_all(args):
+    """The table's lines: train or reuse both models, export and evaluate every form."""
+    os.makedirs(args.work_dir, exist_ok=True)
+    lines = []
+    for task in args.tasks:
+        config, size, name = TASKS[task]
+        root = osp.join(args.data_root, task)
+        prepare_data(task, root, args.det_images if task == 'detection' else args.seg_images)
+        checkpoint = args.ssd_checkpoint if task == 'detection' else args.seg_checkpoint
+        if checkpoint is None:
+            checkpoint = train(config, osp.join(args.work_dir, f'train_{task}'),
+                               data_options(task, root) + args.train_options)
+        lines += [''] * bool(lines) + table(
+            name, measure(task, config, checkpoint, root, size, args),
+            DET_METRICS if task == 'detection' else SEG_METRICS)
+    return lines
 
 
 if __name__ == '__main__':

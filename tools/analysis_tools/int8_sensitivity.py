@@ -32,11 +32,11 @@ import shutil
 import sys
 import tempfile
 
+from mmdice.apis.export_tools import read_config_and_checkpoint
 from mmdice.apis.quantize import (BIAS_CORRECTIONS, PRESETS, RANGE_ESTIMATORS, QuantizationError,
                                   calibration_inputs, fuse_prelu, list_calibration_images,
                                   prepare_quantization, quantize_model, read_onnx)
-from mmdice.utils.tool_inputs import (TOOL_ERRORS, InputFileError, check_output_file,
-                                      load_config, read_checkpoint, report_error)
+from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
 
 def parse_args(argv=None):
@@ -123,9 +123,7 @@ def main(argv=None) -> int:
                                  f'{args.rows}')
         if args.json:
             check_output_file(args.json, 'JSON file')
-        cfg = load_config(args.config)
-        if args.checkpoint is not None:
-            read_checkpoint(args.checkpoint)
+        cfg = read_config_and_checkpoint(args.config, args.checkpoint)
         images = list_calibration_images(args.calib_dir, args.calib_num)
         eval_images = list_calibration_images(args.eval_dir or args.calib_dir, args.eval_num)
         staging = tempfile.mkdtemp(prefix='mmdice-int8-sensitivity-')
@@ -133,7 +131,7 @@ def main(argv=None) -> int:
             onnx_path = osp.join(staging, 'model.onnx')
             module, inputs = prepare_quantization(
                 cfg, args.checkpoint, images, onnx_path,
-                tuple(args.shape) if args.shape else None)
+                tuple(args.shape) if args.shape else None, raw=True)
             evaluation = calibration_inputs(cfg, module.model, eval_images,
                                             size=tuple(inputs[0].shape[-2:]), progress=False)
             fp32 = read_onnx(onnx_path)

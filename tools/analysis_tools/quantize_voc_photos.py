@@ -21,19 +21,16 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, REPO)
+from mmdice.apis.int8_qat import QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS
+from mmdice.apis.quantize import BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS
 
-from mmdice.apis.int8_qat import QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS  # noqa: E402
-from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS,  # noqa: E402
-                                  RANGE_ESTIMATORS)
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 WEIGHTS = osp.join(REPO, '..', 'shared', 'edgenets_weights')
 SCALES = ('0.5', '1.0', '1.75')

@@ -12,26 +12,19 @@ run by ``mmdice.apis.DeployedModel``. Example::
 
 ``--show-dir`` draws the predictions with the codebase's visualizer. Bad input
 (a model file of another task or form, a backend that is not installed, a
-missing extension library, a missing dataset) is one ``error:`` line, exit 1.
+missing extension library, a missing dataset, an image of the test set that
+cannot be read) is one ``error:`` line, exit 1.
 """
 import argparse
-import importlib.util
-import os.path as osp
 import sys
 
 from mmdice.apis import BACKENDS, BackendError, DeployedModel
 from mmdice.engine.launch import (add_launch_args, apply_launch_args, build_runner,
-                                  check_dataset_paths, parse_launch_args)
+                                  check_dataset_paths, enable_visualization, parse_launch_args)
 from mmdice.utils import TOOL_ERRORS, load_config, report_error
 
-
-def load_test_tool():
-    """tools/test.py, for its visualization set-up."""
-    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test.py')
-    spec = importlib.util.spec_from_file_location('mmdice_test_tool', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+#: How mmcv's LoadImageFromFile says that it could not decode an image file.
+UNREADABLE_IMAGE = 'failed to load image:'
 
 
 def parse_args(argv=None):
@@ -62,7 +55,7 @@ def build_config(args):
         raise ValueError('--launcher: a deployed model is evaluated in one process; use '
                          '--launcher none')
     if args.show_dir is not None:
-        load_test_tool().enable_visualization(cfg, args.show_dir)
+        enable_visualization(cfg, args.show_dir)
     check_dataset_paths(cfg, ('test_dataloader', ))
     DeployedModel(args.model_file, cfg, args.backend, args.library)  # fails here, not in the Runner
     cfg.model = dict(type='mmdice.DeployedModel', path=args.model_file, config=args.config,
@@ -81,7 +74,14 @@ def main(argv=None) -> int:
         runner = build_runner(cfg)
     except (BackendError, *TOOL_ERRORS) as error:
         return report_error(error)
-    runner.test()
+    try:
+        runner.test()
+    except AssertionError as error:  # mmcv's LoadImageFromFile asserts that it decoded the file
+        path = str(error).partition(UNREADABLE_IMAGE)[2]
+        if not path:
+            raise
+        return report_error(f'cannot read image {path.strip()} of the test set: not an image '
+                            'file (OpenCV cannot decode it)')
     return 0
 
 

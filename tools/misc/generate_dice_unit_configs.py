@@ -23,13 +23,12 @@ from typing import Dict, List, Tuple, Union
 import torch
 from torch import nn
 
+from mmdice.apis import TensorModeWrapper, build_model_from_config
+from mmdice.models import DiCEMobileNet, DiCENet, DiCEResNet
+from mmdice.models.heads import DiCEClsHead
+from mmdice.models.utils import count_complexity
+
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'analysis_tools'))
-from get_flops import TensorForward, build_model  # noqa: E402
-from mmdice.models import DiCEMobileNet, DiCENet, DiCEResNet  # noqa: E402
-from mmdice.models.heads import DiCEClsHead  # noqa: E402
-from mmdice.models.utils import count_complexity  # noqa: E402
-from mmdice.utils import load_config  # noqa: E402
 CONFIG_DIR = osp.join('configs', 'dice_unit')
 README = osp.join(CONFIG_DIR, 'README.md')
 METAFILE = osp.join(CONFIG_DIR, 'metafile.yml')
@@ -219,7 +218,7 @@ def _kwargs(cfg: dict) -> str:
 
 def measure(entry: Entry) -> Tuple[float, float]:
     """(MFLOPs, M parameters) of the entry's config, as get_flops.py counts them."""
-    model = TensorForward(build_model(load_config(osp.join(REPO, entry.config)))).eval()
+    model = TensorModeWrapper(build_model_from_config(osp.join(REPO, entry.config))).eval()
     with torch.no_grad():
         counts = count_complexity(model, (torch.randn(1, 3, 224, 224), ))
     return counts['paper_flops'] / 1e6, counts['params'] / 1e6

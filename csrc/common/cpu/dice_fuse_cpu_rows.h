@@ -145,8 +145,11 @@ class Problem {
   }
 
   // Output rows [begin, end) of rows(), with `scratch` of scratch_elements().
+  // `channel_sums` (optional, N x C): each row's sums over its columns are
+  // added to its image's C values.
   template <int K>
-  MMDICE_INLINE void run(int64_t begin, int64_t end, T* scratch) const {
+  MMDICE_INLINE void run(int64_t begin, int64_t end, T* scratch,
+                         T* channel_sums = nullptr) const {
     Ring ring(*this, scratch);
     T* row_buffer = scratch + ring_slots() * row_elements_;
     const bool direct = output_strides_.c == 1 && sizeof(scalar_t) == sizeof(T);
@@ -159,6 +162,9 @@ class Problem {
                  : row_buffer;
       const int64_t destination_stride = direct ? output_strides_.w : g_.channels;
       fuse_row<K>(ring, h, destination, destination_stride);
+      if (channel_sums != nullptr) {
+        add_columns(destination, destination_stride, channel_sums + n * g_.channels);
+      }
       if (!direct) write_row(row_buffer, n, h);
     }
   }
@@ -239,6 +245,16 @@ class Problem {
   }
 
   // The (W, C) row buffer into output row (n, h).
+  // sums[c] += row[w * stride + c] over the row's columns w.
+  MMDICE_INLINE void add_columns(const T* row, int64_t stride, T* sums) const {
+    const int64_t channels = g_.channels;
+    for (int64_t w = 0; w < g_.width; ++w) {
+      const T* column = row + w * stride;
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) sums[c] += column[c];
+    }
+  }
+
   MMDICE_INLINE void write_row(const T* row, int64_t n, int64_t h) const {
     scalar_t* target = output_ + n * output_strides_.n + h * output_strides_.h;
     const int64_t channels = g_.channels;
@@ -500,19 +516,23 @@ class Problem {
 };
 
 // Output rows [begin, end) of `problem` (supports(geometry) must hold).
+// `channel_sums`: as for Problem::run.
 template <typename scalar_t>
 MMDICE_INLINE void run_rows_impl(const Problem<scalar_t>& problem, int64_t begin, int64_t end,
-                                 accumulate_t<scalar_t>* scratch) {
+                                 accumulate_t<scalar_t>* scratch,
+                                 accumulate_t<scalar_t>* channel_sums = nullptr) {
   if (problem.geometry().kernel_size == 3) {
-    problem.template run<3>(begin, end, scratch);
+    problem.template run<3>(begin, end, scratch, channel_sums);
   } else {
-    problem.template run<5>(begin, end, scratch);
+    problem.template run<5>(begin, end, scratch, channel_sums);
   }
 }
 
-// Rows per worker task: about kParallelGrainElements output elements.
+// Rows per worker task: about kParallelGrainElements multiply-adds (each
+// output element takes one per tap of each branch), so that a batch-1 layer
+// of a few rows still spreads over the threads.
 inline int64_t row_grain(const DimConvGeometry& g) {
-  return parallel_grain(g.width * g.channels);
+  return parallel_grain(g.width * g.channels * kNumBranches * g.taps());
 }
 
 }  // namespace dice_fuse_rows

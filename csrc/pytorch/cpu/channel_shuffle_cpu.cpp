@@ -4,7 +4,8 @@
 //
 // ATen computes it as a PReLU, a multiply into a stride-2 channel view and a copy
 // into the other one (TensorIterator's strided loops): three passes. Here it is
-// one pass per pixel row. (A plain shuffled concat of channels-last parts in the
+// one pass per pixel row (csrc/common/cpu/shuffle_gated_concat_cpu.h, the OpenVINO
+// node's kernel too). (A plain shuffled concat of channels-last parts in the
 // same style is no faster than ATen's copies into channel views, so the deploy
 // form keeps those copies; benchmarks/RESULTS.md.)
 #include <ATen/Dispatch.h>
@@ -14,29 +15,19 @@
 #include <cstdint>
 
 #include "../../common/cpu/cpu_kernel_utils.h"
+#include "../../common/cpu/shuffle_gated_concat_cpu.h"
 #include "../channel_shuffle.h"
 
 namespace mmdice {
 
 namespace {
 
-template <typename scalar_t>
-MMDICE_INLINE void shuffle_row_impl(const scalar_t* left, const scalar_t* branch,
-                                    const scalar_t* slope, const scalar_t* gate,
-                                    int64_t channels, scalar_t* out) {
-#pragma omp simd
-  for (int64_t k = 0; k < channels; ++k) {
-    const scalar_t v = branch[k];
-    out[2 * k] = left[k];
-    out[2 * k + 1] = (v > scalar_t(0) ? v : slope[k] * v) * gate[k];
-  }
-}
-
 #define CHANNEL_SHUFFLE_DEFINE_WORKERS(scalar_t)                                            \
   MMDICE_CPU_CLONES void shuffle_row(const scalar_t* left, const scalar_t* branch,         \
                                      const scalar_t* slope, const scalar_t* gate,          \
                                      int64_t channels, scalar_t* out) {                    \
-    shuffle_row_impl(left, branch, slope, gate, channels, out);                            \
+    shuffle_gated_concat_kernel::shuffle_gated_concat_pixel(left, branch, slope, gate, channels, \
+                                                         2 * channels, out, out + 2 * channels); \
   }
 MMDICE_CPU_FLOATING_TYPES(CHANNEL_SHUFFLE_DEFINE_WORKERS)
 #undef CHANNEL_SHUFFLE_DEFINE_WORKERS

@@ -5,11 +5,10 @@ from typing import Optional, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 
 #: Default ``init_cfg`` of the backbones: Kaiming-normal fan_out for
 #: convolutions, weight 1 / bias 0 for norms, as the reference.
@@ -38,13 +37,31 @@ def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = No
 
 
 class BaseDiCEBackbone(DeployMixin, BaseModule):
-    """Base of the mmdice backbones.
+    """The skeleton of the mmdice backbones: a ``stem`` and stages of units.
 
-    A subclass builds ``stem`` (a ConvModule) and ``layers`` (a ModuleList of
-    stages, Sequentials of units with a deploy form), sets
-    ``frozen_stages`` (-1 freezes nothing, 0 the stem, i > 0 the stem and the
-    first i stages) and ``norm_eval``, and calls :meth:`_freeze_stages` last
-    in ``__init__``.
+    A subclass gives only its stage layout. In ``__init__`` it checks its
+    levels with :meth:`_init_levels` (``out_indices``, ``frozen_stages``: -1
+    freezes nothing, 0 the stem, i > 0 the stem and the first i stages;
+    ``norm_eval``; ``with_cp``, which it passes to every unit, each
+    recomputing itself in backward), builds ``stem`` (a :class:`ConvNormAct`)
+    and ``layers`` (a ModuleList of stages, Sequentials of units with a deploy
+    form), and ends with :meth:`_finish_init`; its ``forward`` runs
+    :meth:`_forward_levels`.
+
+    Arguments the backbones share:
+        norm_eval: keep norm layers in eval mode (frozen running statistics)
+            during training.
+        norm_cfg: normalisation config.
+        act_cfg: activation config; PReLU gets one slope per channel.
+        with_cp: use torch.utils.checkpoint in each unit (block) when training.
+        deploy: build the deploy (inference) form directly, as
+            :meth:`switch_to_deploy` leaves it.
+        init_cfg: initialisation config; default Kaiming-normal fan_out for
+            convolutions, weight 1 / bias 0 for norms (DimConv weights:
+            ``DiCEUnit.init_weights``).
+        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
+            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
+            :meth:`_init_cfg_of_pretrained`).
     """
 
     frozen_stages: int = -1
@@ -92,13 +109,48 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
             f'checkpoint={pretrained!r})', FutureWarning, stacklevel=3)
         return dict(type='Pretrained', checkpoint=pretrained)
 
+    def _init_levels(self, out_indices: Union[int, Sequence[int]], num_levels: int,
+                     frozen_stages: int, num_stages: int, norm_eval: bool, with_cp: bool,
+                     context: str = '') -> None:
+        """Check and set what every backbone takes about its levels and training;
+        ``context`` ends the error messages (e.g. ' for num_stages=2')."""
+        self.out_indices = self._check_out_indices(out_indices, num_levels, context)
+        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages, context)
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    def _finish_init(self, level_channels: Sequence[int], deploy: bool) -> None:
+        """Record the channels of the levels, convert to the deploy form with
+        ``deploy`` and freeze the ``frozen_stages``."""
+        #: channels of every level.
+        self.level_channels = tuple(level_channels)
+        #: channels of the returned levels, shallowest first (as ``forward``).
+        self.out_channels = tuple(self.level_channels[i] for i in sorted(set(self.out_indices)))
+        self.deploy = False
+        if deploy:
+            self.switch_to_deploy()
+        self._freeze_stages()
+
+    def _forward_levels(self, x: Tensor, levels: Sequence[nn.Module]) -> Tuple[Tensor, ...]:
+        """Run ``levels`` in turn on ``x``; the outputs of the ``out_indices``
+        ones, shallowest first. Levels deeper than the deepest requested one
+        are not computed."""
+        outs = []
+        for level, module in enumerate(levels):
+            x = module(x)
+            if level in self.out_indices:
+                outs.append(x)
+            if level == max(self.out_indices):
+                break
+        return tuple(outs)
+
     def switch_to_deploy(self) -> None:
-        """Convert to the deploy form in place: the stem's BatchNorm folded
-        into its conv, every unit (block) of the stages converted. Exact in
-        eval mode, inference only, idempotent."""
+        """Convert to the deploy form in place: the stem and every unit (block)
+        of the stages convert themselves. Exact in eval mode, inference only,
+        idempotent."""
         if self.deploy:
             return
-        fold_conv_module(self.stem)
+        self.stem.switch_to_deploy()
         for stage in self.layers:
             for unit in stage:
                 unit.switch_to_deploy()

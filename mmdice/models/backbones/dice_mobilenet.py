@@ -3,9 +3,7 @@ separable convolutions, each replaced by a :class:`~mmdice.models.layers.DiCEUni
 from typing import Optional, Sequence, Tuple, Union
 
 from mmengine.model import ModuleList, Sequential
-import torch
-import torch.utils.checkpoint as cp
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmdice.registry import MODELS
 from ..layers import DiCEUnit, act_cfg_for
@@ -49,19 +47,8 @@ class DiCEMobileNet(BaseDiCEBackbone):
         out_indices: levels to return (see the table), within ``range(5)``.
         frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and
             ``layers.0`` .. ``layers.{i-1}`` (params fixed, eval mode); -1 to 5.
-        norm_eval: keep norm layers in eval mode (frozen running statistics)
-            during training.
-        norm_cfg: normalisation config.
-        act_cfg: activation config; PReLU gets one slope per channel.
-        with_cp: use torch.utils.checkpoint in each unit when training.
-        deploy: build the deploy (inference) form directly, as
-            :meth:`switch_to_deploy` leaves it.
-        init_cfg: initialisation config; default Kaiming-normal fan_out for
-            convolutions, weight 1 / bias 0 for norms (DimConv weights:
-            ``DiCEUnit.init_weights``).
-        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
-            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
-            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
+        norm_eval, norm_cfg, act_cfg, with_cp, deploy, init_cfg, pretrained: as
+            in :class:`BaseDiCEBackbone`.
     """
 
     #: (out_channels, stride) of the 13 units at widen_factor 1 (MobileNetV1).
@@ -88,12 +75,9 @@ class DiCEMobileNet(BaseDiCEBackbone):
         self.widen_factor = self._check_widen_factor(widen_factor)
         self.input_size = self._check_input_size(input_size)
         num_stages = 1 + sum(stride == 2 for _, stride in self.arch_settings)
-        self.out_indices = self._check_out_indices(out_indices, num_stages)
-        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages)
+        self._init_levels(out_indices, num_stages, frozen_stages, num_stages, norm_eval, with_cp)
         self.spatial = spatial
         self.fusion = fusion
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
 
         stem_channels = make_divisible(self.stem_channels * widen_factor, 8)
         self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
@@ -109,22 +93,10 @@ class DiCEMobileNet(BaseDiCEBackbone):
                           self.input_size[1] // total_stride)
             stages[-1].append(
                 DiCEUnit(in_channels, out_channels, build_size, stride=stride, spatial=spatial,
-                         fusion=fusion, norm_cfg=norm_cfg, act_cfg=act_cfg))
+                         fusion=fusion, norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp))
             in_channels = out_channels
         self.layers = ModuleList(Sequential(*units) for units in stages)
-        #: channels of every level 0 .. 4.
-        self.level_channels = tuple(stage[-1].out_channels for stage in self.layers)
-        #: channels of the returned levels, shallowest first (as ``forward``).
-        self.out_channels = tuple(self.level_channels[i] for i in sorted(set(self.out_indices)))
-        self.deploy = False
-        if deploy:
-            self.switch_to_deploy()
-        self._freeze_stages()
-
-    def _unit_forward(self, unit: nn.Module, x: Tensor) -> Tensor:
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(unit, x, use_reentrant=False)
-        return unit(x)
+        self._finish_init((stage[-1].out_channels for stage in self.layers), deploy)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first;
@@ -132,13 +104,4 @@ class DiCEMobileNet(BaseDiCEBackbone):
         rounded up). Levels deeper than the deepest requested one are not
         computed; the deploy form converts the input to channels-last.
         """
-        x = self.stem(self._check_images(x))
-        outs = []
-        for level, stage in enumerate(self.layers):
-            for unit in stage:
-                x = self._unit_forward(unit, x)
-            if level in self.out_indices:
-                outs.append(x)
-            if level == max(self.out_indices):
-                break
-        return tuple(outs)
+        return self._forward_levels(self.stem(self._check_images(x)), self.layers)

@@ -57,19 +57,8 @@ class DiCEResNet(BaseDiCEBackbone):
         out_indices: levels to return (see the table), within ``range(4)``.
         frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and the
             first i stages (params fixed, eval mode); -1 to 4.
-        norm_eval: keep norm layers in eval mode (frozen running statistics)
-            during training.
-        norm_cfg: normalisation config.
-        act_cfg: activation config; PReLU gets one slope per channel.
-        with_cp: use torch.utils.checkpoint in each block when training.
-        deploy: build the deploy (inference) form directly, as
-            :meth:`switch_to_deploy` leaves it.
-        init_cfg: initialisation config; default Kaiming-normal fan_out for
-            convolutions, weight 1 / bias 0 for norms (DimConv weights:
-            ``DiCEUnit.init_weights``).
-        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
-            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
-            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
+        norm_eval, norm_cfg, act_cfg, with_cp, deploy, init_cfg, pretrained: as
+            in :class:`BaseDiCEBackbone`.
     """
 
     #: width of each stage at widen_factor 1.
@@ -106,13 +95,10 @@ class DiCEResNet(BaseDiCEBackbone):
             raise ValueError(f'depths must be {num_stages} positive ints (blocks per stage), '
                              f'got {depths!r}')
         self.depths = tuple(int(depth) for depth in depths)
-        self.out_indices = self._check_out_indices(out_indices, num_stages)
-        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages)
+        self._init_levels(out_indices, num_stages, frozen_stages, num_stages, norm_eval, with_cp)
         self.spatial = spatial
         self.fusion = fusion
         self.first_fusion = first_fusion
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
 
         self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
                                 act_cfg=act_cfg_for(act_cfg, stem_channels))
@@ -132,14 +118,7 @@ class DiCEResNet(BaseDiCEBackbone):
                                    norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp))
                 in_channels = out_channels
             self.layers.append(Sequential(*blocks))
-        #: channels of every level 0 .. 3.
-        self.level_channels = tuple(stage[-1].out_channels for stage in self.layers)
-        #: channels of the returned levels, shallowest first (as ``forward``).
-        self.out_channels = tuple(self.level_channels[i] for i in sorted(set(self.out_indices)))
-        self.deploy = False
-        if deploy:
-            self.switch_to_deploy()
-        self._freeze_stages()
+        self._finish_init((stage[-1].out_channels for stage in self.layers), deploy)
 
     def _check_channels(self, widen_factor: Optional[float],
                         channels: Optional[Sequence[int]]) -> list:
@@ -164,12 +143,4 @@ class DiCEResNet(BaseDiCEBackbone):
         rounded up). Levels deeper than the deepest requested one are not
         computed; the deploy form converts the input to channels-last.
         """
-        x = self.maxpool(self.stem(self._check_images(x)))
-        outs = []
-        for level, stage in enumerate(self.layers):
-            x = stage(x)
-            if level in self.out_indices:
-                outs.append(x)
-            if level == max(self.out_indices):
-                break
-        return tuple(outs)
+        return self._forward_levels(self.maxpool(self.stem(self._check_images(x))), self.layers)

@@ -115,14 +115,11 @@ class DiCENet(BaseDiCEBackbone):
         self.input_size = self._check_input_size(input_size)
         if num_stages not in range(1, len(self.stage_blocks) + 1):
             raise ValueError(f'num_stages must be 1, 2 or 3, got {num_stages!r}')
-        context = f' for num_stages={num_stages}'
-        self.out_indices = self._check_out_indices(out_indices, num_stages + 2, context)
-        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages, context)
+        self._init_levels(out_indices, num_stages + 2, frozen_stages, num_stages, norm_eval,
+                          with_cp, context=f' for num_stages={num_stages}')
         #: the scale s; None for custom ``channels``.
         self.widen_factor = None if channels is not None else (widen_factor or 1.0)
         self.num_stages = num_stages
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
 
         stem_channels = self.channels[0]
         self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
@@ -146,14 +143,7 @@ class DiCENet(BaseDiCEBackbone):
             self.layers.append(Sequential(*units))
             level_channels.append(out_channels)
             in_channels = out_channels
-        #: channels of every level 0 .. num_stages + 1.
-        self.level_channels = tuple(level_channels)
-        #: channels of the returned levels, shallowest first (as ``forward``).
-        self.out_channels = tuple(level_channels[i] for i in sorted(set(self.out_indices)))
-        self.deploy = False
-        if deploy:
-            self.switch_to_deploy()
-        self._freeze_stages()
+        self._finish_init(level_channels, deploy)
 
     @classmethod
     def _check_channels(cls, widen_factor: Optional[float],
@@ -186,17 +176,10 @@ class DiCENet(BaseDiCEBackbone):
         """
         x = self._check_images(x)
         levels = (self.stem, self.maxpool, *self.layers)
-        outs = []
         if self._pool_before_stem_activation():
             x = self.stem.activate(self.maxpool(self.stem.conv(x)))
             levels = (nn.Identity(), nn.Identity(), *self.layers)
-        for level, module in enumerate(levels):
-            x = module(x)
-            if level in self.out_indices:
-                outs.append(x)
-            if level == max(self.out_indices):
-                break
-        return tuple(outs)
+        return self._forward_levels(x, levels)
 
     def _pool_before_stem_activation(self) -> bool:
         """Whether the eager deploy form max-pools the stem's conv output before

@@ -36,11 +36,12 @@ class DiCESSDHead(DeployMixin, SSDHead):
             self.switch_to_deploy()
 
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorm of every conv -> BatchNorm ``ConvModule`` of the
-        head (``SSDHead`` builds them with ``stacked_convs`` or
-        ``use_depthwise``) into its conv, in place. Exact in eval mode,
-        inference only, idempotent."""
-        for module in self.modules():
-            if isinstance(module, ConvModule):
-                fold_conv_module(module)
+        """Fold the BatchNorm of each conv -> BatchNorm ``ConvModule`` of the
+        head's own towers (``cls_convs``, ``reg_convs``: ``SSDHead`` builds
+        them with ``stacked_convs`` or ``use_depthwise``) into its conv, in
+        place. Exact in eval mode, inference only, idempotent."""
+        for tower in (*self.cls_convs, *self.reg_convs):
+            for module in tower.modules():
+                if isinstance(module, ConvModule):
+                    fold_conv_module(module)
         self.deploy = True

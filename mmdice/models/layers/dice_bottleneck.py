@@ -1,18 +1,16 @@
 """DiCEBottleneck: the residual unit of the ResNet with DiCE units (DiCENet Sec. 3.4)."""
 from typing import Optional, Sequence, Union
 
-import torch
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor, nn
 
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import build_act
 from .dice_unit import DiCEUnit
-from .dim_fuse import build_first_layer, first_layer_to_deploy
+from .first_layer import build_first_layer
 from .norm_act import ConvNormAct
+from .recompute import forward_with_cp
 
 
 @MODELS.register_module()
@@ -87,15 +85,13 @@ class DiCEBottleneck(DeployMixin, BaseModule):
         self.act = build_act(act_cfg, out_channels)
 
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorms of ``first`` and of the shortcut's conv into
-        them and convert the unit, in place. Exact in eval mode, inference
-        only, idempotent."""
+        """Convert ``first``, the shortcut's conv and the unit, in place. Exact
+        in eval mode, inference only, idempotent."""
         if self.deploy:
             return
-        first_layer_to_deploy(self.first)
-        for module in self.shortcut.modules():
-            if isinstance(module, ConvNormAct):
-                fold_conv_module(module)
+        self.first.switch_to_deploy()
+        if isinstance(self.shortcut, Sequential):
+            self.shortcut[-1].switch_to_deploy()
         self.unit.switch_to_deploy()
         self.deploy = True
 
@@ -103,8 +99,4 @@ class DiCEBottleneck(DeployMixin, BaseModule):
         return self.unit(self.first(x)) + self.shortcut(x)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            out = cp.checkpoint(self._inner_forward, x, use_reentrant=False)
-        else:
-            out = self._inner_forward(x)
-        return self.act(out)
+        return self.act(forward_with_cp(self, self._inner_forward, x))

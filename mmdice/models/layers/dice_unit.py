@@ -10,12 +10,13 @@ from torch import Tensor, nn
 from mmdice.ops import DimConv2d, DimConvFuse2d
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import activation_slopes, fold_batch_norm, fold_conv_module
+from ..utils import activation_slopes, fold_batch_norm
 from .activation import act_cfg_for, build_act
 from .channel_shuffle import shuffled_concat
 from .dim_fuse import DimFuse
 from .fusion import PointwiseFusion, SEFusion
 from .norm_act import ConvNormAct, norm_act
+from .recompute import forward_with_cp
 
 #: Spatial layers of a DiCE unit: DimConv or a depth-wise convolution.
 SPATIAL_LAYERS = ('dimconv', 'depthwise')
@@ -77,6 +78,8 @@ class DiCEUnit(DeployMixin, BaseModule):
         gate_reduction: hidden-channel reduction of the SE-style gates.
         norm_cfg: normalisation config.
         act_cfg: activation config (PReLU gets one slope per channel).
+        with_cp: recompute the unit in backward (torch.utils.checkpoint) to
+            save memory when training.
         deploy: build the deploy (inference) form directly, as
             :meth:`switch_to_deploy` leaves it.
         init_cfg: initialisation config; by default convolutions (DimConv
@@ -97,8 +100,8 @@ class DiCEUnit(DeployMixin, BaseModule):
                  dilation: Union[int, Sequence[int]] = 1, stride: int = 1,
                  spatial: str = 'dimconv', fusion: str = 'dimfuse', gate_reduction: int = 4,
                  norm_cfg: dict = dict(type='BN', eps=1e-5),
-                 act_cfg: dict = dict(type='PReLU'), deploy: bool = False,
-                 init_cfg: Optional[dict] = None):
+                 act_cfg: dict = dict(type='PReLU'), with_cp: bool = False,
+                 deploy: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if spatial not in SPATIAL_LAYERS:
             raise ValueError(f'spatial must be one of {SPATIAL_LAYERS}, got {spatial!r}')
@@ -110,6 +113,7 @@ class DiCEUnit(DeployMixin, BaseModule):
         if stride not in (1, 2):
             raise ValueError(f'stride must be 1 or 2, got {stride!r}')
         self.deploy = False
+        self.with_cp = with_cp
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.stride = stride
@@ -179,6 +183,9 @@ class DiCEUnit(DeployMixin, BaseModule):
         return norm_act(self.dim_conv(x), self.dim_norm, self.dim_act)
 
     def forward(self, x: Tensor) -> Tensor:
+        return forward_with_cp(self, self._forward, x)
+
+    def _forward(self, x: Tensor) -> Tensor:
         return self.fuse_layer(self._fusion_input(x))
 
     def shuffled_with(self, left: Tensor, x: Tensor) -> Tensor:
@@ -198,7 +205,7 @@ class DiCEUnit(DeployMixin, BaseModule):
         if self.deploy:
             return
         if self.spatial == 'depthwise':
-            fold_conv_module(self.depthwise)
+            self.depthwise.switch_to_deploy()
         elif getattr(self.fuse_layer, 'local_fusion', None) is not None:
             self._fuse_dim_conv()
         self.fuse_layer.switch_to_deploy()

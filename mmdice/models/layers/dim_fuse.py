@@ -2,17 +2,15 @@
 import math
 from typing import Optional
 
-from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from mmdice.ops import shuffle_gated_concat
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import activation_slopes, fold_conv_module
+from ..utils import activation_slopes
 from .activation import act_cfg_for
+from .channel_gate import ChannelGate
 from .channel_shuffle import shuffled_concat
 from .norm_act import ConvNormAct
 
@@ -21,48 +19,14 @@ from .norm_act import ConvNormAct
 PIECEWISE_LINEAR = (nn.PReLU, nn.LeakyReLU, nn.ReLU, nn.Identity)
 
 
-@MODELS.register_module()
-class ChannelGate(DeployMixin, BaseModule):
-    """Global fusion gate of DimFuse (squeeze-and-excitation style).
+def build_local_fusion(channels: int, norm_cfg: dict, act_cfg: dict) -> ConvNormAct:
+    """DimFuse's local fusion: grouped 1x1 conv 3C -> C (groups=C, a learned
+    weighted sum of each channel's three DimConv branches) + norm + act.
 
-    ``GAP -> 1x1 conv (C -> floor(C / reduction), no bias) -> ReLU ->
-    1x1 conv (-> C', no bias) -> sigmoid``; no normalisation.
-
-    Args:
-        in_channels: channels C of the pooled input.
-        out_channels: channels C' of the gate.
-        reduction: channel reduction of the hidden layer (floor division).
-        init_cfg: initialisation config.
-
-    Shapes: (N, C, H, W) -> (N, C', 1, 1), values in (0, 1).
+    Shapes: (N, 3C, H, W) -> (N, C, H, W).
     """
-
-    def __init__(self, in_channels: int, out_channels: int, reduction: int = 4,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg=init_cfg)
-        #: set by :meth:`switch_to_deploy`: the 1x1 convs on the pooled vector
-        #: run as matrix products.
-        self.deploy = False
-        hidden_channels = in_channels // reduction
-        if hidden_channels < 1:
-            raise ValueError(f'in_channels ({in_channels}) must be at least reduction '
-                             f'({reduction}) so that the gate has a hidden channel')
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = ConvModule(in_channels, hidden_channels, 1, bias=False,
-                                 norm_cfg=None, act_cfg=dict(type='ReLU'))
-        self.expand = ConvModule(hidden_channels, out_channels, 1, bias=False,
-                                 norm_cfg=None, act_cfg=dict(type='Sigmoid'))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.deploy:
-            hidden = F.relu(F.linear(x.mean((2, 3)), self.reduce.conv.weight.flatten(1)))
-            gate = torch.sigmoid(F.linear(hidden, self.expand.conv.weight.flatten(1)))
-            return gate[:, :, None, None]
-        return self.expand(self.reduce(self.pool(x)))
-
-    def switch_to_deploy(self) -> None:
-        """Run the 1x1 convs (no BatchNorm) as matrix products; idempotent."""
-        self.deploy = True
+    return ConvNormAct(3 * channels, channels, 1, groups=channels, norm_cfg=norm_cfg,
+                       act_cfg=act_cfg_for(act_cfg, channels))
 
 
 @MODELS.register_module()
@@ -105,9 +69,7 @@ class DimFuse(DeployMixin, BaseModule):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.deploy = False
-        self.local_fusion = (ConvNormAct(3 * in_channels, in_channels, 1, groups=in_channels,
-                                         norm_cfg=norm_cfg,
-                                         act_cfg=act_cfg_for(act_cfg, in_channels))
+        self.local_fusion = (build_local_fusion(in_channels, norm_cfg, act_cfg)
                              if with_local_fusion else None)
         self.gate = ChannelGate(in_channels, out_channels, reduction=gate_reduction)
         self.spatial_fusion = ConvNormAct(in_channels, out_channels, 3, padding=1,
@@ -147,36 +109,7 @@ class DimFuse(DeployMixin, BaseModule):
         if self.deploy:
             return
         if self.local_fusion is not None:
-            fold_conv_module(self.local_fusion)
-        fold_conv_module(self.spatial_fusion)
+            self.local_fusion.switch_to_deploy()
+        self.spatial_fusion.switch_to_deploy()
         self.gate.switch_to_deploy()
         self.deploy = True
-
-
-#: First layers of a block (its point-wise conv, or DimFuse in its place: DiCENet Table 3).
-FIRST_FUSIONS = ('pointwise', 'dimfuse')
-
-
-def build_first_layer(in_channels: int, out_channels: int, first_fusion: str,
-                      norm_cfg: dict, act_cfg: dict) -> nn.Module:
-    """A block's first layer: 1x1 conv + norm + act (``'pointwise'``) or
-    :class:`DimFuse` without local fusion (``'dimfuse'``).
-
-    Shapes: (N, in_channels, H, W) -> (N, out_channels, H, W).
-    """
-    if first_fusion not in FIRST_FUSIONS:
-        raise ValueError(f'first_fusion must be one of {FIRST_FUSIONS}, got {first_fusion!r}')
-    if first_fusion == 'dimfuse':
-        return DimFuse(in_channels, out_channels, with_local_fusion=False, norm_cfg=norm_cfg,
-                       act_cfg=act_cfg)
-    return ConvNormAct(in_channels, out_channels, 1, norm_cfg=norm_cfg,
-                       act_cfg=act_cfg_for(act_cfg, out_channels))
-
-
-def first_layer_to_deploy(layer: nn.Module) -> None:
-    """Convert a :func:`build_first_layer` layer to its deploy form, in place."""
-    if isinstance(layer, DimFuse):
-        layer.switch_to_deploy()
-    else:
-        fold_conv_module(layer)
-

@@ -12,7 +12,6 @@ from torch.nn import functional as F
 
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .norm_act import ConvNormAct
 
@@ -67,5 +66,6 @@ class EfficientPWConv(DeployMixin, BaseModule):
     def switch_to_deploy(self) -> None:
         """Fold the expansion's BatchNorm into its conv, in place (the gate has
         none). Exact in eval mode, inference only, idempotent."""
-        fold_conv_module(self.expansion)
+        self.expansion.switch_to_deploy()
+        self.gate.switch_to_deploy()
         self.deploy = True

@@ -14,7 +14,6 @@ from torch.nn import functional as F
 
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import act_cfg_for, build_act
 from .channel_shuffle import channel_shuffle
 from .norm_act import ConvNormAct, norm_act
@@ -127,5 +126,5 @@ class EfficientPyrPool(DeployMixin, BaseModule):
         eval mode, inference only, idempotent."""
         for conv in (self.projection, self.merge_conv, self.out_proj):
             if conv is not None:
-                fold_conv_module(conv)
+                conv.switch_to_deploy()
         self.deploy = True

@@ -6,9 +6,9 @@ from torch import Tensor
 
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import act_cfg_for
-from .dim_fuse import ChannelGate
+from .channel_gate import ChannelGate
+from .dim_fuse import build_local_fusion
 from .norm_act import ConvNormAct
 
 
@@ -51,7 +51,7 @@ class PointwiseFusion(DeployMixin, BaseModule):
         """Fold the BatchNorm into the 1x1 conv and switch the gate; idempotent."""
         if self.deploy:
             return
-        fold_conv_module(self.pointwise)
+        self.pointwise.switch_to_deploy()
         if self.gate is not None:
             self.gate.switch_to_deploy()
         self.deploy = True
@@ -61,10 +61,11 @@ class PointwiseFusion(DeployMixin, BaseModule):
 class SEFusion(DeployMixin, BaseModule):
     """Squeeze-and-excitation fusion: ``y * gate(y)`` (the "SE" fusion).
 
-    An SE gate cannot change the channel count, so after a DimConv the three
-    branches of each channel are first combined by DimFuse's local fusion
-    (grouped 1x1 conv 3C -> C + norm + act) into y; after a depth-wise conv y
-    is the input itself.
+    Built from DimFuse's parts: an SE gate (:class:`ChannelGate`) cannot
+    change the channel count, so after a DimConv the three branches of each
+    channel are first combined by DimFuse's local fusion
+    (:func:`~mmdice.models.layers.dim_fuse.build_local_fusion`) into y; after
+    a depth-wise conv y is the input itself.
 
     Args:
         channels: channels C of y (and of the output).
@@ -85,9 +86,7 @@ class SEFusion(DeployMixin, BaseModule):
                  act_cfg: dict = dict(type='PReLU'), init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         self.deploy = False
-        self.local_fusion = (ConvNormAct(3 * channels, channels, 1, groups=channels,
-                                         norm_cfg=norm_cfg,
-                                         act_cfg=act_cfg_for(act_cfg, channels))
+        self.local_fusion = (build_local_fusion(channels, norm_cfg, act_cfg)
                              if with_local_fusion else None)
         self.gate = ChannelGate(channels, channels, reduction=gate_reduction)
 
@@ -101,6 +100,6 @@ class SEFusion(DeployMixin, BaseModule):
         if self.deploy:
             return
         if self.local_fusion is not None:
-            fold_conv_module(self.local_fusion)
+            self.local_fusion.switch_to_deploy()
         self.gate.switch_to_deploy()
         self.deploy = True

@@ -3,6 +3,8 @@ from mmcv.cnn import ConvModule
 from torch import Tensor, nn
 
 from mmdice.ops import batch_norm_prelu
+from ..deploy import DeployMixin
+from ..utils import fold_conv_module
 
 
 def _batch_norm_arguments(norm: nn.BatchNorm2d) -> tuple:
@@ -32,11 +34,14 @@ def norm_act(x: Tensor, norm: nn.Module, act: nn.Module) -> Tensor:
                             training, momentum, norm.eps)
 
 
-class ConvNormAct(ConvModule):
+class ConvNormAct(DeployMixin, ConvModule):
     """mmcv ``ConvModule`` whose conv -> BatchNorm -> PReLU runs the fused
     :func:`norm_act`; any other order, norm or activation, and calls with
     ``norm=False`` or ``activate=False``, run ``ConvModule``'s own forward.
-    Same arguments, parameters and state-dict keys as ``ConvModule``."""
+    Same arguments, parameters and state-dict keys as ``ConvModule``.
+
+    Deploy form (:meth:`switch_to_deploy`): the BatchNorm folded into the conv.
+    """
 
     def forward(self, x: Tensor, activate: bool = True, norm: bool = True) -> Tensor:
         if not (activate and norm and self.with_norm and self.with_activation
@@ -45,3 +50,9 @@ class ConvNormAct(ConvModule):
         if self.with_explicit_padding:
             x = self.padding_layer(x)
         return norm_act(self.conv(x), self.norm, self.activate)
+
+    def switch_to_deploy(self) -> None:
+        """Fold a BatchNorm that follows the conv into it, in place (each
+        layer's own eps, in float64). Exact in eval mode, idempotent."""
+        fold_conv_module(self)
+        self.deploy = True

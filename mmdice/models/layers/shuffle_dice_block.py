@@ -2,7 +2,6 @@
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor
 
@@ -11,7 +10,8 @@ from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .channel_shuffle import channel_shuffle, memory_format_of, shuffled_concat
 from .dice_unit import DiCEUnit
-from .dim_fuse import build_first_layer, first_layer_to_deploy
+from .first_layer import build_first_layer
+from .recompute import forward_with_cp
 
 
 @MODELS.register_module()
@@ -68,13 +68,12 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
                      norm_cfg=norm_cfg, act_cfg=act_cfg))
 
     def switch_to_deploy(self) -> None:
-        """Fold the BatchNorm of the 1x1 conv into it (or convert the DimFuse
-        in its place) and convert the DiCE unit, in place. Exact in eval mode,
-        inference only, idempotent."""
+        """Convert the branch's first layer and DiCE unit, in place. Exact in
+        eval mode, inference only, idempotent."""
         if self.deploy:
             return
-        first_layer_to_deploy(self.branch[0])
-        self.branch[1].switch_to_deploy()
+        for layer in self.branch:
+            layer.switch_to_deploy()
         self.deploy = True
 
     def _inner_forward(self, x: Tensor) -> Tensor:
@@ -97,6 +96,4 @@ class ShuffleDiCEBlock(DeployMixin, BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, in_channels, H, W) -> (N, out_channels, H, W)."""
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
-        return self._inner_forward(x)
+        return forward_with_cp(self, self._inner_forward, x)

@@ -2,18 +2,17 @@
 from typing import Optional, Sequence, Union
 
 import torch
-import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, Sequential
 from torch import Tensor, nn
 
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
-from ..utils import fold_conv_module
 from .activation import act_cfg_for
 from .channel_shuffle import channel_shuffle, shuffled_concat
 from .dice_unit import DiCEUnit
 from .norm_act import ConvNormAct
+from .recompute import forward_with_cp
 
 
 @MODELS.register_module()
@@ -68,7 +67,7 @@ class StridedDiCE(DeployMixin, BaseModule):
         if self.deploy:
             return
         for conv in (*self.left, self.right[2]):
-            fold_conv_module(conv)
+            conv.switch_to_deploy()
         self.right[1].switch_to_deploy()
         self.deploy = True
 
@@ -79,6 +78,4 @@ class StridedDiCE(DeployMixin, BaseModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, 2C, ceil(H/2), ceil(W/2))."""
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(self._inner_forward, x, use_reentrant=False)
-        return self._inner_forward(x)
+        return forward_with_cp(self, self._inner_forward, x)

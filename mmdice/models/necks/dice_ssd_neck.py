@@ -15,7 +15,6 @@ from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from ..layers import EfficientPyrPool, act_cfg_for
 from ..layers.norm_act import ConvNormAct
-from ..utils import fold_conv_module
 
 
 def extra_level(in_channels: int, out_channels: int, padding: int, norm_cfg: dict,
@@ -123,7 +122,7 @@ class DiCESSDNeck(DeployMixin, BaseModule):
         them, in place. Exact in eval mode, inference only, idempotent."""
         for level in self.extra_levels:
             for conv in level:
-                fold_conv_module(conv)
+                conv.switch_to_deploy()
         for fuse in self.fuses:
             fuse.switch_to_deploy()
         self.deploy = True

@@ -20,6 +20,7 @@ raises ``ValueError`` listing the keys.
 """
 import os.path as osp
 import re
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 from torch import Tensor
@@ -176,6 +177,7 @@ def _apply(rules: List[Rule], key: str) -> Optional[str]:
     return None
 
 
+@dataclass(eq=False, repr=False)
 class EdgeNetsConversion:
     """Result of a conversion: ``state_dict``, ``meta`` and the inferred settings.
 
@@ -189,14 +191,12 @@ class EdgeNetsConversion:
         meta: checkpoint meta (settings, source file, dataset_meta if known).
     """
 
-    def __init__(self, task: str, widen_factor: float, input_size: Tuple[int, int],
-                 num_classes: int, state_dict: Dict[str, Tensor], meta: dict):
-        self.task = task
-        self.widen_factor = widen_factor
-        self.input_size = input_size
-        self.num_classes = num_classes
-        self.state_dict = state_dict
-        self.meta = meta
+    task: str
+    widen_factor: float
+    input_size: Tuple[int, int]
+    num_classes: int
+    state_dict: Dict[str, Tensor]
+    meta: dict
 
     def summary(self) -> str:
         return (f'task={self.task} widen_factor={self.widen_factor} '

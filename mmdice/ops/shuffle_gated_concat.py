@@ -1,16 +1,13 @@
-"""Shuffled concatenations of ShuffleNet blocks for the eager deploy form.
+"""The end of a deploy-form ShuffleNet block whose halves are equal, as one op.
 
-:func:`shuffled_concat` copies each part once, straight into its shuffled
-place. ``torch.ops.mmdice.shuffle_gated_concat`` also applies the DiCE unit's
-last activation and gate product, in one pass per pixel row of channels-last
-tensors, where ATen's PReLU, multiply and copies into strided channel views of
+``torch.ops.mmdice.shuffle_gated_concat`` applies the DiCE unit's last
+activation and gate product, concatenates and shuffles, in one pass per pixel
+row of channels-last tensors, where ATen's PReLU, multiply and copies into strided channel views of
 the output take three passes through the TensorIterator's strided loops.
 Inference only (no autograd): with grad enabled, in compiled graphs and for
 other layouts :func:`shuffle_gated_concat` computes the same with standard
 operators, which compilers fuse themselves.
 """
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,8 +15,8 @@ from torch import Tensor
 from .checks import Check, require, shape_of
 from .extension import EXT_AVAILABLE, SHUFFLE_GATED_CONCAT, use_fused_kernel
 
-__all__ = ['memory_format_of', 'shuffled_concat', 'shuffle_gated_concat',
-           'shuffle_gated_concat_reference', 'check_shuffle_gated_concat_arguments']
+__all__ = ['shuffle_gated_concat', 'shuffle_gated_concat_reference',
+           'check_shuffle_gated_concat_arguments']
 
 
 def check_shuffle_gated_concat_arguments(left: Tensor, branch: Tensor, slope: Tensor,
@@ -36,42 +33,6 @@ def check_shuffle_gated_concat_arguments(left: Tensor, branch: Tensor, slope: Te
           lambda: f'shuffle_gated_concat needs branch of the shape of left '
           f'{tuple(left.shape)}, slope ({channels},) and gate ({batch}, {channels}[, 1, 1]), '
           f'got {tuple(branch.shape)}, {tuple(slope.shape)} and {tuple(gate.shape)}')
-
-
-def memory_format_of(x: Tensor) -> torch.memory_format:
-    """``torch.channels_last`` for a 4-D tensor whose channels are its innermost
-    axis (channels-last, or a channel slice of it), else ``torch.contiguous_format``."""
-    if x.dim() == 4 and x.shape[1] > 1 and x.stride(1) == 1 and x.shape[2] * x.shape[3] > 1:
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def shuffled_concat(parts: Sequence[Tensor], groups: int) -> Tensor:
-    """``channel_shuffle(torch.cat(parts, dim=1), groups)`` in one pass.
-
-    Each part (N, C_i, H, W) is copied once, straight to its shuffled place in
-    the output, which keeps the memory format (NCHW or channels-last) of the
-    first part.
-    """
-    batch, _, height, width = parts[0].shape
-    channels = sum(part.shape[1] for part in parts)
-    if channels % groups:
-        raise ValueError(f'channels ({channels}) must be divisible by groups ({groups})')
-    group_channels = channels // groups
-    out = torch.empty((batch, channels, height, width), dtype=parts[0].dtype,
-                      device=parts[0].device, memory_format=memory_format_of(parts[0]))
-    # grouped[:, j, k] is output channel k * groups + j, i.e. concat channel j * group_channels + k.
-    grouped = out.view(batch, group_channels, groups, height, width).transpose(1, 2)
-    start = 0
-    for part in parts:
-        offset = 0
-        while offset < part.shape[1]:
-            group, k = divmod(start + offset, group_channels)
-            count = min(part.shape[1] - offset, group_channels - k)
-            grouped[:, group, k:k + count].copy_(part[:, offset:offset + count])
-            offset += count
-        start += part.shape[1]
-    return out
 
 
 def shuffle_gated_concat_reference(left: Tensor, branch: Tensor, slope: Tensor,
