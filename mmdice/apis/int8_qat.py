@@ -68,7 +68,7 @@ def quantize_aware_training(module: torch.nn.Module,
     outputs are the network's (named as :func:`~mmdice.apis.deploy_module`
     names them); else the end-to-end graph's (``scores``: a classifier also
     outputs scores); ValueError for an end-to-end detector (its NMS is a
-    custom op that OpenVINO's PyTorch frontend cannot convert). ``log``:
+    custom op translated for the ONNX exporter only). ``log``:
     called with a progress line every tenth of the steps (None: silent).
     QuantizationError if NNCF cannot quantize the model or OpenVINO cannot
     convert it."""
@@ -89,8 +89,8 @@ def quantize_aware_training(module: torch.nn.Module,
                          f'{steps}, {batch_size}, {learning_rate}')
     if not raw and model_task(module.model) == 'detector':
         raise ValueError("quantization-aware training converts with OpenVINO's PyTorch "
-                         "frontend, which cannot convert the end-to-end detector's NMS: "
-                         'export the raw outputs (raw=True, --raw)')
+                         "frontend, which has no translation of the end-to-end detector's "
+                         'NMS: export the raw outputs (raw=True, --raw)')
     os.environ.setdefault('NNCF_EXTENSION_LOAD_TIMEOUT', '0')
     import nncf
     import openvino as ov

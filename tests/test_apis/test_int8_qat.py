@@ -18,7 +18,7 @@ CLS_CONFIG = 'configs/dicenet/dicenet-s0.5_1xb32_shapes-64px.py'
 
 @pytest.fixture(scope='module')
 def classifier(tmp_path_factory):
-    """Deploy-form shapes classifier (random weights, seed 0) and 8 of its
+    """Deploy-form shapes classifier (random weights, seed 0) and 4 of its
     prepared inputs (generated shapes images)."""
     import os.path as osp
 
@@ -28,7 +28,7 @@ def classifier(tmp_path_factory):
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     config = Config.fromfile(osp.join(repo, CLS_CONFIG))
     root = tmp_path_factory.mktemp('qat')
-    generate_shapes_classification(str(root), num_images=8, image_size=64, val_fraction=0.25)
+    generate_shapes_classification(str(root), num_images=4, image_size=64, val_fraction=0.25)
     images = sorted(str(path) for path in root.rglob('*.png'))
     torch.manual_seed(0)
     model = build_model_from_config(config)
@@ -59,26 +59,26 @@ def test_reference_graph_trains_the_deploy_form(classifier):
     module.zero_grad(set_to_none=True)
 
 
-def test_qat_fine_tuning_reduces_the_int8_error(classifier):
-    """The int8 OpenVINO model after fine-tuning (the default learning rate) is
-    closer to fp32 (mean squared logit error on the calibration images) than
-    the one of the same NNCF set-up without fine-tuning; both hold int8
-    FakeQuantize nodes."""
+def test_qat_fine_tunes_and_converts_to_an_int8_ir(classifier):
+    """Two fine-tuning steps (gradients through NNCF's fake quantizers and the
+    deploy form's reference ops), then an OpenVINO model with FakeQuantize
+    nodes, its output named as the raw export names it, whose logits keep
+    fp32's top-1 class and stay close to fp32 (the same bounds as the
+    post-training tool test)."""
     from mmdice.apis.int8_qat import quantize_aware_training
     module, inputs = classifier
     with torch.no_grad():
         want = torch.cat([module(x) for x in inputs]).numpy()
-    errors = {}
-    for steps in (0, 30):
-        converted = quantize_aware_training(module, inputs, steps=steps, batch_size=4,
-                                            log=None)
-        assert 'FakeQuantize' in {op.get_type_name() for op in converted.get_ops()}
-        compiled = compile_int8(converted, threads=2, precision='f32')
-        got = np.concatenate([compiled(x.numpy())[compiled.outputs[0]] for x in inputs])
-        assert got.shape == want.shape
-        errors[steps] = float(((got - want)**2).mean())
-    print(f'int8 mean squared logit error: {errors}')
-    assert errors[30] < errors[0]
+    lines = []
+    converted = quantize_aware_training(module, inputs, steps=2, batch_size=1, log=lines.append)
+    assert [line.split(':')[0] for line in lines] == ['QAT step 1/2', 'QAT step 2/2']
+    assert 'FakeQuantize' in {op.get_type_name() for op in converted.get_ops()}
+    assert [output.get_any_name() for output in converted.outputs] == ['logits']
+    compiled = compile_int8(converted, threads=2, precision='f32')
+    got = np.concatenate([compiled(x.numpy())[compiled.outputs[0]] for x in inputs])
+    assert got.shape == want.shape
+    assert (got.argmax(1) == want.argmax(1)).mean() >= 0.75
+    assert np.abs(got - want).mean() / (want.max() - want.min()) <= 0.1
 
 
 @pytest.mark.parametrize('options,match', [

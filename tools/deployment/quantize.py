@@ -183,8 +183,8 @@ def main(argv=None) -> int:
             raise InputFileError('--accuracy-control compares classes per position, which an '
                                  "end-to-end detector's dets do not have: add --raw")
         if args.qat and not args.raw and config_task(cfg.model) == 'detector':
-            raise InputFileError("--qat converts with OpenVINO's PyTorch frontend, which cannot "
-                                 "convert the end-to-end detector's NMS: add --raw")
+            raise InputFileError("--qat converts with OpenVINO's PyTorch frontend, which has no "
+                                 "translation of the end-to-end detector's NMS: add --raw")
         images = list_calibration_images(args.calib_dir, args.calib_num)
         keep_float = args.keep_float + ([] if args.raw else ['postprocessing'])
         staging = tempfile.mkdtemp(prefix='mmdice-quantize-')
