@@ -133,7 +133,26 @@ def _levels_flat(maps: Sequence[Tensor], channels: int) -> List[Tensor]:
     return [level.permute(0, 2, 3, 1).reshape(level.shape[0], -1, channels) for level in maps]
 
 
-class DetectorEnd2End(nn.Module):
+class End2EndBase(nn.Module):
+    """The network part of the end-to-end wrappers: ``model``'s heads and
+    settings, and the module computing its ``mode='tensor'`` outputs from the
+    image tensor: ``network`` (e.g. a fine-tuned fake-quantized copy of
+    ``TensorModeWrapper(model)``, :mod:`mmdice.apis.int8_qat`), by default
+    ``model`` itself."""
+
+    def __init__(self, model: nn.Module, network: Optional[nn.Module] = None):
+        super().__init__()
+        self.model = model
+        self.network = network
+
+    def network_outputs(self, x: Tensor):
+        """The raw outputs that the post-processing takes."""
+        if self.network is None:
+            return self.model(x, mode='tensor')
+        return self.network(x)
+
+
+class DetectorEnd2End(End2EndBase):
     """A single-stage mmdet detector from image tensor to ``dets`` (N, K, 5) and
     ``labels`` (N, K), as ``model.predict(..., rescale=False)`` computes them
     (boxes in input pixels, clipped to the input).
@@ -146,18 +165,17 @@ class DetectorEnd2End(nn.Module):
     detection hold :data:`PAD_DET` and label :data:`PAD_LABEL`.
     """
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
+    def __init__(self, model: nn.Module, network: Optional[nn.Module] = None):
         reason = unsupported_detector_reason(model)
         if reason is not None:
             raise ValueError(reason)
-        self.model = model
+        super().__init__(model, network)
         self.head = model.bbox_head
         self.settings = detector_settings(self.head)
 
     def forward(self, x: Tensor):
         head, settings = self.head, self.settings
-        outputs = self.model(x, mode='tensor')
+        outputs = self.network_outputs(x)
         cls_scores, bbox_preds = outputs[0], outputs[1]
         factors = outputs[2] if len(outputs) > 2 and outputs[2][0] is not None else None
         num_images, num_classes = x.shape[0], head.num_classes
@@ -223,41 +241,40 @@ class DetectorEnd2End(nn.Module):
         return dets, labels
 
 
-class SegmentorEnd2End(nn.Module):
+class SegmentorEnd2End(End2EndBase):
     """An mmseg segmentor from image tensor to ``seg_map`` (N, H, W) int64 at
     the input size: the decode head's logits resized bilinearly (the head's
     ``align_corners``) and their argmax, or sigmoid > ``threshold`` for a head
     with one output channel, as mmseg's ``predict`` (whole-image mode)."""
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
+    def __init__(self, model: nn.Module, network: Optional[nn.Module] = None):
         mode = (model.test_cfg or {}).get('mode', 'whole')
         if mode != 'whole':
             raise ValueError(f"model.test_cfg.mode={mode!r} cannot be exported end to end (it "
                              "runs in Python); set model.test_cfg.mode='whole' or export --raw")
-        self.model = model
+        super().__init__(model, network)
 
     def forward(self, x: Tensor) -> Tensor:
         head = self.model.decode_head
-        logits = F.interpolate(self.model(x, mode='tensor'), size=x.shape[2:], mode='bilinear',
+        logits = F.interpolate(self.network_outputs(x), size=x.shape[2:], mode='bilinear',
                                align_corners=head.align_corners)
         if logits.shape[1] == 1:
             return (logits.sigmoid() > head.threshold).squeeze(1).long()
         return logits.argmax(dim=1)
 
 
-class ClassifierEnd2End(nn.Module):
+class ClassifierEnd2End(End2EndBase):
     """An mmpretrain classifier from image tensor to ``logits`` (N, classes)
     and, with ``scores=True``, ``scores``: softmax (sigmoid for multi-label
     heads, as their ``predict``)."""
 
-    def __init__(self, model: nn.Module, scores: bool = False):
-        super().__init__()
-        self.model = model
+    def __init__(self, model: nn.Module, scores: bool = False,
+                 network: Optional[nn.Module] = None):
+        super().__init__(model, network)
         self.scores = scores
 
     def forward(self, x: Tensor):
-        logits = self.model(x, mode='tensor')
+        logits = self.network_outputs(x)
         if isinstance(logits, (tuple, list)):
             logits = logits[-1]
         if not self.scores:
@@ -267,16 +284,18 @@ class ClassifierEnd2End(nn.Module):
         return logits, (logits.sigmoid() if multi_label else logits.softmax(-1))
 
 
-def end2end_module(model: nn.Module, scores: bool = False) -> nn.Module:
+def end2end_module(model: nn.Module, scores: bool = False,
+                   network: Optional[nn.Module] = None) -> nn.Module:
     """The end-to-end wrapper of ``model`` for its task (:func:`model_task`);
-    ``scores``: a classifier also outputs ``scores``. ValueError (one line)
-    for a model that cannot be exported end to end."""
+    ``scores``: a classifier also outputs ``scores``; ``network``: computes the
+    raw outputs instead of ``model`` (:class:`End2EndBase`). ValueError (one
+    line) for a model that cannot be exported end to end."""
     task = model_task(model)
     if task == 'detector':
-        return DetectorEnd2End(model).eval()
+        return DetectorEnd2End(model, network).eval()
     if task == 'segmentor':
-        return SegmentorEnd2End(model).eval()
-    return ClassifierEnd2End(model, scores).eval()
+        return SegmentorEnd2End(model, network).eval()
+    return ClassifierEnd2End(model, scores, network).eval()
 
 
 def end2end_output_names(model: nn.Module, scores: bool = False) -> List[str]:

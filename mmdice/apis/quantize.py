@@ -2,8 +2,10 @@
 
 The model's deploy form is exported to ONNX (:func:`export_onnx`, the DiCE ops
 as standard operators), read by OpenVINO, and quantized by NNCF's post-training
-quantization (per-channel symmetric int8 weights, per-tensor int8 activations
-with ranges from calibration images: min-max statistics, fast bias correction).
+quantization (per-channel symmetric int8 weights, per-tensor asymmetric int8
+activations (preset mixed) with ranges from calibration images: global min-max,
+fast bias correction), or fine-tuned with quantization in the loop
+(:mod:`mmdice.apis.int8_qat`).
 The calibration images come from a folder and go through the config's test
 pipeline (without annotation loading) and the model's data preprocessor, i.e.
 exactly what the model sees at test time. The result is an OpenVINO IR
@@ -131,15 +133,15 @@ def calibration_inputs(cfg,
 
 
 def prepare_quantization(cfg, checkpoint: Optional[str], images: Sequence[str],
-                         onnx_path: str, shape: Optional[Tuple[int, int]] = None,
+                         onnx_path: Optional[str], shape: Optional[Tuple[int, int]] = None,
                          progress: bool = True, raw: bool = False, scores: bool = False):
     """The deploy-form module that the quantization exports (the end-to-end
     graph of :func:`~mmdice.apis.deploy_module`, or with ``raw`` the
     ``mode='tensor'`` forward; ``scores``: a classifier also outputs scores)
     of ``cfg`` (``checkpoint`` loaded), ``images`` prepared as its inputs
     (:func:`calibration_inputs`, all resized to ``shape`` (H, W), default the
-    first image's size) and its ONNX export at ``onnx_path``; returns
-    ``(module, inputs)``. QuantizationError if the model cannot be exported or
+    first image's size) and its ONNX export at ``onnx_path`` (None: no export);
+    returns ``(module, inputs)``. QuantizationError if the model cannot be exported or
     cannot run at that size."""
     from .end2end import deploy_module, model_task, unsupported_detector_reason
     from .model import build_model_from_config
@@ -160,6 +162,8 @@ def prepare_quantization(cfg, checkpoint: Optional[str], images: Sequence[str],
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise QuantizationError(f'the model cannot run at the calibration input shape '
                                 f'{list(inputs[0].shape)} (set --shape): {reason}') from error
+    if onnx_path is None:
+        return module, inputs
     try:
         export_onnx(module, inputs[0], onnx_path, output_names=names)
     except Exception as error:  # noqa: BLE001 - the exporter raises many kinds
@@ -360,7 +364,7 @@ def quantize_model(model,
                    inputs: Sequence[torch.Tensor],
                    *,
                    keep_float: Sequence[str] = (),
-                   preset: str = 'performance',
+                   preset: str = 'mixed',
                    bias_correction: str = 'fast',
                    range_estimator: str = 'minmax',
                    ignored_types: Sequence[str] = (),
@@ -475,7 +479,7 @@ def quantize_onnx(onnx_path: str,
                   output_file: str,
                   *,
                   keep_float: Sequence[str] = (),
-                  preset: str = 'performance',
+                  preset: str = 'mixed',
                   fast_bias_correction: bool = True,
                   ignored_types: Sequence[str] = (),
                   progress: bool = True,

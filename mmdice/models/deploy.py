@@ -4,6 +4,8 @@ from typing import Iterator, Tuple
 import torch
 from torch import Tensor, nn
 
+from mmdice.ops.extension import in_reference_graph
+
 
 class DeployMixin:
     """Base of the mmdice modules that have a deploy (inference) form.
@@ -36,8 +38,10 @@ class DeployMixin:
 
     def refuse_gradient(self, x: Tensor, weight: Tensor) -> None:
         """Raise if a gradient of the fused op computed on ``x`` with ``weight``
-        could be asked for (the ops have no autograd: it would be silently wrong)."""
-        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+        could be asked for (the ops have no autograd: it would be silently wrong;
+        inside :func:`~mmdice.ops.extension.reference_graph` their references run)."""
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad) \
+                and not in_reference_graph():
             raise RuntimeError(self._inference_only_message(
                 'cannot compute gradients (run it under torch.no_grad() or '
                 'torch.inference_mode() for inference)'))

@@ -12,13 +12,16 @@ kernels:
 * a :class:`KernelPolicy` per op: the dtypes it is built for per device type,
   the graph captures it runs under, the layouts it takes;
 * :func:`use_fused_kernel`, the one decision "fused kernel or reference" for
-  an op, its tensors and the context (:func:`graph_capture`, grad mode).
+  an op, its tensors and the context (:func:`graph_capture`, grad mode);
+* :func:`reference_graph`, a block in which every op runs its reference and
+  the models take their captured-graph form, eager or not.
 
 The models' eager-only paths ask :func:`graph_capture` too.
 """
+import contextlib
 import dataclasses
 import warnings
-from typing import Dict, FrozenSet, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, Iterator, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -26,7 +29,7 @@ from torch import Tensor
 from mmdice.version import MIN_TORCH_VERSION, torch_version_supported
 
 __all__ = ['EXT_AVAILABLE', 'GraphCapture', 'graph_capture', 'KernelPolicy', 'use_fused_kernel',
-           'FUSED_DTYPES', 'KERNEL_DEVICE_TYPES']
+           'FUSED_DTYPES', 'KERNEL_DEVICE_TYPES', 'reference_graph', 'in_reference_graph']
 
 
 def check_torch_version(version: str) -> None:
@@ -68,10 +71,36 @@ class GraphCapture(NamedTuple):
     exporting: bool  #: torch.export (ONNX export)
 
 
+_reference_depth = 0
+
+
+@contextlib.contextmanager
+def reference_graph() -> Iterator[None]:
+    """Within the block every mmdice op runs its pure-PyTorch reference (with
+    autograd, also in a deploy form) and :func:`graph_capture` reports a
+    compiling trace, so the models take the form of their captured graphs
+    (standard operators, no in-place copies into views): one plain-PyTorch
+    graph, the same eager, traced and trained, for tools that hook, trace or
+    fine-tune it (NNCF's quantization-aware training, ONNX export of its result)."""
+    global _reference_depth
+    _reference_depth += 1
+    try:
+        yield
+    finally:
+        _reference_depth -= 1
+
+
+def in_reference_graph() -> bool:
+    """Whether a :func:`reference_graph` block is running."""
+    return _reference_depth > 0
+
+
 def graph_capture() -> GraphCapture:
-    """Which graph captures are recording the running code."""
-    return GraphCapture(torch.compiler.is_compiling(), torch.jit.is_tracing(),
-                        torch.compiler.is_exporting())
+    """Which graph captures are recording the running code (inside
+    :func:`reference_graph`: a compiling trace)."""
+    reference = in_reference_graph()
+    return GraphCapture(torch.compiler.is_compiling() or reference,
+                        torch.jit.is_tracing() or reference, torch.compiler.is_exporting())
 
 
 #: Channels are the innermost axis: channels-last, or a channel slice of it.
@@ -178,8 +207,10 @@ def use_fused_kernel(policy: KernelPolicy, inputs: Sequence[Tensor],
         params: further tensors (weights, coefficients; None for those not
             given), of the first input's dtype and device.
 
-    Warns once when mmdice._ext is not built.
+    Warns once when mmdice._ext is not built; never inside :func:`reference_graph`.
     """
+    if in_reference_graph():
+        return False
     if not EXT_AVAILABLE:
         _warn_fallback_once()
         return False

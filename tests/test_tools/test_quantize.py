@@ -251,3 +251,73 @@ def test_accuracy_control_of_an_end2end_detector_is_one_error(ssd_shapes_export,
                            '--output-file', str(tmp_path / 'o.xml')], capsys)
     assert '--accuracy-control' in line and '--raw' in line
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_quantize_aware_training(inputs, capsys):
+    """--qat: a few fine-tuning steps, an end-to-end int8 IR (output logits) with
+    FakeQuantize nodes whose top-1 classes mostly match fp32 (the tool's own
+    check prints the fraction that differs)."""
+    root, checkpoint, calib = inputs
+    output = str(root / 'qat' / 'cls-int8.xml')
+    assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--calib-num', '4',
+                             '--qat', '--qat-steps', '2', '--qat-batch', '1',
+                             '--output-file', output]) == 0
+    out = capsys.readouterr().out
+    assert 'QAT step 2/2' in out
+    assert sorted(os.listdir(root / 'qat')) == ['cls-int8.bin', 'cls-int8.xml']
+    import openvino as ov
+    assert 'FakeQuantize' in {op.get_type_name() for op in ov.Core().read_model(output).get_ops()}
+    compiled = compile_int8(output, precision='f32')
+    assert [o.get_any_name() for o in compiled.outputs] == ['logits']
+    different = float(out.split('% of the predictions differ')[0].rsplit(' ', 1)[1]) / 100
+    assert different <= 1 - MIN_TOP1_AGREEMENT
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_quantize_aware_training_end2end_segmentor_keeps_argmax_float(
+        seg_shapes_export, shapes_segmentation, tmp_path, capsys):
+    """--qat on a segmentor: the end-to-end seg_map graph around the fine-tuned
+    network, no FakeQuantize after the network, run by DeployedModel."""
+    import openvino as ov
+
+    from mmdice.apis import DeployedModel
+    from mmdice.apis.quantize import postprocessing_ops
+    config, checkpoint, _ = seg_shapes_export
+    output = str(tmp_path / 'seg-qat-int8.xml')
+    assert load_tool().main([config, checkpoint, '--calib-dir',
+                             osp.join(shapes_segmentation, 'JPEGImages'), '--calib-num', '2',
+                             '--qat', '--qat-steps', '1', '--qat-batch', '1',
+                             '--output-file', output]) == 0
+    out = capsys.readouterr().out
+    assert 'end-to-end segmentor' in out and 'of the predictions differ' in out
+    int8 = ov.Core().read_model(output)
+    types = {op.get_friendly_name(): op.get_type_name() for op in int8.get_ops()}
+    assert 'FakeQuantize' in types.values()
+    after_network = postprocessing_ops(int8)
+    assert after_network and not [name for name in after_network
+                                  if types[name] == 'FakeQuantize']
+    assert [o.get_any_name() for o in int8.outputs] == ['seg_map']
+    DeployedModel(output, config, 'openvino')
+
+
+def test_quantize_aware_training_of_an_end2end_detector_is_one_error(
+        ssd_shapes_export, shapes_detection, tmp_path, capsys):
+    config, checkpoint, _ = ssd_shapes_export
+    line = run_tool_error([config, checkpoint, '--calib-dir',
+                           osp.join(shapes_detection, 'images'), '--qat',
+                           '--output-file', str(tmp_path / 'o.xml')], capsys)
+    assert '--qat' in line and 'NMS' in line and '--raw' in line
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('extra,match', [
+    (['--keep-float', 'dice'], '--qat does not take the post-training options --keep-float'),
+    (['--no-fuse-prelu', '--equalize', 'weights'], '--equalize, --no-fuse-prelu'),
+    (['--qat-steps', '-1'], '--qat-steps must be >= 0')])
+def test_quantize_aware_training_bad_options(inputs, tmp_path, capsys, extra, match):
+    _, checkpoint, calib = inputs
+    line = run_tool_error([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--qat',
+                           '--output-file', str(tmp_path / 'o.xml')] + extra, capsys)
+    assert match in line
+    assert os.listdir(tmp_path) == []

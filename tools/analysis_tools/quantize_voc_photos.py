@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mmdice.apis.int8_qat import QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS
 from mmdice.apis.quantize import BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -43,15 +44,19 @@ def config_of(scale: str, size: int) -> str:
 
 
 def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_float=(),
-                        preset='performance', weights=WEIGHTS, progress=False,
-                        ignored_types=(), **options):
+                        preset='mixed', weights=WEIGHTS, progress=False,
+                        ignored_types=(), qat=None, **options):
     """Convert, quantize and evaluate one checkpoint; a dict of its metrics.
     ``options``: further :func:`mmdice.apis.quantize.quantize_model` options
-    (``accuracy_control``: the max drop; its validation set is the calibration set)."""
+    (``accuracy_control``: the max drop; its validation set is the calibration set);
+    ``qat``: None (post-training quantization) or the keyword arguments of
+    :func:`mmdice.apis.int8_qat.quantize_aware_training` (steps, learning_rate,
+    batch_size; ``options`` then only give the range estimator)."""
     from mmdice.apis import (TensorModeWrapper, build_model_from_config,
                              convert_edgenets_checkpoint, export_onnx)
+    from mmdice.apis.int8_qat import quantize_aware_training
     from mmdice.apis.quantize import (calibration_inputs, compile_int8, quantize_onnx,
-                                      run_openvino)
+                                      run_openvino, save_ir)
     from mmdice.utils import load_config
     source = osp.join(weights, f'dicenet_s_{scale}_pascal_{size}x{size}.pth')
     name = f'dicenet-s{scale}_voc-{size}x{size}'
@@ -67,14 +72,24 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
     if not osp.exists(onnx_path):
         export_onnx(module, calib[0], onnx_path)
     settings = ','.join(f'{key}={value}' for key, value in sorted(options.items()))
+    if qat is not None:
+        settings = ','.join(f'qat_{key}={value}' for key, value in sorted(qat.items())) + \
+            f",range_estimator={options.get('range_estimator', 'minmax')}"
     tag = '-'.join(['int8', preset] + sorted(keep_float) + sorted(ignored_types)
-                   + [f'{key}-{value}' for key, value in sorted(options.items())])
+                   + [f'{key}-{value}' for key, value in sorted(options.items())]
+                   + [f'qat-{key}-{value}' for key, value in sorted((qat or {}).items())])
     xml = osp.join(out_dir, f'{name}-{tag}.xml')
     if options.get('accuracy_control') is not None:
         options['accuracy_control'] = (calib, options['accuracy_control'])
     started = time.perf_counter()
-    result = quantize_onnx(onnx_path, calib, xml, keep_float=keep_float, preset=preset,
-                           progress=progress, ignored_types=ignored_types, **options)
+    if qat is not None:
+        quantized = quantize_aware_training(
+            module, calib, preset=preset,
+            range_estimator=options.get('range_estimator', 'minmax'), source=name, **qat)
+        result = dict(written=save_ir(quantized, xml), kept_float=[])
+    else:
+        result = quantize_onnx(onnx_path, calib, xml, keep_float=keep_float, preset=preset,
+                               progress=progress, ignored_types=ignored_types, **options)
     seconds = time.perf_counter() - started
     compiled = compile_int8(xml, precision='f32')
     evaluation = calibration_inputs(cfg, model, eval_paths, size=(size, size), progress=False)
@@ -109,7 +124,7 @@ def main(argv=None):
     parser.add_argument('--sizes', type=int, nargs='+', default=list(SIZES))
     parser.add_argument('--keep-float', nargs='*', default=[],
                         choices=['first_conv', 'gate', 'classifier', 'dice'])
-    parser.add_argument('--preset', default='performance', choices=PRESETS)
+    parser.add_argument('--preset', default='mixed', choices=PRESETS)
     parser.add_argument('--ignore-types', nargs='*', default=[],
                         help='OpenVINO op types whose inputs stay unquantized (e.g. Add)')
     parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS)
@@ -122,6 +137,12 @@ def main(argv=None):
     parser.add_argument('--accuracy-control', type=float, metavar='MAX_DROP',
                         help='nncf.quantize_with_accuracy_control: keep quantizers float until '
                         'the agreement with fp32 on the calibration images is >= 1 - MAX_DROP')
+    parser.add_argument('--qat', action='store_true',
+                        help='quantization-aware fine-tuning distilled from fp32 '
+                        '(mmdice.apis.int8_qat) instead of post-training quantization')
+    parser.add_argument('--qat-steps', type=int, default=QAT_STEPS)
+    parser.add_argument('--qat-lr', type=float, default=QAT_LEARNING_RATE)
+    parser.add_argument('--qat-batch', type=int, default=QAT_BATCH)
     parser.add_argument('--calib-num', type=int, default=None)
     parser.add_argument('--json', help='also write the rows to this JSON file')
     args = parser.parse_args(argv)
@@ -139,9 +160,11 @@ def main(argv=None):
                            fold_constant=args.fold_constant, prelu=args.fuse_prelu)
             if args.accuracy_control is not None:
                 options['accuracy_control'] = args.accuracy_control
+            qat = dict(steps=args.qat_steps, learning_rate=args.qat_lr,
+                       batch_size=args.qat_batch) if args.qat else None
             row = quantize_checkpoint(scale, size, calib, evaluation, args.out_dir,
                                       args.keep_float, args.preset, args.weights,
-                                      ignored_types=args.ignore_types, **options)
+                                      ignored_types=args.ignore_types, qat=qat, **options)
             rows.append(row)
             print(json.dumps(row), flush=True)
     print('| checkpoint | keep float | options | argmax agreement | min per photo '

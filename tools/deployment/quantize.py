@@ -27,7 +27,12 @@ INFERENCE_PRECISION_HINT: OpenVINO otherwise computes the float layers in bf16
 on CPUs that have it). Its input has a dynamic batch axis and the height and
 width of the calibration inputs (``--shape``, else the first image's size after
 the test pipeline; other images are resized to it). ``--keep-float`` leaves
-layer groups in floating point (first_conv, gate, classifier, dice). Afterwards
+layer groups in floating point (first_conv, gate, classifier, dice). ``--qat``
+fine-tunes instead with quantization in the loop (NNCF for PyTorch), distilled
+from the fp32 model's raw outputs on the calibration images, no labels needed
+(``mmdice.apis.int8_qat``; ``--qat-steps``, ``--qat-lr``, ``--qat-batch``;
+minutes to hours on a CPU), and converts the result with OpenVINO's PyTorch
+frontend, end to end (segmentors, classifiers) or with ``--raw``. Afterwards
 the int8 model is compared with the fp32 PyTorch model on (up to 8 of) the
 calibration images. Bad input (a missing or empty calibration folder, an
 unreadable image, a model the runtime cannot quantize) is one ``error:`` line,
@@ -42,12 +47,14 @@ import tempfile
 import numpy as np
 import torch
 
-from mmdice.apis import compare_end2end, describe_end2end, flat_outputs
+from mmdice.apis import TensorModeWrapper, compare_end2end, describe_end2end, flat_outputs
 from mmdice.apis.deployed import config_task
 from mmdice.apis.export_tools import add_form_args, read_config_and_checkpoint
+from mmdice.apis.int8_qat import (QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS,
+                                  quantize_aware_training)
 from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS,
                                   QuantizationError, compile_int8, list_calibration_images,
-                                  prepare_quantization, quantize_onnx, run_openvino)
+                                  prepare_quantization, quantize_onnx, run_openvino, save_ir)
 from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
 #: Calibration images the int8 model is compared with fp32 on afterwards.
@@ -98,6 +105,17 @@ def parse_args(argv=None):
                         'until the class agreement (argmax of the first output; the seg '
                         'map end to end) with fp32 on the calibration images is at least '
                         '1 - MAX_DROP; detectors: with --raw')
+    parser.add_argument('--qat', action='store_true',
+                        help='quantization-aware fine-tuning (NNCF, PyTorch) distilled from the '
+                        "fp32 model's outputs on the calibration images instead of "
+                        'post-training quantization (takes --preset and --range-estimator; '
+                        'detectors: with --raw)')
+    parser.add_argument('--qat-steps', type=int, default=QAT_STEPS,
+                        help=f'fine-tuning steps (default: {QAT_STEPS})')
+    parser.add_argument('--qat-lr', type=float, default=QAT_LEARNING_RATE,
+                        help=f'Adam learning rate (default: {QAT_LEARNING_RATE})')
+    parser.add_argument('--qat-batch', type=int, default=QAT_BATCH,
+                        help=f'calibration images per step (default: {QAT_BATCH})')
     parser.add_argument('--no-check', dest='check', action='store_false',
                         help='skip the comparison with the fp32 model')
     return parser.parse_args(argv)
@@ -131,9 +149,31 @@ def compare(module, compiled, inputs, raw):
             f'{float(np.mean(agree)):.4f}')
 
 
+#: Post-training options that --qat does not take, with their defaults.
+PTQ_ONLY_OPTIONS = dict(keep_float=[], ignore_types=[], bias_correction='fast', equalize='none',
+                        fold_constant=False, fuse_prelu=True, accuracy_control=None)
+
+
+def check_qat_options(args) -> None:
+    """InputFileError naming the post-training options given with --qat, and
+    the QAT settings out of range."""
+    if not args.qat:
+        return
+    given = [name for name, default in PTQ_ONLY_OPTIONS.items()
+             if getattr(args, name) != default]
+    if given:
+        names = ', '.join('--' + ('no-fuse-prelu' if name == 'fuse_prelu' else
+                                  name.replace('_', '-')) for name in given)
+        raise InputFileError(f'--qat does not take the post-training options {names}')
+    if args.qat_steps < 0 or args.qat_batch < 1 or args.qat_lr <= 0:
+        raise InputFileError(f'--qat-steps must be >= 0, --qat-batch >= 1 and --qat-lr > 0, '
+                             f'got {args.qat_steps}, {args.qat_batch}, {args.qat_lr}')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        check_qat_options(args)
         check_output_file(args.output_file, 'OpenVINO IR')
         if not args.output_file.endswith('.xml'):
             raise InputFileError(f'--output-file {args.output_file}: an OpenVINO IR ends in .xml')
@@ -142,11 +182,14 @@ def main(argv=None) -> int:
                 cfg.model) == 'detector':
             raise InputFileError('--accuracy-control compares classes per position, which an '
                                  "end-to-end detector's dets do not have: add --raw")
+        if args.qat and not args.raw and config_task(cfg.model) == 'detector':
+            raise InputFileError("--qat converts with OpenVINO's PyTorch frontend, which has no "
+                                 "translation of the end-to-end detector's NMS: add --raw")
         images = list_calibration_images(args.calib_dir, args.calib_num)
         keep_float = args.keep_float + ([] if args.raw else ['postprocessing'])
         staging = tempfile.mkdtemp(prefix='mmdice-quantize-')
         try:
-            onnx_path = osp.join(staging, 'model.onnx')
+            onnx_path = None if args.qat else osp.join(staging, 'model.onnx')
             module, inputs = prepare_quantization(
                 cfg, args.checkpoint, images, onnx_path,
                 shape=tuple(args.shape) if args.shape else None, raw=args.raw,
@@ -155,14 +198,22 @@ def main(argv=None) -> int:
                 print(describe_end2end(module))
             print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir} '
                   f'(input {list(inputs[0].shape)})')
-            result = quantize_onnx(
-                onnx_path, inputs, args.output_file,
-                keep_float=keep_float,
-                preset=args.preset, ignored_types=args.ignore_types,
-                range_estimator=args.range_estimator, bias_correction=args.bias_correction,
-                equalize=args.equalize, fold_constant=args.fold_constant, prelu=args.fuse_prelu,
-                accuracy_control=None if args.accuracy_control is None else (
-                    inputs, args.accuracy_control))
+            if args.qat:
+                network = module if args.raw else TensorModeWrapper(module.model).eval()
+                quantized = quantize_aware_training(
+                    network, inputs, steps=args.qat_steps, learning_rate=args.qat_lr,
+                    batch_size=args.qat_batch, preset=args.preset,
+                    range_estimator=args.range_estimator, raw=args.raw,
+                    scores=args.with_scores, source=args.config)
+                result = dict(written=save_ir(quantized, args.output_file), kept_float=[])
+            else:
+                result = quantize_onnx(
+                    onnx_path, inputs, args.output_file, keep_float=keep_float,
+                    preset=args.preset, ignored_types=args.ignore_types,
+                    range_estimator=args.range_estimator, bias_correction=args.bias_correction,
+                    equalize=args.equalize, fold_constant=args.fold_constant,
+                    prelu=args.fuse_prelu, accuracy_control=None if args.accuracy_control is None
+                    else (inputs, args.accuracy_control))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except (QuantizationError, *TOOL_ERRORS) as error:
