@@ -45,7 +45,7 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
     passes the shared ones below on (``**kwargs``) to this ``__init__``, checks
     its levels with :meth:`_init_levels`, builds ``stem`` (:meth:`_build_stem`)
     and ``layers`` (a ModuleList of stages, Sequentials of units with a deploy
-    form, each unit given ``with_cp``), and ends with :meth:`_finish_init`; its
+    form, each built with :attr:`unit_cfg`), and ends with :meth:`_finish_init`; its
     ``forward`` runs :meth:`_forward_levels`.
 
     Arguments the backbones share:
@@ -83,9 +83,8 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
-        self.norm_cfg = norm_cfg
-        self.act_cfg = act_cfg
-        self.with_cp = with_cp
+        #: the arguments every unit (block) of the stages is built with.
+        self.unit_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp)
         #: whether :meth:`_finish_init` converts to the deploy form.
         self.build_deployed = deploy
 
@@ -134,8 +133,9 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
 
     def _build_stem(self, stem_channels: int) -> nn.Module:
         """The stem: 3x3 stride-2 conv 3 -> ``stem_channels`` + norm + act."""
-        return ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=self.norm_cfg,
-                           act_cfg=act_cfg_for(self.act_cfg, stem_channels))
+        return ConvNormAct(3, stem_channels, 3, stride=2, padding=1,
+                           norm_cfg=self.unit_cfg['norm_cfg'],
+                           act_cfg=act_cfg_for(self.unit_cfg['act_cfg'], stem_channels))
 
     def _finish_init(self, level_channels: Sequence[int]) -> None:
         """Record the channels of the levels, convert to the deploy form if

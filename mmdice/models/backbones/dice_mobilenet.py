@@ -84,8 +84,7 @@ class DiCEMobileNet(BaseDiCEBackbone):
                           self.input_size[1] // total_stride)
             stages[-1].append(
                 DiCEUnit(in_channels, out_channels, build_size, stride=stride, spatial=spatial,
-                         fusion=fusion, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
-                         with_cp=self.with_cp))
+                         fusion=fusion, **self.unit_cfg))
             in_channels = out_channels
         self.layers = ModuleList(Sequential(*units) for units in stages)
         self._finish_init(stage[-1].out_channels for stage in self.layers)

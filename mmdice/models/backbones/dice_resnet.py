@@ -105,8 +105,7 @@ class DiCEResNet(BaseDiCEBackbone):
                     DiCEBottleneck(in_channels, out_channels, build_size,
                                    stride=2 if stage > 0 and index == 0 else 1,
                                    spatial=spatial, fusion=fusion, first_fusion=first_fusion,
-                                   norm_cfg=self.norm_cfg, act_cfg=self.act_cfg,
-                                   with_cp=self.with_cp))
+                                   **self.unit_cfg))
                 in_channels = out_channels
             self.layers.append(Sequential(*blocks))
         self._finish_init(stage[-1].out_channels for stage in self.layers)

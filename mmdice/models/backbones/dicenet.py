@@ -110,8 +110,7 @@ class DiCENet(BaseDiCEBackbone):
             stride = 2**(stage + 3)
             build_size = (self.input_size[0] // stride, self.input_size[1] // stride)
             out_channels = self.channels[stage + 2]
-            unit_cfg = dict(spatial=spatial, fusion=fusion, norm_cfg=self.norm_cfg,
-                            act_cfg=self.act_cfg, with_cp=self.with_cp)
+            unit_cfg = dict(spatial=spatial, fusion=fusion, **self.unit_cfg)
             units = [StridedDiCE(in_channels, build_size, **unit_cfg)]
             block_in = 2 * in_channels
             for _ in range(num_blocks):
