@@ -5,8 +5,9 @@ The library (``csrc/openvino``: the fused DiCE op as the OpenVINO operation
 node ``mmdice.DiCEFuse``) runs the CPU loops of ``csrc/common/cpu``, the same
 code as ``torch.ops.mmdice.dice_fuse``. It is compiled with the C++ compiler
 (``$CXX``, else ``c++``) and the flags of :mod:`mmdice.ops.build_flags` (those
-of ``mmdice._ext``'s kernels, ``setup.py`` reads the same file) against the
-installed ``openvino`` wheel's headers and libraries the first time it is asked for, into a cache folder
+of ``mmdice._ext``'s kernels: ``setup.py`` reads the same file) against the
+installed ``openvino`` wheel's headers and libraries the first time it is
+asked for, into a cache folder
 (``$MMDICE_OPENVINO_CACHE``, else ``~/.cache/mmdice/openvino``) named after a
 hash of its sources, the OpenVINO version and the flags, so an edit or an
 OpenVINO upgrade rebuilds it. Load it into a ``Core`` before reading an
@@ -41,7 +42,6 @@ from .build_flags import OPENVINO_CXX_FLAGS
 
 #: File name of the built library.
 LIBRARY_NAME = 'libmmdice_openvino.so'
-
 
 #: The libraries the extension links: OpenVINO's core, its ONNX frontend and TBB.
 OPENVINO_LIBRARIES = ('libopenvino.so', 'libopenvino_onnx_frontend.so', 'libtbb.so')

@@ -25,7 +25,8 @@ def fake_python(path, name):
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A repository copy holding the scripts (and their shared launcher), and a PATH whose python is another one."""
+    """A repository copy holding the scripts and their shared launcher, and a PATH
+    whose python is another one."""
     repo = tmp_path / 'repo'
     (repo / 'tools').mkdir(parents=True)
     for script in (*SCRIPTS, 'dist_launch.sh'):
