@@ -3,8 +3,8 @@ nodes, and its check against PyTorch.
 
 The model goes through the ONNX export (:func:`~mmdice.apis.export_onnx`) with
 the fused DiCE ops written as ``mmdice.DiCEFuse`` custom-domain nodes (at
-other sizes than their build size with banded kernels, the export form of
-:func:`banded_export_form`); by default the graph is then
+other sizes than their build size with banded kernels: their export form,
+switched on by :func:`banded_export_form`); by default the graph is then
 rewritten channels-last for the CPU plugin, with the ends of ShuffleNet
 blocks as ``mmdice.ShuffleGatedConcat`` nodes
 (:func:`~mmdice.apis.openvino_graph.rewrite_for_openvino_cpu`). OpenVINO's
