@@ -19,15 +19,19 @@ from setuptools import find_packages, setup
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
-def read_version_module():
-    """The names of mmdice/version.py (version and torch floor), without importing mmdice."""
+def read_module(path):
+    """The names a module of mmdice defines (``path`` relative to the checkout),
+    without importing mmdice."""
     names = {}
-    with open(os.path.join(ROOT, 'mmdice', 'version.py'), encoding='utf-8') as f:
-        exec(compile(f.read(), 'mmdice/version.py', 'exec'), names)
+    with open(os.path.join(ROOT, path), encoding='utf-8') as f:
+        exec(compile(f.read(), path, 'exec'), names)
     return names
 
 
-VERSION = read_version_module()
+#: Version and torch floor.
+VERSION = read_module('mmdice/version.py')
+#: Compiler flags, shared with the OpenVINO extension's build.
+BUILD_FLAGS = read_module('mmdice/ops/build_flags.py')
 
 
 MIM_FILES = ('configs', 'tools', 'model-index.yml', 'csrc')
@@ -99,12 +103,12 @@ def make_extensions():
 
     sources = sorted(glob.glob('csrc/pytorch/*.cpp') + glob.glob('csrc/pytorch/cpu/*.cpp'))
     define_macros = []
-    extra_compile_args = {'cxx': ['-O3', '-fopenmp']}
+    extra_compile_args = {'cxx': list(BUILD_FLAGS['EXT_CXX_FLAGS'])}
     extension = CppExtension
     if with_cuda(torch):
         sources += sorted(glob.glob('csrc/pytorch/cuda/*.cu'))
         define_macros.append(('WITH_CUDA', None))
-        extra_compile_args['nvcc'] = ['-O3', '--use_fast_math', '-lineinfo']
+        extra_compile_args['nvcc'] = list(BUILD_FLAGS['EXT_NVCC_FLAGS'])
         extension = CUDAExtension
     ext = extension(
         name='mmdice._ext',
@@ -112,7 +116,7 @@ def make_extensions():
         include_dirs=[os.path.join(ROOT, 'csrc')],
         define_macros=define_macros,
         extra_compile_args=extra_compile_args,
-        extra_link_args=['-fopenmp'],
+        extra_link_args=list(BUILD_FLAGS['EXT_LINK_FLAGS']),
     )
     return [ext], {'build_ext': BuildExtension.with_options(use_ninja=True)}
 

@@ -1,9 +1,13 @@
 """Fixtures of the whole suite: mmengine's loggers on open streams, small
 generated shapes datasets and end-to-end exports of the shapes SSD and
 segmentor (random weights, saved as checkpoints), made once per session
-because an export takes about a minute."""
+because an export takes about a minute; and the shuffled test order of
+``--shuffle-seed N`` (or ``MMDICE_TEST_SEED=N``), which checks that no test
+depends on what ran before it. Without either the collected order stays."""
 import logging
+import os
 import os.path as osp
+import random
 import sys
 
 import pytest
@@ -13,6 +17,64 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SSD_SHAPES_CONFIG = osp.join(REPO, 'configs', 'ssd', 'dicenet-s0.5_ssd300_shapes.py')
 SEG_SHAPES_CONFIG = osp.join(REPO, 'configs', 'dicenet_seg',
                              'dicenet-s0.5_1xb16-20e_shapes-64x64.py')
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        '--shuffle-seed', type=int, default=None, metavar='N',
+        help='run the test files in an order shuffled with seed N, and the tests (and test '
+        'classes) of each file shuffled too; default: $MMDICE_TEST_SEED, unset: the collected '
+        'order')
+
+
+def shuffle_seed(config):
+    """The seed of ``--shuffle-seed`` or ``$MMDICE_TEST_SEED``; None for the collected order."""
+    seed = config.getoption('--shuffle-seed')
+    if seed is not None:
+        return seed
+    value = os.environ.get('MMDICE_TEST_SEED', '').strip()
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise pytest.UsageError(f'MMDICE_TEST_SEED must be an int, got {value!r}') from None
+
+
+def pytest_report_header(config):
+    seed = shuffle_seed(config)
+    if seed is not None:
+        return f'test order: shuffled with seed {seed} (rerun it with --shuffle-seed {seed})'
+    return None
+
+
+def shuffled(groups, rng):
+    """The keys of the insertion-ordered dict ``groups`` in ``rng``'s order."""
+    keys = list(groups)
+    rng.shuffle(keys)
+    return keys
+
+
+def pytest_collection_modifyitems(config, items):
+    """With a seed (:func:`shuffle_seed`): the test files in a shuffled order,
+    in each the module-level tests and the test classes shuffled, and the tests
+    of each class; the tests of one file (one class) stay together, so
+    module- and class-scoped fixtures are made once as in the collected order."""
+    seed = shuffle_seed(config)
+    if seed is None:
+        return
+    rng = random.Random(seed)
+    files = {}
+    for item in items:
+        parent = item.getparent(pytest.Class) or item.getparent(pytest.Module) or item.parent
+        files.setdefault(str(item.path), {}).setdefault(parent.nodeid, []).append(item)
+    order = []
+    for path in shuffled(files, rng):
+        for parent in shuffled(files[path], rng):
+            tests = files[path][parent]
+            rng.shuffle(tests)
+            order += tests
+    items[:] = order
 
 
 def _export(config, shape, folder, name):

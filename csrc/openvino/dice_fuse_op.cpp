@@ -119,7 +119,7 @@ void plane_means(const float* output, const DimConvGeometry& geometry, float* me
 
 DiCEFuse::DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
                    std::string layout, int64_t with_mean)
-    : ov::op::Op(inputs),
+    : FloatInputsOp(inputs),
       dilation_(std::move(dilation)),
       layout_(std::move(layout)),
       with_mean_(with_mean) {
@@ -140,16 +140,8 @@ void DiCEFuse::validate_and_infer_types() {
                         "DiCEFuse: layout must be \"NCHW\" or \"NHWC\", got \"", layout_, "\"");
   NODE_VALIDATION_CHECK(this, with_mean_ == 0 || with_mean_ == 1,
                         "DiCEFuse: with_mean must be 0 or 1, got ", with_mean_);
+  validate_input_types(kInputNames);
   const ov::element::Type type = get_input_element_type(0);
-  NODE_VALIDATION_CHECK(this,
-                        type.is_dynamic() || type == ov::element::f32 ||
-                            type == ov::element::bf16,
-                        "DiCEFuse: x must be f32 or bf16, got ", type);
-  for (size_t i = 1; i < kNumInputs; ++i) {
-    NODE_VALIDATION_CHECK(this, get_input_element_type(i) == type, "DiCEFuse: ",
-                          kInputNames[i], " must have x's element type ", type, ", got ",
-                          get_input_element_type(i));
-  }
   const ov::PartialShape& x = get_input_partial_shape(0);
   NODE_VALIDATION_CHECK(this, x.rank().compatible(4), "DiCEFuse: x must be (N, C, H, W) or with ",
                         "layout NHWC (N, H, W, C), got ", x);
@@ -180,14 +172,9 @@ bool DiCEFuse::visit_attributes(ov::AttributeVisitor& visitor) {
   return true;
 }
 
-bool DiCEFuse::has_evaluate() const {
-  const ov::element::Type type = get_input_element_type(0);
-  return type == ov::element::f32 || type == ov::element::bf16;
-}
-
 bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const {
   const ov::element::Type type = inputs[0].get_element_type();
-  if (type != ov::element::f32 && type != ov::element::bf16) return false;
+  if (!is_evaluated_type(type)) return false;
   const ov::Shape& stored = inputs[0].get_shape();
   const bool nhwc = layout_ == "NHWC";
   OPENVINO_ASSERT(stored.size() == 4, "DiCEFuse: x must have rank 4, got ", stored);

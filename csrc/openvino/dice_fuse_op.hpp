@@ -15,16 +15,16 @@
 // (H, W), (N, C) (the SE gate's pooling, computed as y is written).
 #pragma once
 
-#include <openvino/op/op.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "float_inputs_op.hpp"
+
 namespace mmdice {
 namespace openvino {
 
-class DiCEFuse : public ov::op::Op {
+class DiCEFuse : public FloatInputsOp {
  public:
   OPENVINO_OP("DiCEFuse", "mmdice");
 
@@ -36,7 +36,6 @@ class DiCEFuse : public ov::op::Op {
   std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& inputs) const override;
   bool visit_attributes(ov::AttributeVisitor& visitor) override;
   bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override;
-  bool has_evaluate() const override;
 
  private:
   std::vector<int64_t> dilation_{1, 1, 1};

@@ -81,7 +81,7 @@ void evaluate_typed(ov::TensorVector& outputs, const ov::TensorVector& inputs,
 }  // namespace
 
 ShuffleGatedConcat::ShuffleGatedConcat(const ov::OutputVector& inputs, int64_t outputs)
-    : ov::op::Op(inputs), outputs_(outputs) {
+    : FloatInputsOp(inputs), outputs_(outputs) {
   constructor_validate_and_infer_types();
 }
 
@@ -92,17 +92,9 @@ void ShuffleGatedConcat::validate_and_infer_types() {
                         inputs);
   NODE_VALIDATION_CHECK(this, outputs_ == 1 || outputs_ == 2,
                         "ShuffleGatedConcat: num_outputs must be 1 or 2, got ", outputs_);
-  const ov::element::Type type = get_input_element_type(0);
-  NODE_VALIDATION_CHECK(this,
-                        type.is_dynamic() || type == ov::element::f32 ||
-                            type == ov::element::bf16,
-                        "ShuffleGatedConcat: left must be f32 or bf16, got ", type);
   const char* const names[] = {"left", "branch", "gate"};
-  for (size_t i = 1; i < inputs; ++i) {
-    NODE_VALIDATION_CHECK(this, get_input_element_type(i) == type, "ShuffleGatedConcat: ",
-                          names[i], " must have left's element type ", type, ", got ",
-                          get_input_element_type(i));
-  }
+  validate_input_types(names);
+  const ov::element::Type type = get_input_element_type(0);
   const ov::PartialShape& left = get_input_partial_shape(0);
   const ov::PartialShape& branch = get_input_partial_shape(1);
   NODE_VALIDATION_CHECK(this, left.rank().compatible(4) && left.compatible(branch),
@@ -138,15 +130,10 @@ bool ShuffleGatedConcat::visit_attributes(ov::AttributeVisitor& visitor) {
   return true;
 }
 
-bool ShuffleGatedConcat::has_evaluate() const {
-  const ov::element::Type type = get_input_element_type(0);
-  return type == ov::element::f32 || type == ov::element::bf16;
-}
-
 bool ShuffleGatedConcat::evaluate(ov::TensorVector& outputs,
                                   const ov::TensorVector& inputs) const {
   const ov::element::Type type = inputs[0].get_element_type();
-  if (type != ov::element::f32 && type != ov::element::bf16) return false;
+  if (!is_evaluated_type(type)) return false;
   const ov::Shape& shape = inputs[0].get_shape();
   OPENVINO_ASSERT(shape.size() == 4 && inputs[1].get_shape() == shape,
                   "ShuffleGatedConcat: left and branch must be (N, H, W, C) of one shape, got ",

@@ -11,14 +11,14 @@
 // ShuffleNet block splits).
 #pragma once
 
-#include <openvino/op/op.hpp>
-
 #include <cstdint>
+
+#include "float_inputs_op.hpp"
 
 namespace mmdice {
 namespace openvino {
 
-class ShuffleGatedConcat : public ov::op::Op {
+class ShuffleGatedConcat : public FloatInputsOp {
  public:
   OPENVINO_OP("ShuffleGatedConcat", "mmdice");
 
@@ -29,7 +29,6 @@ class ShuffleGatedConcat : public ov::op::Op {
   std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& inputs) const override;
   bool visit_attributes(ov::AttributeVisitor& visitor) override;
   bool evaluate(ov::TensorVector& outputs, const ov::TensorVector& inputs) const override;
-  bool has_evaluate() const override;
 
  private:
   int64_t outputs_ = 1;

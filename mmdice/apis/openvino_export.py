@@ -3,8 +3,8 @@ nodes, and its check against PyTorch.
 
 The model goes through the ONNX export (:func:`~mmdice.apis.export_onnx`) with
 the fused DiCE ops written as ``mmdice.DiCEFuse`` custom-domain nodes (at
-other sizes than their build size with banded kernels,
-:func:`~mmdice.ops.openvino.banded_dice_fuse`); by default the graph is then
+other sizes than their build size with banded kernels: their export form,
+switched on by :func:`banded_export_form`); by default the graph is then
 rewritten channels-last for the CPU plugin, with the ends of ShuffleNet
 blocks as ``mmdice.ShuffleGatedConcat`` nodes
 (:func:`~mmdice.apis.openvino_graph.rewrite_for_openvino_cpu`). OpenVINO's
@@ -15,11 +15,12 @@ records the inference precision in its ``rt_info`` (``runtime_options`` /
 CPU plugin turns the rewritten graph's layout changes into free
 reinterpretations only for static shapes: compile with ``input_shape``.
 """
+import contextlib
 import os
 import os.path as osp
 import shutil
 import tempfile
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -50,6 +51,26 @@ def count_dice_fuse(module: nn.Module) -> int:
     form of DiCE units) in ``module``: those the extension runs."""
     from mmdice.ops import DimConvFuse2d
     return sum(isinstance(layer, DimConvFuse2d) for layer in module.modules())
+
+
+@contextlib.contextmanager
+def banded_export_form(module: nn.Module, example: torch.Tensor) -> Iterator[nn.Module]:
+    """Within the block, the fused DiCE modules (:class:`~mmdice.ops.DimConvFuse2d`)
+    of ``module`` run their banded export form (``banded_export``: one op, so
+    one ``DiCEFuse`` node, at other sizes than their build size). Their banded
+    kernels are computed on entry by running ``module(example)``; the weights
+    must not change in the block."""
+    from mmdice.ops import DimConvFuse2d
+    layers = [layer for layer in module.modules() if isinstance(layer, DimConvFuse2d)]
+    try:
+        for layer in layers:
+            layer.use_banded_export(True)
+        with torch.no_grad():
+            module(example)
+        yield module
+    finally:
+        for layer in layers:
+            layer.use_banded_export(False)
 
 
 #: Operations whose constant inputs each get their own copy in the IR: the CPU
@@ -97,7 +118,7 @@ def export_openvino(module: nn.Module,
     """
     import openvino as ov
 
-    from mmdice.ops.openvino import banded_dice_fuse, build_openvino_extension
+    from mmdice.ops.openvino import build_openvino_extension
     check_precision(precision)
     if dice_layout not in DICE_LAYOUTS:
         raise ValueError(f'dice_layout must be one of {DICE_LAYOUTS}, got {dice_layout!r}')
@@ -114,7 +135,7 @@ def export_openvino(module: nn.Module,
     staging = tempfile.mkdtemp(prefix='.openvino-export-', dir=folder)
     try:
         onnx_path = osp.join(staging, 'model.onnx')
-        with banded_dice_fuse(module, example):
+        with banded_export_form(module, example):
             export_onnx(module, example, onnx_path, output_names=output_names,
                         mmdice_domain=True)
         if dice_layout == 'NHWC':

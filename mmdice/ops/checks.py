@@ -12,7 +12,8 @@ from typing import Any, Callable, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-__all__ = ['Check', 'require', 'shape_of', 'as_dilation', 'autocast_inputs']
+__all__ = ['Check', 'require', 'shape_of', 'check_positive_ints', 'as_dilation',
+           'autocast_inputs']
 
 #: ``check(condition, message)``: raises with ``message()`` when ``condition`` is false.
 Check = Callable[[Any, Callable[[], str]], None]
@@ -29,6 +30,17 @@ def require(condition: Any, message: Callable[[], str]) -> None:
 def shape_of(value: Any) -> Union[Tuple[int, ...], str]:
     """The shape of a tensor, or the type name of anything else, for error messages."""
     return tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+
+
+def check_positive_ints(optional: bool = False, **values: Any) -> None:
+    """A ValueError naming the first of ``values`` (argument name=value) that is
+    not a positive int; with ``optional``, None passes too."""
+    for name, value in values.items():
+        if optional and value is None:
+            continue
+        if not isinstance(value, numbers.Integral) or value < 1:
+            kind = 'a positive int or None' if optional else 'a positive int'
+            raise ValueError(f'{name} must be {kind}, got {value!r}')
 
 
 def as_dilation(dilation: IntTriple) -> Tuple[int, int, int]:

@@ -15,8 +15,14 @@ channels-last) computes it in one pass over the input at the build size, the
 passes, :mod:`mmdice.ops.dynamic_scaling`) and
 ``torch.ops.mmdice.dice_fuse_epilogue`` does the rest in one pass. Inference
 only: the ops have no autograd.
+
+``torch.ops.mmdice_openvino.dice_fuse`` (:func:`dice_fuse_banded`) is the same
+op given the banded height- and width-wise kernels of another input size
+(:func:`~mmdice.ops.dynamic_scaling.band_kernels`): one op, so one node in an
+export, where :func:`dice_fuse` at that size is several.
+:class:`DimConvFuse2d`'s export form ``banded_export`` runs it.
 """
-from typing import Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,11 +31,12 @@ from torch import Tensor, nn
 from .checks import Check, IntTriple, as_dilation, require, shape_of
 from .dim_conv import (add_dim_conv_parameters, check_dim_conv_arguments, dim_conv,
                        dim_conv_reference)
+from .dynamic_scaling import band_kernels
 from .extension import (DICE_FUSE, DICE_FUSE_EPILOGUE, EXT_AVAILABLE, graph_capture,
                         use_fused_kernel)
 
-__all__ = ['DimConvFuse2d', 'dice_fuse', 'dice_fuse_reference', 'dice_fuse_epilogue',
-           'dice_fuse_epilogue_reference']
+__all__ = ['DimConvFuse2d', 'dice_fuse', 'dice_fuse_banded', 'dice_fuse_reference',
+           'dice_fuse_epilogue', 'dice_fuse_epilogue_reference']
 
 #: Names of the coefficient arguments, in the ops' order; the first four are (C, 3).
 COEFFICIENTS = ('branch_scale', 'branch_bias', 'branch_slope', 'fuse_weight', 'fuse_bias',
@@ -142,6 +149,24 @@ def dice_fuse(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_wid
                               *coefficients)
 
 
+@torch.library.custom_op('mmdice_openvino::dice_fuse', mutates_args=())
+def dice_fuse_banded(x: Tensor, weight_depth: Tensor, weight_height: Tensor, weight_width: Tensor,
+                     dilation: List[int], branch_scale: Tensor, branch_bias: Tensor,
+                     branch_slope: Tensor, fuse_weight: Tensor, fuse_bias: Tensor,
+                     out_slope: Tensor) -> Tensor:
+    """The fused DiCE op of ``x`` (N, C, H, W) with banded weights: weight_height
+    (H, Bh, k, k), weight_width (W, Bw, k, k) (``torch.ops.mmdice.dim_conv``'s
+    form), the coefficients as for :func:`dice_fuse`; (N, C, H, W)."""
+    return dice_fuse_epilogue(
+        torch.ops.mmdice.dim_conv(x, weight_depth, weight_height, weight_width, dilation),
+        branch_scale, branch_bias, branch_slope, fuse_weight, fuse_bias, out_slope)
+
+
+@dice_fuse_banded.register_fake
+def _dice_fuse_banded_fake(x, *arguments):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 if EXT_AVAILABLE:
 
     @torch.library.register_fake('mmdice::dice_fuse')
@@ -175,6 +200,12 @@ class DimConvFuse2d(nn.Module):
     ``weight_width`` (Wm, 1, k, k) as in DimConv2d; ``branch_scale``,
     ``branch_bias``, ``branch_slope``, ``fuse_weight`` (C, 3); ``fuse_bias``,
     ``out_slope`` (C). Shapes: (N, C, H, W) -> (N, C, H, W).
+
+    Export form: with ``banded_export`` a dict (:meth:`use_banded_export`),
+    an input of another size than the build size runs :func:`dice_fuse_banded`
+    with the banded kernels of its size, computed on the first eager call at
+    that size and kept in the dict (so an export's fake tensors reuse them),
+    instead of :func:`dice_fuse`'s resampling path. None (the default): off.
     """
 
     def __init__(self, channels: int, build_size: Union[int, Sequence[int]],
@@ -189,6 +220,15 @@ class DimConvFuse2d(nn.Module):
         self.out_slope = nn.Parameter(torch.full((self.channels, ), 0.25))
         for weight in self.dim_weights():
             nn.init.kaiming_uniform_(weight, a=5**0.5)
+        #: the export form's banded kernels: {(H, W): (height bands, width bands)},
+        #: or None when :meth:`forward` runs :func:`dice_fuse` at every size.
+        self.banded_export: Optional[Dict[Tuple[int, int], Tuple[Tensor, Tensor]]] = None
+
+    def use_banded_export(self, enabled: bool) -> None:
+        """Switch the banded export form on (with no kernels computed yet) or off.
+        The weights must not change while it is on: its kernels are not
+        recomputed."""
+        self.banded_export = {} if enabled else None
 
     def dim_weights(self) -> Tuple[Tensor, Tensor, Tensor]:
         """(weight_depth, weight_height, weight_width)."""
@@ -200,7 +240,22 @@ class DimConvFuse2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C, H, W) -> (N, C, H, W)."""
-        return dice_fuse(x, *self.dim_weights(), self.dilation, *self.coefficients())
+        bands = None if self.banded_export is None else self._export_bands(x)
+        if bands is None:
+            return dice_fuse(x, *self.dim_weights(), self.dilation, *self.coefficients())
+        return dice_fuse_banded(x, self.weight_depth, *bands, list(self.dilation),
+                                *self.coefficients())
+
+    def _export_bands(self, x: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+        """The banded export form's (height, width) kernels of ``x``'s size; None
+        at the build size."""
+        size = tuple(x.shape[2:])
+        if size == (self.weight_height.shape[0], self.weight_width.shape[0]):
+            return None
+        if size not in self.banded_export:  # computed eagerly, not under an export's fake tensors
+            self.banded_export[size] = (band_kernels(self.weight_height, size[0]).detach(),
+                                        band_kernels(self.weight_width, size[1]).detach())
+        return self.banded_export[size]
 
     def extra_repr(self) -> str:
         return (f'channels={self.channels}, build_size={self.build_size}, '

@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .checks import Check, IntTriple, as_dilation, autocast_inputs, require, shape_of
+from .checks import (Check, IntTriple, as_dilation, autocast_inputs, check_positive_ints, require,
+                     shape_of)
 from .dynamic_scaling import fused_dim_conv, resize_axis
 from .extension import DIM_CONV, DIM_CONV_RESAMPLED, EXT_AVAILABLE, use_fused_kernel
 
@@ -218,8 +219,7 @@ def add_dim_conv_parameters(module: nn.Module, channels: int,
     (C, 1, k, k), ``weight_height`` (Hm, 1, k, k) and ``weight_width``
     (Wm, 1, k, k).
     """
-    if not isinstance(channels, numbers.Integral) or channels < 1:
-        raise ValueError(f'channels must be a positive int, got {channels!r}')
+    check_positive_ints(channels=channels)
     if isinstance(build_size, numbers.Integral):
         build_size = (build_size, build_size)
     build_size = tuple(build_size)

@@ -83,7 +83,7 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
     mmdice::dice_fuse_epilogue and aten::prelu.
 
     ``mmdice_domain``: mmdice::dice_fuse, and mmdice_openvino::dice_fuse (its
-    banded form, :func:`mmdice.ops.openvino.banded_dice_fuse`), become one
+    banded form, :func:`mmdice.ops.dice_fuse.dice_fuse_banded`), become one
     ``mmdice.DiCEFuse`` node (the op's inputs in its order, the attribute
     ``dilation``: three ints; ``layout`` 'NCHW', which
     :func:`mmdice.apis.openvino_graph.rewrite_for_openvino_cpu` may turn
@@ -233,7 +233,6 @@ def onnx_translation_table(slopes_at_most_one: bool = False, mmdice_domain: bool
         torch.ops.aten.convolution.default: aten_conv,
     }
     if mmdice_domain:
-        from . import openvino  # noqa: F401  (defines mmdice_openvino::dice_fuse)
         table[torch.ops.mmdice_openvino.dice_fuse.default] = dice_fuse_node
     return table
 

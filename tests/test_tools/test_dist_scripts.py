@@ -25,10 +25,11 @@ def fake_python(path, name):
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A repository copy holding the scripts, and a PATH whose python is another one."""
+    """A repository copy holding the scripts and their shared launcher, and a PATH
+    whose python is another one."""
     repo = tmp_path / 'repo'
     (repo / 'tools').mkdir(parents=True)
-    for script in SCRIPTS:
+    for script in (*SCRIPTS, 'dist_launch.sh'):
         shutil.copy(REPO_ROOT / 'tools' / script, repo / 'tools' / script)
     fake_python(tmp_path / 'bin' / 'python', 'path-python')
     path = os.pathsep.join([str(tmp_path / 'bin'), '/usr/bin', '/bin'])

@@ -7,6 +7,7 @@ them (one thread each, so the two-process run fits a 2-core machine).
 import os
 import pickle
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,14 +116,17 @@ def test_test_tool_accuracy_above_chance(trained, shapes_root):
     assert accuracy > 50.0, f'top-1 {accuracy:.1f} % is not clearly above chance'
 
 
-def test_resume_continues_from_last_checkpoint(trained, shapes_root):
-    log = run([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--work-dir', trained, '--resume',
-               *data_options(shapes_root, **{'train_cfg.max_epochs': EPOCHS + 1})], cwd=trained)
+def test_resume_continues_from_last_checkpoint(trained, shapes_root, tmp_path):
+    # A copy of the training's work dir: the tests after this one see it as trained.
+    work_dir = tmp_path / 'work'
+    shutil.copytree(trained, work_dir)
+    log = run([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--work-dir', work_dir, '--resume',
+               *data_options(shapes_root, **{'train_cfg.max_epochs': EPOCHS + 1})], cwd=work_dir)
     assert f'resumed epoch: {EPOCHS}, iter: {EPOCHS * ITERS_PER_EPOCH}' in log
     assert not re.search(r'Epoch\(train\)\s+\[\s*1\]', log)
     assert logged_train_iter(log, EPOCHS + 1, ITERS_PER_EPOCH, ITERS_PER_EPOCH)
     allow_mmengine_checkpoint_globals()
-    state = torch.load(str(trained / f'epoch_{EPOCHS + 1}.pth'), map_location='cpu')
+    state = torch.load(str(work_dir / f'epoch_{EPOCHS + 1}.pth'), map_location='cpu')
     assert (state['meta']['epoch'], state['meta']['iter']) == \
         (EPOCHS + 1, (EPOCHS + 1) * ITERS_PER_EPOCH)
 

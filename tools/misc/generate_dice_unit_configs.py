@@ -85,70 +85,80 @@ class Entry:
         return ' + '.join(names)
 
 
+#: Table 1's MFLOPs budgets, and its layers: separable convolutions (SC) or DiCE units (DU).
+TABLE1_BUDGETS = ('25-60', '120-170', '270-320')
+TABLE1_FORMS = {'SC': ('depthwise', 'pointwise'), 'DU': ('dimconv', 'dimfuse')}
+#: Table 1: (family, form) -> (width, paper MFLOPs, paper top-1) at each budget.
+TABLE1 = {
+    ('mobilenet', 'SC'): ((0.25, 41, 49.80), (0.53, 162, 65.30), (0.74, 317, 68.40)),
+    ('mobilenet', 'DU'): ((0.27, 29, 52.55), (1.75, 167, 69.05), (2.75, 277, 70.83)),
+    ('resnet', 'SC'): ((0.3, 59, 59.30), (0.535, 142, 67.80), (0.785, 302, 70.67)),
+    ('resnet', 'DU'): ((0.3, 52, 61.35), ((16, 36, 72, 152, 288), 122, 67.90),
+                       (0.95, 300, 71.80)),
+    ('shufflenetv2', 'SC'): ((66, 41, 59.69), (142, 146, 68.14), (204, 292, 71.80)),
+    ('shufflenetv2', 'DU'): ((0.75, 46, 62.80), (166, 122, 68.21), (2.4, 298, 72.90)),
+}
+#: Rows of Tables 2b and 3 that are the 120-170 MFLOPs models of Table 1 (ResNet, ShuffleNetV2).
+TABLE1_ALSO_IN = {'SC': ('Table 2b DWise + Point-wise', ),
+                  'DU': ('Table 2b DimConv + DimFuse', 'Table 3 R4')}
+
+
+def _table1_entries() -> List[Entry]:
+    """The entries of :data:`TABLE1`, family by family, SC before DU, by budget."""
+    entries = []
+    for (family, form), models in TABLE1.items():
+        for budget, (width, mflops, top1) in zip(TABLE1_BUDGETS, models):
+            rows = (f'Table 1 {form} {budget}', )
+            if family != 'mobilenet' and budget == '120-170':
+                rows += TABLE1_ALSO_IN[form]
+            entries.append(Entry(family, *TABLE1_FORMS[form], 'pointwise', width, mflops, top1,
+                                 rows))
+    return entries
+
+
+#: Table 2b (the spatial x fusion pairs at 120-150 MFLOPs, also in ResNet and ShuffleNetV2)
+#: and Table 3 (DimFuse also in place of the block's first point-wise conv, 1x and wider):
+#: their rows, (spatial, fusion, first_fusion, the paper's row names), and for each family
+#: the (width, paper MFLOPs, paper top-1) of every row.
+TABLE2B_ROWS = (
+    ('depthwise', 'se', 'pointwise', ('Table 2b DWise + SE', )),
+    ('depthwise', 'pointwise_se', 'pointwise', ('Table 2b DWise + Point-wise + SE', )),
+    ('depthwise', 'dimfuse', 'pointwise', ('Table 2b DWise + DimFuse', 'Table 3 R1')),
+    ('dimconv', 'pointwise', 'pointwise', ('Table 2a/2b DimConv + Point-wise', )),
+    ('dimconv', 'se', 'pointwise', ('Table 2b DimConv + SE', )),
+    ('dimconv', 'pointwise_se', 'pointwise', ('Table 2b DimConv + Point-wise + SE', )),
+)
+TABLE2B = {
+    'resnet': ((0.68, 137, 63.90), (0.535, 142, 68.20), (0.65, 136, 65.90), (0.345, 132, 68.10),
+               (0.6, 134, 64.80), (0.345, 132, 67.90)),
+    'shufflenetv2': ((194, 140, 64.70), (142, 146, 68.60), (190, 139, 66.80), (94, 135, 68.45),
+                     (182, 138, 65.40), (94, 135, 68.30)),
+}
+TABLE3_ROWS = (
+    ('depthwise', 'dimfuse', 'dimfuse', ('Table 3 R2', )),
+    ('depthwise', 'dimfuse', 'dimfuse', ('Table 3 R3', )),
+    ('dimconv', 'dimfuse', 'dimfuse', ('Table 3 R5', )),
+    ('dimconv', 'dimfuse', 'dimfuse', ('Table 3 R6', )),
+)
+TABLE3 = {
+    'resnet': ((0.7, 78, 60.10), (1.15, 141, 66.20), ((16, 36, 72, 152, 288), 72, 62.10),
+               ((32, 72, 144, 288, 576), 129, 68.20)),
+    'shufflenetv2': ((206, 78, 61.80), (332, 140, 66.90), (166, 72, 63.70), (284, 132, 69.20)),
+}
+
+
+def _table_entries(rows, models) -> List[Entry]:
+    """The entries of a table of ``rows`` (spatial, fusion, first_fusion, row names) and
+    ``models`` ({family: one (width, MFLOPs, top-1) per row}), family by family."""
+    return [Entry(family, spatial, fusion, first_fusion, width, mflops, top1, names)
+            for family, family_models in models.items()
+            for (spatial, fusion, first_fusion, names), (width, mflops, top1)
+            in zip(rows, family_models)]
+
+
 def _entries() -> List[Entry]:
-    sc, du = ('depthwise', 'pointwise'), ('dimconv', 'dimfuse')
-    t1 = 'Table 1 {} {}'
-    t2b = 'Table 2b'
-    rows = [
-        # Table 1: separable convolutions (SC) vs DiCE units (DU), three budgets each.
-        Entry('mobilenet', *sc, 'pointwise', 0.25, 41, 49.80, (t1.format('SC', '25-60'), )),
-        Entry('mobilenet', *sc, 'pointwise', 0.53, 162, 65.30, (t1.format('SC', '120-170'), )),
-        Entry('mobilenet', *sc, 'pointwise', 0.74, 317, 68.40, (t1.format('SC', '270-320'), )),
-        Entry('mobilenet', *du, 'pointwise', 0.27, 29, 52.55, (t1.format('DU', '25-60'), )),
-        Entry('mobilenet', *du, 'pointwise', 1.75, 167, 69.05, (t1.format('DU', '120-170'), )),
-        Entry('mobilenet', *du, 'pointwise', 2.75, 277, 70.83, (t1.format('DU', '270-320'), )),
-        Entry('resnet', *sc, 'pointwise', 0.3, 59, 59.30, (t1.format('SC', '25-60'), )),
-        Entry('resnet', *sc, 'pointwise', 0.535, 142, 67.80,
-              (t1.format('SC', '120-170'), f'{t2b} DWise + Point-wise')),
-        Entry('resnet', *sc, 'pointwise', 0.785, 302, 70.67, (t1.format('SC', '270-320'), )),
-        Entry('resnet', *du, 'pointwise', 0.3, 52, 61.35, (t1.format('DU', '25-60'), )),
-        Entry('resnet', *du, 'pointwise', (16, 36, 72, 152, 288), 122, 67.90,
-              (t1.format('DU', '120-170'), f'{t2b} DimConv + DimFuse', 'Table 3 R4')),
-        Entry('resnet', *du, 'pointwise', 0.95, 300, 71.80, (t1.format('DU', '270-320'), )),
-        Entry('shufflenetv2', *sc, 'pointwise', 66, 41, 59.69, (t1.format('SC', '25-60'), )),
-        Entry('shufflenetv2', *sc, 'pointwise', 142, 146, 68.14,
-              (t1.format('SC', '120-170'), f'{t2b} DWise + Point-wise')),
-        Entry('shufflenetv2', *sc, 'pointwise', 204, 292, 71.80, (t1.format('SC', '270-320'), )),
-        Entry('shufflenetv2', *du, 'pointwise', 0.75, 46, 62.80, (t1.format('DU', '25-60'), )),
-        Entry('shufflenetv2', *du, 'pointwise', 166, 122, 68.21,
-              (t1.format('DU', '120-170'), f'{t2b} DimConv + DimFuse', 'Table 3 R4')),
-        Entry('shufflenetv2', *du, 'pointwise', 2.4, 298, 72.90, (t1.format('DU', '270-320'), )),
-        # Table 2b: the other spatial x fusion pairs at 120-150 MFLOPs (ResNet, ShuffleNetV2).
-        Entry('resnet', 'depthwise', 'se', 'pointwise', 0.68, 137, 63.90, (f'{t2b} DWise + SE', )),
-        Entry('resnet', 'depthwise', 'pointwise_se', 'pointwise', 0.535, 142, 68.20,
-              (f'{t2b} DWise + Point-wise + SE', )),
-        Entry('resnet', 'depthwise', 'dimfuse', 'pointwise', 0.65, 136, 65.90,
-              (f'{t2b} DWise + DimFuse', 'Table 3 R1')),
-        Entry('resnet', 'dimconv', 'pointwise', 'pointwise', 0.345, 132, 68.10,
-              ('Table 2a/2b DimConv + Point-wise', )),
-        Entry('resnet', 'dimconv', 'se', 'pointwise', 0.6, 134, 64.80, (f'{t2b} DimConv + SE', )),
-        Entry('resnet', 'dimconv', 'pointwise_se', 'pointwise', 0.345, 132, 67.90,
-              (f'{t2b} DimConv + Point-wise + SE', )),
-        Entry('shufflenetv2', 'depthwise', 'se', 'pointwise', 194, 140, 64.70,
-              (f'{t2b} DWise + SE', )),
-        Entry('shufflenetv2', 'depthwise', 'pointwise_se', 'pointwise', 142, 146, 68.60,
-              (f'{t2b} DWise + Point-wise + SE', )),
-        Entry('shufflenetv2', 'depthwise', 'dimfuse', 'pointwise', 190, 139, 66.80,
-              (f'{t2b} DWise + DimFuse', 'Table 3 R1')),
-        Entry('shufflenetv2', 'dimconv', 'pointwise', 'pointwise', 94, 135, 68.45,
-              ('Table 2a/2b DimConv + Point-wise', )),
-        Entry('shufflenetv2', 'dimconv', 'se', 'pointwise', 182, 138, 65.40,
-              (f'{t2b} DimConv + SE', )),
-        Entry('shufflenetv2', 'dimconv', 'pointwise_se', 'pointwise', 94, 135, 68.30,
-              (f'{t2b} DimConv + Point-wise + SE', )),
-        # Table 3: DimFuse also in place of the block's first point-wise conv, 1x and wider.
-        Entry('resnet', 'depthwise', 'dimfuse', 'dimfuse', 0.7, 78, 60.10, ('Table 3 R2', )),
-        Entry('resnet', 'depthwise', 'dimfuse', 'dimfuse', 1.15, 141, 66.20, ('Table 3 R3', )),
-        Entry('resnet', 'dimconv', 'dimfuse', 'dimfuse', (16, 36, 72, 152, 288), 72, 62.10, ('Table 3 R5', )),
-        Entry('resnet', 'dimconv', 'dimfuse', 'dimfuse', (32, 72, 144, 288, 576), 129, 68.20, ('Table 3 R6', )),
-        Entry('shufflenetv2', 'depthwise', 'dimfuse', 'dimfuse', 206, 78, 61.80,
-              ('Table 3 R2', )),
-        Entry('shufflenetv2', 'depthwise', 'dimfuse', 'dimfuse', 332, 140, 66.90,
-              ('Table 3 R3', )),
-        Entry('shufflenetv2', 'dimconv', 'dimfuse', 'dimfuse', 166, 72, 63.70, ('Table 3 R5', )),
-        Entry('shufflenetv2', 'dimconv', 'dimfuse', 'dimfuse', 284, 132, 69.20, ('Table 3 R6', )),
-    ]
-    return rows
+    return (_table1_entries() + _table_entries(TABLE2B_ROWS, TABLE2B)
+            + _table_entries(TABLE3_ROWS, TABLE3))
 
 
 #: Every model of Tables 1-3, once (rows shared between tables are one entry).

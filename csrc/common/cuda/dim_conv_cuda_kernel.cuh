@@ -31,6 +31,23 @@ constexpr int kDimConvWarps = kDimConvThreads / kDimConvWarpSize;
   for (int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; \
        index < (total); index += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
+// Element `index` of an NCHW tensor of `geometry`'s (N, C, H, W): the sizes C,
+// H, W and H * W, and its position (n, c, h, w), w fastest.
+struct DimConvElement {
+  int64_t channels, height, width, plane;
+  int64_t n, c, h, w;
+
+  __device__ __forceinline__ DimConvElement(const DimConvGeometry& geometry, int64_t index)
+      : channels(geometry.channels),
+        height(geometry.height),
+        width(geometry.width),
+        plane(geometry.height * geometry.width),
+        n(index / (plane * channels)),
+        c((index / plane) % channels),
+        h((index / width) % height),
+        w(index % width) {}
+};
+
 // Kernel size: the template constant when specialised, else the runtime one.
 template <int K>
 __device__ __forceinline__ int dim_conv_kernel_size(const DimConvGeometry& geometry) {
@@ -80,6 +97,27 @@ __device__ __forceinline__ void dim_conv_accumulate_window(acc_t& sum, const sca
   }
 }
 
+// The sum of a height- or width-wise branch at the output position
+// `position.index` along its axis: band entry t (kernel `weights[(position.index
+// * band + t)]`) convolves the input line at position.index + band_offset(t)
+// (source + that * position.stride) over the `outer` x `inner` window.
+template <typename acc_t, typename scalar_t>
+__device__ __forceinline__ acc_t dim_conv_band_sum(const scalar_t* weights, int64_t band,
+                                                   DimConvWindowAxis position,
+                                                   const scalar_t* source, int k,
+                                                   int64_t dilation, DimConvWindowAxis outer,
+                                                   DimConvWindowAxis inner) {
+  acc_t sum = 0;
+  for (int64_t t = 0; t < band; ++t) {
+    const int64_t line = position.index + DimConvGeometry::band_offset(t, band);
+    if (!in_range(line, position.size)) continue;
+    dim_conv_accumulate_window<false>(sum, weights + (position.index * band + t) * k * k,
+                                      source + line * position.stride, k, dilation, outer,
+                                      inner);
+  }
+  return sum;
+}
+
 // output[n, 3c + {0, 1, 2}, h, w] = {y_D, y_H, y_W}[n, c, h, w].
 template <typename scalar_t, typename acc_t, int K>
 __global__ void __launch_bounds__(kDimConvThreads)
@@ -89,16 +127,8 @@ __global__ void __launch_bounds__(kDimConvThreads)
                                  const scalar_t* __restrict__ weight_width,
                                  scalar_t* __restrict__ output, const DimConvGeometry geometry) {
   const int k = dim_conv_kernel_size<K>(geometry);
-  const int64_t channels = geometry.channels;
-  const int64_t height = geometry.height;
-  const int64_t width = geometry.width;
-  const int64_t plane = height * width;
-  const int64_t total = geometry.batch * channels * plane;
-  DIM_CONV_CUDA_KERNEL_LOOP(index, total) {
-    const int64_t w = index % width;
-    const int64_t h = (index / width) % height;
-    const int64_t c = (index / plane) % channels;
-    const int64_t n = index / (plane * channels);
+  DIM_CONV_CUDA_KERNEL_LOOP(index, geometry.batch * geometry.channels * geometry.plane()) {
+    const auto [channels, height, width, plane, n, c, h, w] = DimConvElement(geometry, index);
     const scalar_t* x_n = input + n * channels * plane;
     const scalar_t* x_nc = x_n + c * plane;
     const scalar_t* kernel_depth = weight_depth + c * k * k;
@@ -110,27 +140,14 @@ __global__ void __launch_bounds__(kDimConvThreads)
                                         {w, width, 1});
     }
 
-    // Band entry t of row h reads input row h + band_offset(t).
-    acc_t sum_height = 0;
-    for (int64_t t = 0; t < geometry.band_height; ++t) {
-      const int64_t source_row = h + DimConvGeometry::band_offset(t, geometry.band_height);
-      if (!in_range(source_row, height)) continue;
-      const scalar_t* kernel_height = weight_height + (h * geometry.band_height + t) * k * k;
-      dim_conv_accumulate_window<false>(sum_height, kernel_height, x_n + source_row * width, k,
-                                        geometry.dilation_height, {c, channels, plane},
-                                        {w, width, 1});
-    }
-
-    // Band entry t of column w reads input column w + band_offset(t).
-    acc_t sum_width = 0;
-    for (int64_t t = 0; t < geometry.band_width; ++t) {
-      const int64_t source_column = w + DimConvGeometry::band_offset(t, geometry.band_width);
-      if (!in_range(source_column, width)) continue;
-      const scalar_t* kernel_width = weight_width + (w * geometry.band_width + t) * k * k;
-      dim_conv_accumulate_window<false>(sum_width, kernel_width, x_n + source_column, k,
-                                        geometry.dilation_width, {h, height, width},
-                                        {c, channels, plane});
-    }
+    // Row h (column w) of the height-wise (width-wise) branch: its band entry t
+    // reads input row h + band_offset(t) (column w + band_offset(t)).
+    const acc_t sum_height = dim_conv_band_sum<acc_t>(
+        weight_height, geometry.band_height, {h, height, width}, x_n, k,
+        geometry.dilation_height, {c, channels, plane}, {w, width, 1});
+    const acc_t sum_width = dim_conv_band_sum<acc_t>(
+        weight_width, geometry.band_width, {w, width, 1}, x_n, k, geometry.dilation_width,
+        {h, height, width}, {c, channels, plane});
 
     scalar_t* out = output + (n * kNumBranches * channels + kNumBranches * c) * plane +
                     h * width + w;
@@ -152,16 +169,8 @@ __global__ void __launch_bounds__(kDimConvThreads)
                                     scalar_t* __restrict__ grad_input,
                                     const DimConvGeometry geometry) {
   const int k = dim_conv_kernel_size<K>(geometry);
-  const int64_t channels = geometry.channels;
-  const int64_t height = geometry.height;
-  const int64_t width = geometry.width;
-  const int64_t plane = height * width;
-  const int64_t total = geometry.batch * channels * plane;
-  DIM_CONV_CUDA_KERNEL_LOOP(index, total) {
-    const int64_t w = index % width;
-    const int64_t h = (index / width) % height;
-    const int64_t c = (index / plane) % channels;
-    const int64_t n = index / (plane * channels);
+  DIM_CONV_CUDA_KERNEL_LOOP(index, geometry.batch * geometry.channels * geometry.plane()) {
+    const auto [channels, height, width, plane, n, c, h, w] = DimConvElement(geometry, index);
     // grad_output of branch `branch` of channel `cc` starts at
     // go_n + (kNumBranches * cc + branch) * plane.
     const scalar_t* go_n = grad_output + n * kNumBranches * channels * plane;

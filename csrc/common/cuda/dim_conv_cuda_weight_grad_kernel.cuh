@@ -142,51 +142,38 @@ __device__ __forceinline__ void dim_conv_accumulate_depth_row(
   }
 }
 
-// Height-wise output row h reading input row source_row; positions (n, c, w), w fastest.
-template <int kTaps, typename scalar_t, typename acc_t>
-__device__ __forceinline__ void dim_conv_accumulate_height_row(
+// Line `line` of a spatial branch's output reading input line `source_line`:
+// for kBranch == kHeightBranch the height-wise output row h = line, positions
+// (n, c, w), w fastest; for kWidthBranch the width-wise output column w = line,
+// positions (n, c, h), h fastest. The kernel's taps run over (c, w) of the row,
+// (h, c) of the column.
+template <int64_t kBranch, int kTaps, typename scalar_t, typename acc_t>
+__device__ __forceinline__ void dim_conv_accumulate_line(
     acc_t (&acc)[kTaps], const scalar_t* __restrict__ grad_output,
-    const scalar_t* __restrict__ input, const DimConvGeometry& geometry, int64_t h,
-    int64_t source_row, int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
+    const scalar_t* __restrict__ input, const DimConvGeometry& geometry, int64_t line,
+    int64_t source_line, int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
+  constexpr bool kRow = kBranch == kHeightBranch;
   const int64_t channels = geometry.channels;
-  const int64_t width = geometry.width;
-  const int64_t plane = geometry.height * width;
+  const int64_t plane = geometry.plane();
+  // Element stride of the line's own axis (h for a row, w for a column) and
+  // size and stride of the axis along the line (w for a row, h for a column).
+  const int64_t line_stride = kRow ? geometry.width : 1;
+  const int64_t along_size = kRow ? geometry.width : geometry.height;
+  const int64_t along_stride = kRow ? 1 : geometry.width;
+  const int64_t dilation = kRow ? geometry.dilation_height : geometry.dilation_width;
   for (int64_t position = first; position < end; position += stride) {
-    const int64_t n = position / (channels * width);
-    const int64_t r = position - n * channels * width;
-    const int64_t c = r / width;
-    const int64_t w = r - c * width;
+    const int64_t n = position / (channels * along_size);
+    const int64_t r = position - n * channels * along_size;
+    const int64_t c = r / along_size;
+    const int64_t m = r - c * along_size;
     const acc_t go = static_cast<acc_t>(
-        grad_output[(n * kNumBranches * channels + kNumBranches * c + kHeightBranch) * plane +
-                    h * width + w]);
-    const scalar_t* x_nh = input + n * channels * plane + source_row * width;
-    dim_conv_accumulate_taps(acc, go, x_nh, k, tap_begin, geometry.dilation_height,
-                             {c, channels, plane}, {w, width, 1});
-  }
-}
-
-// Width-wise output column w reading input column source_column; positions
-// (n, c, h), h fastest.
-template <int kTaps, typename scalar_t, typename acc_t>
-__device__ __forceinline__ void dim_conv_accumulate_width_row(
-    acc_t (&acc)[kTaps], const scalar_t* __restrict__ grad_output,
-    const scalar_t* __restrict__ input, const DimConvGeometry& geometry, int64_t w,
-    int64_t source_column, int64_t first, int64_t stride, int64_t end, int k, int tap_begin) {
-  const int64_t channels = geometry.channels;
-  const int64_t height = geometry.height;
-  const int64_t width = geometry.width;
-  const int64_t plane = height * width;
-  for (int64_t position = first; position < end; position += stride) {
-    const int64_t n = position / (channels * height);
-    const int64_t r = position - n * channels * height;
-    const int64_t c = r / height;
-    const int64_t h = r - c * height;
-    const acc_t go = static_cast<acc_t>(
-        grad_output[(n * kNumBranches * channels + kNumBranches * c + kWidthBranch) * plane +
-                    h * width + w]);
-    const scalar_t* x_nw = input + n * channels * plane + source_column;
-    dim_conv_accumulate_taps(acc, go, x_nw, k, tap_begin, geometry.dilation_width,
-                             {h, height, width}, {c, channels, plane});
+        grad_output[(n * kNumBranches * channels + kNumBranches * c + kBranch) * plane +
+                    line * line_stride + m * along_stride]);
+    const scalar_t* x_line = input + n * channels * plane + source_line * line_stride;
+    const DimConvWindowAxis channel_axis{c, channels, plane};
+    const DimConvWindowAxis along_axis{m, along_size, along_stride};
+    dim_conv_accumulate_taps(acc, go, x_line, k, tap_begin, dilation,
+                             kRow ? channel_axis : along_axis, kRow ? along_axis : channel_axis);
   }
 }
 
@@ -258,10 +245,10 @@ __global__ void __launch_bounds__(kDimConvThreads)
     const int64_t source_column =
         w + DimConvGeometry::band_offset(row / geometry.width, geometry.band_width);
     if (row < plan.rows[kWidthBranch] && in_range(source_column, geometry.width)) {
-      dim_conv_accumulate_width_row<kTaps>(acc, grad_output, input, geometry, w, source_column,
-                                           begin + threadIdx.x / kDimConvWidthTile,
-                                           kDimConvThreads / kDimConvWidthTile, end, k,
-                                           tap_begin);
+      dim_conv_accumulate_line<kWidthBranch, kTaps>(
+          acc, grad_output, input, geometry, w, source_column,
+          begin + threadIdx.x / kDimConvWidthTile, kDimConvThreads / kDimConvWidthTile, end, k,
+          tap_begin);
     }
     dim_conv_block_reduce_taps<kDimConvWidthTile>(acc, [&](int column, int t, acc_t total) {
       const int64_t tile_row = first_row + column;
@@ -280,9 +267,9 @@ __global__ void __launch_bounds__(kDimConvThreads)
       const int64_t source_row =
           h + DimConvGeometry::band_offset(row % geometry.band_height, geometry.band_height);
       if (in_range(source_row, geometry.height)) {
-        dim_conv_accumulate_height_row<kTaps>(acc, grad_output, input, geometry, h, source_row,
-                                              begin + threadIdx.x, kDimConvThreads, end, k,
-                                              tap_begin);
+        dim_conv_accumulate_line<kHeightBranch, kTaps>(acc, grad_output, input, geometry, h,
+                                                       source_row, begin + threadIdx.x,
+                                                       kDimConvThreads, end, k, tap_begin);
       }
     }
     dim_conv_block_reduce_taps<1>(acc, [&](int, int t, acc_t total) {

@@ -9,6 +9,8 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..deploy import DeployMixin
+from ..layers import act_cfg_for
+from ..layers.norm_act import ConvNormAct
 
 #: Default ``init_cfg`` of the backbones: Kaiming-normal fan_out for
 #: convolutions, weight 1 / bias 0 for norms, as the reference.
@@ -39,23 +41,25 @@ def make_divisible(value: float, divisor: int = 8, min_value: Optional[int] = No
 class BaseDiCEBackbone(DeployMixin, BaseModule):
     """The skeleton of the mmdice backbones: a ``stem`` and stages of units.
 
-    A subclass gives only its stage layout. In ``__init__`` it checks its
-    levels with :meth:`_init_levels` (``out_indices``, ``frozen_stages``: -1
-    freezes nothing, 0 the stem, i > 0 the stem and the first i stages;
-    ``norm_eval``; ``with_cp``, which it passes to every unit, each
-    recomputing itself in backward), builds ``stem`` (a :class:`ConvNormAct`)
+    A subclass gives only its stage layout: it takes its own arguments and
+    passes the shared ones below on (``**kwargs``) to this ``__init__``, checks
+    its levels with :meth:`_init_levels`, builds ``stem`` (:meth:`_build_stem`)
     and ``layers`` (a ModuleList of stages, Sequentials of units with a deploy
-    form), and ends with :meth:`_finish_init`; its ``forward`` runs
-    :meth:`_forward_levels`.
+    form, each built with :attr:`unit_cfg`), and ends with :meth:`_finish_init`; its
+    ``forward`` runs :meth:`_forward_levels`.
 
     Arguments the backbones share:
+        frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and the
+            first i stages (params fixed, eval mode); -1 to the number of stages.
         norm_eval: keep norm layers in eval mode (frozen running statistics)
             during training.
-        norm_cfg: normalisation config.
+        norm_cfg: normalisation config (BN eps 1e-5 as the reference).
         act_cfg: activation config; PReLU gets one slope per channel.
-        with_cp: use torch.utils.checkpoint in each unit (block) when training.
+        with_cp: use torch.utils.checkpoint in each unit (block) when training,
+            each recomputing itself in backward.
         deploy: build the deploy (inference) form directly, as
-            :meth:`switch_to_deploy` leaves it.
+            :meth:`switch_to_deploy` leaves it, e.g. to load a checkpoint of
+            ``tools/model_converters/reparameterize_model.py``.
         init_cfg: initialisation config; default Kaiming-normal fan_out for
             convolutions, weight 1 / bias 0 for norms (DimConv weights:
             ``DiCEUnit.init_weights``).
@@ -64,15 +68,25 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
             :meth:`_init_cfg_of_pretrained`).
     """
 
-    frozen_stages: int = -1
-    norm_eval: bool = False
-
-    def __init__(self, init_cfg: Optional[Union[dict, Sequence[dict]]] = None,
+    def __init__(self,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN', eps=1e-5),
+                 act_cfg: dict = dict(type='PReLU'),
+                 with_cp: bool = False,
+                 deploy: bool = False,
+                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
                  pretrained: Optional[str] = None):
         init_cfg = self._init_cfg_of_pretrained(init_cfg, pretrained)
         if isinstance(init_cfg, tuple):
             init_cfg = list(init_cfg)
         super().__init__(init_cfg=init_cfg)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        #: the arguments every unit (block) of the stages is built with.
+        self.unit_cfg = dict(norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp)
+        #: whether :meth:`_finish_init` converts to the deploy form.
+        self.build_deployed = deploy
 
     @classmethod
     def _init_cfg_of_pretrained(cls, init_cfg, pretrained: Optional[str]):
@@ -110,24 +124,28 @@ class BaseDiCEBackbone(DeployMixin, BaseModule):
         return dict(type='Pretrained', checkpoint=pretrained)
 
     def _init_levels(self, out_indices: Union[int, Sequence[int]], num_levels: int,
-                     frozen_stages: int, num_stages: int, norm_eval: bool, with_cp: bool,
-                     context: str = '') -> None:
-        """Check and set what every backbone takes about its levels and training;
-        ``context`` ends the error messages (e.g. ' for num_stages=2')."""
+                     num_stages: int, context: str = '') -> None:
+        """Check and set ``out_indices`` (of ``num_levels`` levels) and
+        ``frozen_stages`` (of ``num_stages`` stages); ``context`` ends the
+        error messages (e.g. ' for num_stages=2')."""
         self.out_indices = self._check_out_indices(out_indices, num_levels, context)
-        self.frozen_stages = self._check_frozen_stages(frozen_stages, num_stages, context)
-        self.norm_eval = norm_eval
-        self.with_cp = with_cp
+        self.frozen_stages = self._check_frozen_stages(self.frozen_stages, num_stages, context)
 
-    def _finish_init(self, level_channels: Sequence[int], deploy: bool) -> None:
-        """Record the channels of the levels, convert to the deploy form with
-        ``deploy`` and freeze the ``frozen_stages``."""
+    def _build_stem(self, stem_channels: int) -> nn.Module:
+        """The stem: 3x3 stride-2 conv 3 -> ``stem_channels`` + norm + act."""
+        return ConvNormAct(3, stem_channels, 3, stride=2, padding=1,
+                           norm_cfg=self.unit_cfg['norm_cfg'],
+                           act_cfg=act_cfg_for(self.unit_cfg['act_cfg'], stem_channels))
+
+    def _finish_init(self, level_channels: Sequence[int]) -> None:
+        """Record the channels of the levels, convert to the deploy form if
+        built with ``deploy`` and freeze the ``frozen_stages``."""
         #: channels of every level.
         self.level_channels = tuple(level_channels)
         #: channels of the returned levels, shallowest first (as ``forward``).
         self.out_channels = tuple(self.level_channels[i] for i in sorted(set(self.out_indices)))
         self.deploy = False
-        if deploy:
+        if self.build_deployed:
             self.switch_to_deploy()
         self._freeze_stages()
 

@@ -1,14 +1,13 @@
 """MobileNet with DiCE units (DiCENet Sec. 3.4 and 5.1): MobileNetV1's stack of
 separable convolutions, each replaced by a :class:`~mmdice.models.layers.DiCEUnit`."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 from mmengine.model import ModuleList, Sequential
 from torch import Tensor
 
 from mmdice.registry import MODELS
-from ..layers import DiCEUnit, act_cfg_for
-from ..layers.norm_act import ConvNormAct
-from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone, make_divisible
+from ..layers import DiCEUnit
+from .base_backbone import BaseDiCEBackbone, make_divisible
 
 
 @MODELS.register_module()
@@ -45,10 +44,10 @@ class DiCEMobileNet(BaseDiCEBackbone):
             ``'pointwise_se'`` (``'se'`` keeps the channel count, which
             MobileNet does not).
         out_indices: levels to return (see the table), within ``range(5)``.
-        frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and
-            ``layers.0`` .. ``layers.{i-1}`` (params fixed, eval mode); -1 to 5.
-        norm_eval, norm_cfg, act_cfg, with_cp, deploy, init_cfg, pretrained: as
-            in :class:`BaseDiCEBackbone`.
+        **kwargs: ``frozen_stages`` (-1 to 5; i > 0 freezes the stem and
+            ``layers.0`` .. ``layers.{i-1}``), ``norm_eval``, ``norm_cfg``,
+            ``act_cfg``, ``with_cp``, ``deploy``, ``init_cfg``, ``pretrained``:
+            as in :class:`BaseDiCEBackbone`.
     """
 
     #: (out_channels, stride) of the 13 units at widen_factor 1 (MobileNetV1).
@@ -63,25 +62,17 @@ class DiCEMobileNet(BaseDiCEBackbone):
                  spatial: str = 'dimconv',
                  fusion: str = 'dimfuse',
                  out_indices: Sequence[int] = (4, ),
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 norm_cfg: dict = dict(type='BN', eps=1e-5),
-                 act_cfg: dict = dict(type='PReLU'),
-                 with_cp: bool = False,
-                 deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
-                 pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+                 **kwargs):
+        super().__init__(**kwargs)
         self.widen_factor = self._check_widen_factor(widen_factor)
         self.input_size = self._check_input_size(input_size)
         num_stages = 1 + sum(stride == 2 for _, stride in self.arch_settings)
-        self._init_levels(out_indices, num_stages, frozen_stages, num_stages, norm_eval, with_cp)
+        self._init_levels(out_indices, num_stages, num_stages)
         self.spatial = spatial
         self.fusion = fusion
 
         stem_channels = make_divisible(self.stem_channels * widen_factor, 8)
-        self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg_for(act_cfg, stem_channels))
+        self.stem = self._build_stem(stem_channels)
         stages = [[]]
         in_channels, total_stride = stem_channels, 2
         for index, (channels, stride) in enumerate(self.arch_settings):
@@ -93,10 +84,10 @@ class DiCEMobileNet(BaseDiCEBackbone):
                           self.input_size[1] // total_stride)
             stages[-1].append(
                 DiCEUnit(in_channels, out_channels, build_size, stride=stride, spatial=spatial,
-                         fusion=fusion, norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp))
+                         fusion=fusion, **self.unit_cfg))
             in_channels = out_channels
         self.layers = ModuleList(Sequential(*units) for units in stages)
-        self._finish_init((stage[-1].out_channels for stage in self.layers), deploy)
+        self._finish_init(stage[-1].out_channels for stage in self.layers)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """(N, 3, H, W) -> tuple of the ``out_indices`` levels, shallowest first;

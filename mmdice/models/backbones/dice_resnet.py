@@ -7,9 +7,8 @@ from mmengine.model import ModuleList, Sequential
 from torch import Tensor, nn
 
 from mmdice.registry import MODELS
-from ..layers import DiCEBottleneck, act_cfg_for
-from ..layers.norm_act import ConvNormAct
-from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone, make_divisible
+from ..layers import DiCEBottleneck
+from .base_backbone import BaseDiCEBackbone, make_divisible
 
 
 @MODELS.register_module()
@@ -55,10 +54,9 @@ class DiCEResNet(BaseDiCEBackbone):
         first_fusion: first layer of the blocks, ``'pointwise'`` (1x1 conv)
             or ``'dimfuse'`` (:class:`~mmdice.models.layers.DimFuse`).
         out_indices: levels to return (see the table), within ``range(4)``.
-        frozen_stages: -1 freezes nothing, 0 the stem, i > 0 the stem and the
-            first i stages (params fixed, eval mode); -1 to 4.
-        norm_eval, norm_cfg, act_cfg, with_cp, deploy, init_cfg, pretrained: as
-            in :class:`BaseDiCEBackbone`.
+        **kwargs: ``frozen_stages`` (-1 to 4), ``norm_eval``, ``norm_cfg``,
+            ``act_cfg``, ``with_cp``, ``deploy``, ``init_cfg``, ``pretrained``:
+            as in :class:`BaseDiCEBackbone`.
     """
 
     #: width of each stage at widen_factor 1.
@@ -75,15 +73,8 @@ class DiCEResNet(BaseDiCEBackbone):
                  fusion: str = 'dimfuse',
                  first_fusion: str = 'pointwise',
                  out_indices: Sequence[int] = (3, ),
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 norm_cfg: dict = dict(type='BN', eps=1e-5),
-                 act_cfg: dict = dict(type='PReLU'),
-                 with_cp: bool = False,
-                 deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
-                 pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+                 **kwargs):
+        super().__init__(**kwargs)
         stem_channels, *stage_channels = self._check_channels(widen_factor, channels)
         #: channel multiplier; None for custom ``channels``.
         self.widen_factor = None if channels is not None else float(widen_factor or 1.0)
@@ -95,13 +86,12 @@ class DiCEResNet(BaseDiCEBackbone):
             raise ValueError(f'depths must be {num_stages} positive ints (blocks per stage), '
                              f'got {depths!r}')
         self.depths = tuple(int(depth) for depth in depths)
-        self._init_levels(out_indices, num_stages, frozen_stages, num_stages, norm_eval, with_cp)
+        self._init_levels(out_indices, num_stages, num_stages)
         self.spatial = spatial
         self.fusion = fusion
         self.first_fusion = first_fusion
 
-        self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg_for(act_cfg, stem_channels))
+        self.stem = self._build_stem(stem_channels)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layers = ModuleList()
         in_channels = stem_channels
@@ -115,10 +105,10 @@ class DiCEResNet(BaseDiCEBackbone):
                     DiCEBottleneck(in_channels, out_channels, build_size,
                                    stride=2 if stage > 0 and index == 0 else 1,
                                    spatial=spatial, fusion=fusion, first_fusion=first_fusion,
-                                   norm_cfg=norm_cfg, act_cfg=act_cfg, with_cp=with_cp))
+                                   **self.unit_cfg))
                 in_channels = out_channels
             self.layers.append(Sequential(*blocks))
-        self._finish_init((stage[-1].out_channels for stage in self.layers), deploy)
+        self._finish_init(stage[-1].out_channels for stage in self.layers)
 
     def _check_channels(self, widen_factor: Optional[float],
                         channels: Optional[Sequence[int]]) -> list:

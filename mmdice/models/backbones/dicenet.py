@@ -8,10 +8,9 @@ from torch import Tensor, nn
 
 from mmdice.ops.extension import graph_capture
 from mmdice.registry import MODELS
-from ..layers import ShuffleDiCEBlock, StridedDiCE, act_cfg_for
+from ..layers import ShuffleDiCEBlock, StridedDiCE
 from ..layers.dice_unit import FUSIONS, SPATIAL_LAYERS
-from ..layers.norm_act import ConvNormAct
-from .base_backbone import DEFAULT_INIT_CFG, BaseDiCEBackbone
+from .base_backbone import BaseDiCEBackbone
 
 
 @MODELS.register_module()
@@ -45,14 +44,6 @@ class DiCENet(BaseDiCEBackbone):
         num_stages: number of DiCE stages built, 1 to 3.
         out_indices: levels to return (see the table), within
             ``range(num_stages + 2)``.
-        frozen_stages: -1 freezes nothing, 0 the stem (and max pooling),
-            i > 0 the stem and the first i stages (params fixed, eval mode).
-        norm_eval: keep norm layers in eval mode (frozen running statistics)
-            during training.
-        norm_cfg: normalisation config (BN eps 1e-5 as the reference; keep it,
-            the released checkpoints contain dead BN channels).
-        act_cfg: activation config; PReLU gets one slope per channel.
-        with_cp: use torch.utils.checkpoint in each unit when training.
         spatial: spatial layer of every DiCE unit, ``'dimconv'`` (DiCENet) or
             ``'depthwise'`` (see :class:`~mmdice.models.layers.DiCEUnit`).
         fusion: fusion of every DiCE unit, ``'dimfuse'`` (DiCENet),
@@ -61,16 +52,11 @@ class DiCENet(BaseDiCEBackbone):
             built by the same code (the paper's ablations, Tables 1 and 2).
         first_fusion: first layer of each block's branch, ``'pointwise'``
             (DiCENet) or ``'dimfuse'`` (Table 3).
-        deploy: build the deploy (inference) form directly, as
-            :meth:`switch_to_deploy` leaves it, e.g. to load a checkpoint of
-            ``tools/model_converters/reparameterize_model.py``.
-        init_cfg: initialisation config; default Kaiming-normal fan_out for
-            convolutions, weight 1 / bias 0 for norms, as the reference. DimConv
-            weights get Kaiming-normal fan_out from ``DiCEUnit.init_weights``
-            unless a ``Pretrained`` config loads them.
-        pretrained: deprecated, as in the OpenMMLab backbones: a checkpoint
-            becomes a ``Pretrained`` ``init_cfg``, None is ignored (see
-            ``BaseDiCEBackbone._init_cfg_of_pretrained``).
+        **kwargs: ``frozen_stages`` (-1 to ``num_stages``; 0 freezes the stem
+            and max pooling), ``norm_eval``, ``norm_cfg`` (keep BN eps 1e-5: the
+            released checkpoints contain dead BN channels), ``act_cfg``,
+            ``with_cp``, ``deploy``, ``init_cfg``, ``pretrained``: as in
+            :class:`BaseDiCEBackbone`.
     """
 
     #: widen_factor -> [ch0, ch1, ch2, ch3, ch4, ch5] (EdgeNets ``sc_ch_dict``).
@@ -94,19 +80,12 @@ class DiCENet(BaseDiCEBackbone):
                  input_size: Union[int, Sequence[int]] = 224,
                  num_stages: int = 3,
                  out_indices: Sequence[int] = (4, ),
-                 frozen_stages: int = -1,
-                 norm_eval: bool = False,
-                 norm_cfg: dict = dict(type='BN', eps=1e-5),
-                 act_cfg: dict = dict(type='PReLU'),
-                 with_cp: bool = False,
                  channels: Optional[Sequence[int]] = None,
                  spatial: str = 'dimconv',
                  fusion: str = 'dimfuse',
                  first_fusion: str = 'pointwise',
-                 deploy: bool = False,
-                 init_cfg: Optional[Union[dict, Sequence[dict]]] = DEFAULT_INIT_CFG,
-                 pretrained: Optional[str] = None):
-        super().__init__(init_cfg=init_cfg, pretrained=pretrained)
+                 **kwargs):
+        super().__init__(**kwargs)
         self.channels = self._check_channels(widen_factor, channels)
         if spatial not in SPATIAL_LAYERS:
             raise ValueError(f'spatial must be one of {SPATIAL_LAYERS}, got {spatial!r}')
@@ -115,15 +94,14 @@ class DiCENet(BaseDiCEBackbone):
         self.input_size = self._check_input_size(input_size)
         if num_stages not in range(1, len(self.stage_blocks) + 1):
             raise ValueError(f'num_stages must be 1, 2 or 3, got {num_stages!r}')
-        self._init_levels(out_indices, num_stages + 2, frozen_stages, num_stages, norm_eval,
-                          with_cp, context=f' for num_stages={num_stages}')
+        self._init_levels(out_indices, num_stages + 2, num_stages,
+                          context=f' for num_stages={num_stages}')
         #: the scale s; None for custom ``channels``.
         self.widen_factor = None if channels is not None else (widen_factor or 1.0)
         self.num_stages = num_stages
 
         stem_channels = self.channels[0]
-        self.stem = ConvNormAct(3, stem_channels, 3, stride=2, padding=1, norm_cfg=norm_cfg,
-                                act_cfg=act_cfg_for(act_cfg, stem_channels))
+        self.stem = self._build_stem(stem_channels)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         level_channels = [stem_channels, stem_channels]
         self.layers = ModuleList()
@@ -132,8 +110,7 @@ class DiCENet(BaseDiCEBackbone):
             stride = 2**(stage + 3)
             build_size = (self.input_size[0] // stride, self.input_size[1] // stride)
             out_channels = self.channels[stage + 2]
-            unit_cfg = dict(spatial=spatial, fusion=fusion, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                            with_cp=with_cp)
+            unit_cfg = dict(spatial=spatial, fusion=fusion, **self.unit_cfg)
             units = [StridedDiCE(in_channels, build_size, **unit_cfg)]
             block_in = 2 * in_channels
             for _ in range(num_blocks):
@@ -143,7 +120,7 @@ class DiCENet(BaseDiCEBackbone):
             self.layers.append(Sequential(*units))
             level_channels.append(out_channels)
             in_channels = out_channels
-        self._finish_init(level_channels, deploy)
+        self._finish_init(level_channels)
 
     @classmethod
     def _check_channels(cls, widen_factor: Optional[float],

@@ -10,6 +10,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 from torch.nn import functional as F
 
+from mmdice.ops.checks import check_positive_ints
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .activation import act_cfg_for
@@ -41,9 +42,7 @@ class EfficientPWConv(DeployMixin, BaseModule):
                  act_cfg: dict = dict(type='PReLU'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+        check_positive_ints(in_channels=in_channels, out_channels=out_channels)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.expansion = ConvNormAct(

@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mmdice.ops.checks import check_positive_ints
 from mmdice.registry import MODELS
 from ..deploy import DeployMixin
 from .activation import act_cfg_for, build_act
@@ -65,11 +66,8 @@ class EfficientPyrPool(DeployMixin, BaseModule):
                  act_cfg: dict = dict(type='PReLU'),
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        for name, value in (('in_channels', in_channels), ('proj_channels', proj_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
-        if out_channels is not None and (not isinstance(out_channels, int) or out_channels < 1):
-            raise ValueError(f'out_channels must be a positive int or None, got {out_channels!r}')
+        check_positive_ints(in_channels=in_channels, proj_channels=proj_channels)
+        check_positive_ints(optional=True, out_channels=out_channels)
         if len(scales) == 0 or not all(
                 isinstance(s, (int, float)) and s > 0 for s in scales):
             raise ValueError(f'scales must be a non-empty sequence of positive numbers, '
