@@ -75,20 +75,32 @@ MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DICE_FUSE_DEFINE_WORKER)
 MMDICE_CPU_FLOATING_TYPES_AND_BFLOAT16(DICE_FUSE_DEFINE_ROWS_WORKER)
 #undef DICE_FUSE_DEFINE_ROWS_WORKER
 
+// The fused op's operands as both kernels take them.
+struct FuseOperands {
+  const at::Tensor& input;
+  const at::Tensor& weight_depth;
+  const at::Tensor& weight_height;
+  const at::Tensor& weight_width;
+  const DimConvGeometry& geometry;
+  const DiceFuseTensors& tensors;
+  bool input_channels_last;
+  bool output_channels_last;
+  at::Tensor& output;
+};
+
 // The fused op by the row kernel, parallel over output rows.
 template <typename scalar_t>
-void rows_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
-                 const at::Tensor& weight_height, const at::Tensor& weight_width,
-                 const DimConvGeometry& g, const DiceFuseTensors& tensors,
-                 bool input_channels_last, bool output_channels_last, at::Tensor& output) {
+void rows_kernel(const FuseOperands& op) {
   using T = at::opmath_type<scalar_t>;
-  const ParamsBuffer<T> buffer(tensors, scalar_t());
+  const ParamsBuffer<T> buffer(op.tensors, scalar_t());
+  const DimConvGeometry& g = op.geometry;
   using dice_fuse_rows::Strides;
   const dice_fuse_rows::Problem<scalar_t> problem(
-      input.data_ptr<scalar_t>(), input_channels_last ? Strides::nhwc(g) : Strides::nchw(g),
-      weight_depth.data_ptr<scalar_t>(), weight_height.data_ptr<scalar_t>(),
-      weight_width.data_ptr<scalar_t>(), g, buffer.params(), output.data_ptr<scalar_t>(),
-      output_channels_last ? Strides::nhwc(g) : Strides::nchw(g));
+      op.input.data_ptr<scalar_t>(),
+      op.input_channels_last ? Strides::nhwc(g) : Strides::nchw(g),
+      op.weight_depth.data_ptr<scalar_t>(), op.weight_height.data_ptr<scalar_t>(),
+      op.weight_width.data_ptr<scalar_t>(), g, buffer.params(), op.output.data_ptr<scalar_t>(),
+      op.output_channels_last ? Strides::nhwc(g) : Strides::nchw(g));
   at::parallel_for(0, problem.rows(), dice_fuse_rows::row_grain(g),
                    [&](int64_t begin, int64_t end) {
                      std::vector<T> scratch(problem.scratch_elements());
@@ -109,14 +121,16 @@ void fuse_channels(const scalar_t* dim_planes, int64_t begin, int64_t end, int64
   }
 }
 
+// The fused op by the slab kernel (any kernel size), parallel over slabs.
 template <typename scalar_t>
-void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
-                    const at::Tensor& weight_height, const at::Tensor& weight_width,
-                    const DimConvGeometry& g, const DiceFuseTensors& tensors,
-                    bool input_channels_last, bool output_channels_last, at::Tensor& output) {
+void slab_kernel(const FuseOperands& op) {
   using T = at::opmath_type<scalar_t>;
-  const ParamsBuffer<T> buffer(tensors, scalar_t());
+  const ParamsBuffer<T> buffer(op.tensors, scalar_t());
   const DiceFuseParams<T> params = buffer.params();
+  const DimConvGeometry& g = op.geometry;
+  const at::Tensor& input = op.input;
+  const at::Tensor& weight_height = op.weight_height;
+  const at::Tensor& weight_width = op.weight_width;
   const int64_t plane = g.plane();
   const int64_t channels = g.channels;
   // Channels each side of a slab that its height- and width-wise taps read.
@@ -127,8 +141,8 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
   const int64_t slabs = std::min(channels, std::max(cache_slabs, thread_slabs));
   const int64_t slab_channels = (channels + slabs - 1) / slabs;
   const scalar_t* x = input.data_ptr<scalar_t>();
-  const scalar_t* wd = weight_depth.data_ptr<scalar_t>();
-  scalar_t* y = output.data_ptr<scalar_t>();
+  const scalar_t* wd = op.weight_depth.data_ptr<scalar_t>();
+  scalar_t* y = op.output.data_ptr<scalar_t>();
   at::parallel_for(0, g.batch * slabs, 1, [&](int64_t unit_begin, int64_t unit_end) {
     // NCHW staging planes of a channels-last slab: its input and its output.
     std::vector<scalar_t> staged_input;
@@ -144,7 +158,7 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
       slab_geometry.batch = 1;
       slab_geometry.channels = hi - lo;
       const scalar_t* slab_source = x + (n * channels + lo) * plane;
-      if (input_channels_last) {
+      if (op.input_channels_last) {
         staged_input.resize((hi - lo) * plane);
         transpose_tiles(x + n * plane * channels + lo, channels, plane, hi - lo,
                         staged_input.data(), plane);
@@ -154,14 +168,14 @@ void forward_kernel(const at::Tensor& input, const at::Tensor& weight_depth,
                                             {1, hi - lo, g.height, g.width}, input.options());
       const auto slab_weight = at::from_blob(const_cast<scalar_t*>(wd + lo * g.taps()),
                                              {hi - lo, 1, g.kernel_size, g.kernel_size},
-                                             weight_depth.options());
+                                             op.weight_depth.options());
       // Nested in this parallel region, the DimConv kernel runs on this thread.
       const at::Tensor slab_output =
           dim_conv_forward_cpu(slab_input, slab_weight, weight_height, weight_width,
                                slab_geometry);
       const scalar_t* dim_planes =
           slab_output.data_ptr<scalar_t>() + (begin - lo) * kNumBranches * plane;
-      if (!output_channels_last) {
+      if (!op.output_channels_last) {
         fuse_channels(dim_planes, begin, end, plane, params, y + (n * channels + begin) * plane);
         continue;
       }
@@ -206,15 +220,16 @@ at::Tensor dice_fuse_forward_cpu(const at::Tensor& input, const at::Tensor& weig
                                                             : at::MemoryFormat::Contiguous));
   if (output.numel() == 0) return output;
   const bool output_channels_last = !output.is_contiguous();
+  const FuseOperands operands{input,    weight_depth, weight_height,       weight_width,
+                              geometry, params,       input_channels_last, output_channels_last,
+                              output};
   const bool rows = dice_fuse_rows::supports(geometry);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "dice_fuse_forward_cpu", [&] {
     if (rows) {
-      rows_kernel<scalar_t>(input, weight_depth, weight_height, weight_width, geometry, params,
-                            input_channels_last, output_channels_last, output);
-      return;
+      rows_kernel<scalar_t>(operands);
+    } else {
+      slab_kernel<scalar_t>(operands);
     }
-    forward_kernel<scalar_t>(input, weight_depth, weight_height, weight_width, geometry, params,
-                             input_channels_last, output_channels_last, output);
   });
   return output;
 }
