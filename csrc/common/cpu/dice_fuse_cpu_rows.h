@@ -100,7 +100,9 @@ class Problem {
         weight_width_(weight_width),
         g_(geometry),
         output_(output),
-        output_strides_(output_strides) {
+        output_strides_(output_strides),
+        unit_dilation_(geometry.dilation_depth == 1 && geometry.dilation_height == 1 &&
+                       geometry.dilation_width == 1) {
     const int64_t r = g_.radius();
     const int64_t channels = g_.channels;
     row_reach_ = r * std::max(g_.dilation_depth, g_.dilation_width);
@@ -129,7 +131,7 @@ class Problem {
     }
 #ifdef MMDICE_DICE_FUSE_ROWS_VECTORS
     if constexpr (std::is_same_v<T, float>) {
-      if (g_.kernel_size == 3) {
+      if (g_.kernel_size == 3 && unit_dilation_) {
         width_taps_.resize(g_.width * 9 * kLanes);
         for (int64_t i = 0; i < g_.width * 9; ++i) {
           const float tap = static_cast<float>(weight_width[i]);
@@ -310,12 +312,10 @@ class Problem {
   template <int K>
   MMDICE_INLINE void fuse_row(const Ring& ring, int64_t h, T* out, int64_t out_stride) const {
     constexpr int kColumnBlock = 4;
-    const bool unit_dilation =
-        g_.dilation_depth == 1 && g_.dilation_height == 1 && g_.dilation_width == 1;
     int64_t w = 0;
 #ifdef MMDICE_DICE_FUSE_ROWS_VECTORS
     if constexpr (K == 3 && std::is_same_v<T, float>) {
-      if (unit_dilation) {
+      if (unit_dilation_) {
         const float* const rows[3] = {ring.at(h - 1, 0), ring.at(h, 0), ring.at(h + 1, 0)};
         Float8 height_taps[9];
         for (int t = 0; t < 9; ++t) {
@@ -331,7 +331,7 @@ class Problem {
       }
     }
 #endif
-    if (unit_dilation) {
+    if (unit_dilation_) {
       for (; w + kColumnBlock <= g_.width; w += kColumnBlock) {
         fuse_columns<K, kColumnBlock>(ring, h, w, out + w * out_stride, out_stride);
       }
@@ -536,6 +536,8 @@ class Problem {
   DimConvGeometry g_;
   scalar_t* output_;
   Strides output_strides_;
+  // Every dilation 1: neighbouring columns share their input loads.
+  bool unit_dilation_;
   int64_t row_reach_ = 0;
   int64_t column_pad_ = 0;
   int64_t channel_pad_ = 0;
