@@ -65,11 +65,13 @@ int worker_count(int64_t items, int64_t grain) {
       std::max<int64_t>(1, std::min<int64_t>(parallel_get_max_threads(), items / grain)));
 }
 
-// The row kernel on the evaluate() tensors, x and output with `strides`; with
-// a second output, the output's means over (H, W) as (N, C) in it.
+// The row kernel on the evaluate() tensors, x and output with their strides
+// (x pooled first when `pool` is enabled); with a second output, the output's
+// means over (H, W) as (N, C) in it.
 template <typename scalar_t>
 void evaluate_rows(ov::TensorVector& outputs, const ov::TensorVector& inputs,
-                   const DimConvGeometry& geometry, dice_fuse_rows::Strides strides) {
+                   const DimConvGeometry& geometry, dice_fuse_rows::Strides input_strides,
+                   dice_fuse_rows::Strides output_strides, dice_fuse_rows::InputPool pool) {
   std::vector<std::vector<float>> coefficients;
   for (size_t i = 4; i < kNumInputs; ++i) {
     const scalar_t* data = inputs[i].data<const scalar_t>();
@@ -79,9 +81,9 @@ void evaluate_rows(ov::TensorVector& outputs, const ov::TensorVector& inputs,
                                      coefficients[2].data(), coefficients[3].data(),
                                      coefficients[4].data(), coefficients[5].data()};
   const dice_fuse_rows::Problem<scalar_t> problem(
-      inputs[0].data<const scalar_t>(), strides, inputs[1].data<const scalar_t>(),
+      inputs[0].data<const scalar_t>(), input_strides, inputs[1].data<const scalar_t>(),
       inputs[2].data<const scalar_t>(), inputs[3].data<const scalar_t>(), geometry, params,
-      outputs[0].data<scalar_t>(), strides);
+      outputs[0].data<scalar_t>(), output_strides, pool);
   const int64_t rows = problem.rows();
   const int workers = worker_count(rows, dice_fuse_rows::row_grain(geometry));
   const bool with_mean = outputs.size() > 1;
@@ -118,11 +120,12 @@ void plane_means(const float* output, const DimConvGeometry& geometry, float* me
 }  // namespace
 
 DiCEFuse::DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
-                   std::string layout, int64_t with_mean)
+                   std::string layout, int64_t with_mean, int64_t input_pool)
     : FloatInputsOp(inputs),
       dilation_(std::move(dilation)),
       layout_(std::move(layout)),
-      with_mean_(with_mean) {
+      with_mean_(with_mean),
+      input_pool_(input_pool) {
   constructor_validate_and_infer_types();
 }
 
@@ -140,6 +143,8 @@ void DiCEFuse::validate_and_infer_types() {
                         "DiCEFuse: layout must be \"NCHW\" or \"NHWC\", got \"", layout_, "\"");
   NODE_VALIDATION_CHECK(this, with_mean_ == 0 || with_mean_ == 1,
                         "DiCEFuse: with_mean must be 0 or 1, got ", with_mean_);
+  NODE_VALIDATION_CHECK(this, input_pool_ == 0 || input_pool_ == 1,
+                        "DiCEFuse: input_pool must be 0 or 1, got ", input_pool_);
   validate_input_types(kInputNames);
   const ov::element::Type type = get_input_element_type(0);
   const ov::PartialShape& x = get_input_partial_shape(0);
@@ -151,7 +156,16 @@ void DiCEFuse::validate_and_infer_types() {
                           "DiCEFuse: ", kInputNames[i], " must have rank ", expected_rank[i],
                           ", got ", get_input_partial_shape(i));
   }
-  set_output_type(0, type, x);
+  ov::PartialShape y = x;
+  if (input_pool_ && x.rank().is_static()) {
+    const size_t first_spatial = layout_ == "NHWC" ? 1 : 2;
+    for (size_t axis = first_spatial; axis < first_spatial + 2; ++axis) {
+      y[axis] = x[axis].is_static()
+                    ? ov::Dimension(dice_fuse_rows::InputPool::pooled(x[axis].get_length()))
+                    : ov::Dimension::dynamic();
+    }
+  }
+  set_output_type(0, type, y);
   if (with_mean_) {
     const bool nhwc = layout_ == "NHWC";
     set_output_type(1, type,
@@ -162,13 +176,14 @@ void DiCEFuse::validate_and_infer_types() {
 }
 
 std::shared_ptr<ov::Node> DiCEFuse::clone_with_new_inputs(const ov::OutputVector& inputs) const {
-  return std::make_shared<DiCEFuse>(inputs, dilation_, layout_, with_mean_);
+  return std::make_shared<DiCEFuse>(inputs, dilation_, layout_, with_mean_, input_pool_);
 }
 
 bool DiCEFuse::visit_attributes(ov::AttributeVisitor& visitor) {
   visitor.on_attribute("dilation", dilation_);
   visitor.on_attribute("layout", layout_);
   visitor.on_attribute("with_mean", with_mean_);
+  visitor.on_attribute("input_pool", input_pool_);
   return true;
 }
 
@@ -178,8 +193,17 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
   const ov::Shape& stored = inputs[0].get_shape();
   const bool nhwc = layout_ == "NHWC";
   OPENVINO_ASSERT(stored.size() == 4, "DiCEFuse: x must have rank 4, got ", stored);
-  // x as (N, C, H, W).
-  const ov::Shape x = nhwc ? ov::Shape{stored[0], stored[3], stored[1], stored[2]} : stored;
+  // x as (N, C, H, W), and the unit's input: x, or x pooled.
+  const ov::Shape source = nhwc ? ov::Shape{stored[0], stored[3], stored[1], stored[2]} : stored;
+  const dice_fuse_rows::InputPool pool =
+      input_pool_ ? dice_fuse_rows::InputPool{static_cast<int64_t>(source[2]),
+                                              static_cast<int64_t>(source[3])}
+                  : dice_fuse_rows::InputPool{};
+  ov::Shape x = source;
+  if (pool.enabled()) {
+    x[2] = static_cast<size_t>(dice_fuse_rows::InputPool::pooled(pool.height));
+    x[3] = static_cast<size_t>(dice_fuse_rows::InputPool::pooled(pool.width));
+  }
   const ov::Shape& weight_depth = inputs[1].get_shape();
   const ov::Shape& weight_height = inputs[2].get_shape();
   const ov::Shape& weight_width = inputs[3].get_shape();
@@ -203,7 +227,7 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
     OPENVINO_ASSERT(inputs[i].get_shape() == expected, "DiCEFuse: ", kInputNames[i],
                     " must have shape ", expected, ", got ", inputs[i].get_shape());
   }
-  outputs[0].set_shape(stored);
+  outputs[0].set_shape(nhwc ? ov::Shape{x[0], x[2], x[3], x[1]} : x);
   if (with_mean_) outputs[1].set_shape({x[0], x[1]});
   DimConvGeometry geometry{static_cast<int64_t>(x[0]), channels,
                            static_cast<int64_t>(x[2]), static_cast<int64_t>(x[3]),
@@ -214,15 +238,24 @@ bool DiCEFuse::evaluate(ov::TensorVector& outputs, const ov::TensorVector& input
   const int64_t planes = geometry.batch * channels;
   if (planes == 0 || geometry.plane() == 0) return true;
   if (dice_fuse_rows::supports(geometry)) {
-    const auto strides = nhwc ? dice_fuse_rows::Strides::nhwc(geometry)
-                              : dice_fuse_rows::Strides::nchw(geometry);
+    DimConvGeometry source_geometry = geometry;
+    source_geometry.height = static_cast<int64_t>(source[2]);
+    source_geometry.width = static_cast<int64_t>(source[3]);
+    const auto strides_of = [nhwc](const DimConvGeometry& g) {
+      return nhwc ? dice_fuse_rows::Strides::nhwc(g) : dice_fuse_rows::Strides::nchw(g);
+    };
     if (type == ov::element::f32) {
-      evaluate_rows<float>(outputs, inputs, geometry, strides);
+      evaluate_rows<float>(outputs, inputs, geometry, strides_of(source_geometry),
+                           strides_of(geometry), pool);
     } else {
-      evaluate_rows<ov::bfloat16>(outputs, inputs, geometry, strides);
+      evaluate_rows<ov::bfloat16>(outputs, inputs, geometry, strides_of(source_geometry),
+                                  strides_of(geometry), pool);
     }
     return true;
   }
+  OPENVINO_ASSERT(!pool.enabled(), "DiCEFuse: input_pool runs with the row kernel only (kernel "
+                  "size 3 or 5, weights at the build size), got kernel size ", kernel_size,
+                  " and weight_height ", weight_height);
   OPENVINO_ASSERT(!nhwc && type == ov::element::f32,
                   "DiCEFuse: banded weights (other input sizes than the build size) and kernel "
                   "sizes other than 3 and 5 run in layout NCHW and f32 only, got ", layout_, " ",

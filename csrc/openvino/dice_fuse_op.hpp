@@ -10,9 +10,14 @@
 // csrc/common/dim_conv_common.h); branch_scale,
 // branch_bias, branch_slope, fuse_weight (C, 3); fuse_bias, out_slope (C).
 // Attributes: dilation, three positive ints (depth, height, width); layout,
-// "NCHW" (default) or "NHWC", of x and the output; with_mean, 0 (default) or 1.
-// Outputs: y, x's shape and type; with with_mean = 1 also y's means over
-// (H, W), (N, C) (the SE gate's pooling, computed as y is written).
+// "NCHW" (default) or "NHWC", of x and the output; with_mean, 0 (default) or 1;
+// input_pool, 0 (default) or 1: the unit runs on avg_pool2d(x, 3, stride 2,
+// padding 1) (padding counted), pooled as the rows are read, so H and W above
+// are x's pooled size ((size - 1) / 2 + 1; the row kernel only: k = 3 or 5 at
+// the build size).
+// Outputs: y, x's shape (pooled with input_pool = 1) and type; with with_mean
+// = 1 also y's means over (H, W), (N, C) (the SE gate's pooling, computed as y
+// is written).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +35,7 @@ class DiCEFuse : public FloatInputsOp {
 
   DiCEFuse() = default;
   DiCEFuse(const ov::OutputVector& inputs, std::vector<int64_t> dilation,
-           std::string layout = "NCHW", int64_t with_mean = 0);
+           std::string layout = "NCHW", int64_t with_mean = 0, int64_t input_pool = 0);
 
   void validate_and_infer_types() override;
   std::shared_ptr<ov::Node> clone_with_new_inputs(const ov::OutputVector& inputs) const override;
@@ -41,6 +46,7 @@ class DiCEFuse : public FloatInputsOp {
   std::vector<int64_t> dilation_{1, 1, 1};
   std::string layout_ = "NCHW";
   int64_t with_mean_ = 0;
+  int64_t input_pool_ = 0;
 };
 
 }  // namespace openvino

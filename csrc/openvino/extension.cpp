@@ -24,7 +24,8 @@ ov::OutputVector convert_dice_fuse(const ov::frontend::NodeContext& node) {
   return std::make_shared<mmdice::openvino::DiCEFuse>(
              node_inputs(node), node.get_attribute<std::vector<int64_t>>("dilation"),
              node.get_attribute<std::string>("layout", "NCHW"),
-             node.get_attribute<int64_t>("with_mean", 0))
+             node.get_attribute<int64_t>("with_mean", 0),
+             node.get_attribute<int64_t>("input_pool", 0))
       ->outputs();
 }
 

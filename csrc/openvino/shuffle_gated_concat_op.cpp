@@ -7,6 +7,7 @@
 #include <openvino/core/type/bfloat16.hpp>
 
 #include <algorithm>
+#include <vector>
 
 #include "../common/cpu/cpu_kernel_utils.h"
 #include "openvino_accumulate.hpp"
@@ -17,63 +18,72 @@ namespace openvino {
 
 namespace {
 
-// Pixels [begin, end), each `channels` values of left and branch -> the shuffled
-// pixel split at `first_channels` into `first` and `second` (rows of
-// first_channels and 2C - first_channels values).
+// Channel widths of one ShuffleGatedConcat: left L, branch R (the gate's
+// width), the first output's (the whole L + R when there is one output).
+struct Widths {
+  int64_t left, branch, first;
+  int64_t total() const { return left + branch; }
+};
+
+// Pixels [begin, end) of left and branch -> the shuffled pixels split into
+// `first` and `second` (rows of widths.first and total - first values).
 template <typename scalar_t>
 MMDICE_INLINE void shuffle_pixels_impl(const scalar_t* left, const scalar_t* branch,
                                        const scalar_t* gate, int64_t pixels_per_image,
-                                       int64_t channels, int64_t first_channels,
-                                       scalar_t* first, scalar_t* second, int64_t begin,
-                                       int64_t end) {
-  const int64_t second_channels = 2 * channels - first_channels;
+                                       Widths widths, scalar_t* first, scalar_t* second,
+                                       int64_t begin, int64_t end) {
+  const int64_t second_channels = widths.total() - widths.first;
+  if (widths.left == widths.branch) {
+    for (int64_t pixel = begin; pixel < end; ++pixel) {
+      shuffle_gated_concat_kernel::shuffle_gated_concat_pixel<scalar_t>(
+          left + pixel * widths.left, branch + pixel * widths.branch, nullptr,
+          gate == nullptr ? nullptr : gate + (pixel / pixels_per_image) * widths.branch,
+          widths.left, widths.first, first + pixel * widths.first,
+          second + pixel * second_channels);
+    }
+    return;
+  }
+  std::vector<scalar_t> staging(widths.total());
   for (int64_t pixel = begin; pixel < end; ++pixel) {
-    shuffle_gated_concat_kernel::shuffle_gated_concat_pixel<scalar_t>(
-        left + pixel * channels, branch + pixel * channels, nullptr,
-        gate == nullptr ? nullptr : gate + (pixel / pixels_per_image) * channels, channels,
-        first_channels,
-        first + pixel * first_channels, second + pixel * second_channels);
+    shuffle_gated_concat_kernel::shuffle_unequal_pixel<scalar_t>(
+        left + pixel * widths.left, widths.left, branch + pixel * widths.branch, widths.branch,
+        nullptr, gate == nullptr ? nullptr : gate + (pixel / pixels_per_image) * widths.branch,
+        widths.first, first + pixel * widths.first, second + pixel * second_channels,
+        staging.data());
   }
 }
 
 MMDICE_CPU_CLONES void shuffle_pixels(const float* left, const float* branch, const float* gate,
-                                      int64_t pixels_per_image, int64_t channels,
-                                      int64_t first_channels, float* first, float* second,
-                                      int64_t begin, int64_t end) {
-  shuffle_pixels_impl(left, branch, gate, pixels_per_image, channels, first_channels, first,
-                      second, begin, end);
+                                      int64_t pixels_per_image, Widths widths, float* first,
+                                      float* second, int64_t begin, int64_t end) {
+  shuffle_pixels_impl(left, branch, gate, pixels_per_image, widths, first, second, begin, end);
 }
 
 MMDICE_CPU_CLONES void shuffle_pixels(const ov::bfloat16* left, const ov::bfloat16* branch,
                                       const ov::bfloat16* gate, int64_t pixels_per_image,
-                                      int64_t channels, int64_t first_channels,
-                                      ov::bfloat16* first, ov::bfloat16* second, int64_t begin,
-                                      int64_t end) {
-  shuffle_pixels_impl(left, branch, gate, pixels_per_image, channels, first_channels, first,
-                      second, begin, end);
+                                      Widths widths, ov::bfloat16* first, ov::bfloat16* second,
+                                      int64_t begin, int64_t end) {
+  shuffle_pixels_impl(left, branch, gate, pixels_per_image, widths, first, second, begin, end);
 }
 
 template <typename scalar_t>
 void evaluate_typed(ov::TensorVector& outputs, const ov::TensorVector& inputs,
-                    const ov::Shape& shape, int64_t split) {
-  const int64_t channels = static_cast<int64_t>(shape[3]);
+                    const ov::Shape& shape, const Widths& widths, int64_t split) {
   const int64_t pixels_per_image = static_cast<int64_t>(shape[1] * shape[2]);
   const int64_t pixels = static_cast<int64_t>(shape[0]) * pixels_per_image;
   const scalar_t* left = inputs[0].data<const scalar_t>();
   const scalar_t* branch = inputs[1].data<const scalar_t>();
   const scalar_t* gate = inputs.size() > 2 ? inputs[2].data<const scalar_t>() : nullptr;
-  const int64_t first_channels = split == 2 ? channels : 2 * channels;
   scalar_t* first = outputs[0].data<scalar_t>();
   scalar_t* second = split == 2 ? outputs[1].data<scalar_t>() : first;
-  const int64_t grain = parallel_grain(2 * channels);
+  const int64_t grain = parallel_grain(widths.total());
   const int workers = static_cast<int>(
       std::max<int64_t>(1, std::min<int64_t>(parallel_get_max_threads(), pixels / grain)));
   ov::parallel_nt(workers, [&](int thread, int count) {
     const int64_t begin = pixels * thread / count;
     const int64_t end = pixels * (thread + 1) / count;
     if (begin < end) {
-      shuffle_pixels(left, branch, gate, pixels_per_image, channels, first_channels, first,
-                     second, begin, end);
+      shuffle_pixels(left, branch, gate, pixels_per_image, widths, first, second, begin, end);
     }
   });
 }
@@ -97,26 +107,37 @@ void ShuffleGatedConcat::validate_and_infer_types() {
   const ov::element::Type type = get_input_element_type(0);
   const ov::PartialShape& left = get_input_partial_shape(0);
   const ov::PartialShape& branch = get_input_partial_shape(1);
-  NODE_VALIDATION_CHECK(this, left.rank().compatible(4) && left.compatible(branch),
-                        "ShuffleGatedConcat: left and branch must be (N, H, W, C) of one shape, "
-                        "got ", left, " and ", branch);
+  bool same_pixels = left.rank().compatible(4) && branch.rank().compatible(4);
+  if (same_pixels && left.rank().is_static() && branch.rank().is_static()) {
+    for (size_t axis = 0; axis < 3; ++axis) {
+      same_pixels = same_pixels && left[axis].compatible(branch[axis]);
+    }
+  }
+  NODE_VALIDATION_CHECK(this, same_pixels,
+                        "ShuffleGatedConcat: left and branch must be (N, H, W, L) and (N, H, W, "
+                        "R) of one N, H, W, got ", left, " and ", branch);
   if (inputs == 3) {
     const ov::Rank gate_rank = get_input_partial_shape(2).rank();
     NODE_VALIDATION_CHECK(this, gate_rank.compatible(2) || gate_rank.compatible(4),
                           "ShuffleGatedConcat: gate must be (N, C) or (N, C, 1, 1), got ",
                           get_input_partial_shape(2));
   }
-  if (left.rank().is_dynamic()) {
+  if (left.rank().is_dynamic() || branch.rank().is_dynamic()) {
     for (int64_t i = 0; i < outputs_; ++i) set_output_type(i, type, ov::PartialShape::dynamic());
     return;
   }
+  const ov::Dimension total = left[3] + branch[3];
+  NODE_VALIDATION_CHECK(this, total.is_dynamic() || total.get_length() % 2 == 0,
+                        "ShuffleGatedConcat: left and branch channels must add up to an even "
+                        "number (the shuffle takes two groups), got ", left[3], " + ", branch[3]);
+  ov::PartialShape joined = left;
   if (outputs_ == 2) {
-    set_output_type(0, type, left);
-    set_output_type(1, type, left);
+    joined[3] = total.is_static() ? ov::Dimension(total.get_length() / 2) : ov::Dimension();
+    set_output_type(0, type, joined);
+    set_output_type(1, type, joined);
     return;
   }
-  ov::PartialShape joined = left;
-  joined[3] = left[3] * 2;
+  joined[3] = total;
   set_output_type(0, type, joined);
 }
 
@@ -135,23 +156,26 @@ bool ShuffleGatedConcat::evaluate(ov::TensorVector& outputs,
   const ov::element::Type type = inputs[0].get_element_type();
   if (!is_evaluated_type(type)) return false;
   const ov::Shape& shape = inputs[0].get_shape();
-  OPENVINO_ASSERT(shape.size() == 4 && inputs[1].get_shape() == shape,
-                  "ShuffleGatedConcat: left and branch must be (N, H, W, C) of one shape, got ",
-                  shape, " and ", inputs[1].get_shape());
-  OPENVINO_ASSERT(inputs.size() < 3 || inputs[2].get_size() == shape[0] * shape[3],
-                  "ShuffleGatedConcat: gate must hold N * C = ", shape[0] * shape[3],
+  const ov::Shape& branch = inputs[1].get_shape();
+  OPENVINO_ASSERT(shape.size() == 4 && branch.size() == 4 && branch[0] == shape[0] &&
+                      branch[1] == shape[1] && branch[2] == shape[2] &&
+                      (shape[3] + branch[3]) % 2 == 0,
+                  "ShuffleGatedConcat: left and branch must be (N, H, W, L) and (N, H, W, R) "
+                  "with L + R even, got ", shape, " and ", branch);
+  OPENVINO_ASSERT(inputs.size() < 3 || inputs[2].get_size() == shape[0] * branch[3],
+                  "ShuffleGatedConcat: gate must hold N * R = ", shape[0] * branch[3],
                   " values, got shape ", inputs[2].get_shape());
-  if (outputs_ == 2) {
-    outputs[0].set_shape(shape);
-    outputs[1].set_shape(shape);
-  } else {
-    outputs[0].set_shape({shape[0], shape[1], shape[2], 2 * shape[3]});
-  }
-  if (ov::shape_size(shape) == 0) return true;
+  const int64_t total = static_cast<int64_t>(shape[3] + branch[3]);
+  const Widths widths{static_cast<int64_t>(shape[3]), static_cast<int64_t>(branch[3]),
+                      outputs_ == 2 ? total / 2 : total};
+  ov::Shape joined = shape;
+  joined[3] = static_cast<size_t>(widths.first);
+  for (int64_t i = 0; i < outputs_; ++i) outputs[i].set_shape(joined);
+  if (shape[0] * shape[1] * shape[2] == 0) return true;
   if (type == ov::element::f32) {
-    evaluate_typed<float>(outputs, inputs, shape, outputs_);
+    evaluate_typed<float>(outputs, inputs, shape, widths, outputs_);
   } else {
-    evaluate_typed<ov::bfloat16>(outputs, inputs, shape, outputs_);
+    evaluate_typed<ov::bfloat16>(outputs, inputs, shape, widths, outputs_);
   }
   return true;
 }

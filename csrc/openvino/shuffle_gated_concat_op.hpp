@@ -4,8 +4,10 @@
 // maths of torch.ops.mmdice.shuffle_gated_concat without its PReLU, which the
 // CPU plugin fuses into the convolution that produces `branch`).
 //
-// Inputs (f32, or bf16 computed in f32): left and branch (N, H, W, C), and
-// optionally gate (N, C) or (N, C, 1, 1) (without it: cat(left, branch)).
+// Inputs (f32, or bf16 computed in f32): left (N, H, W, L) and branch
+// (N, H, W, R) with L + R = 2C even (usually L = R = C; a block that widens
+// its input has L < R), and optionally gate (N, R) or (N, R, 1, 1) (without
+// it: cat(left, branch)).
 // Attribute: num_outputs, 1 (one (N, H, W, 2C) output) or 2 (its channels
 // [0, C) and [C, 2C) as two (N, H, W, C) outputs: the halves the next
 // ShuffleNet block splits).

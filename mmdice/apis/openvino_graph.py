@@ -11,8 +11,13 @@ reinterpretations (static shapes only, one consumer per Transpose):
 
 * ``DiCEFuse`` gets ``layout='NHWC'``, and writes the gate's mean over
   (H, W) of its output as a second output (``with_mean=1``);
+* the 3x3 stride-2 average pooling in front of a strided unit's DiCE unit
+  moves into its ``DiCEFuse`` (``input_pool=1``: pooled as the rows are read),
+  so that the stage's last tensor feeds the unit channels-last and the other
+  branch's Transpose is its only consumer;
 * ``Concat(left, branch * gate)`` -> channel shuffle (groups 2) -> the next
-  block's two channel slices becomes one ``ShuffleGatedConcat`` node that
+  block's two channel slices (equal parts, or a narrower left part where a
+  block widens its input) becomes one ``ShuffleGatedConcat`` node that
   writes the two halves (or the whole shuffled tensor when no split follows);
   a half that feeds the next block's ``ShuffleGatedConcat`` stays channels-last.
 
@@ -182,6 +187,39 @@ def _nhwc_dice_fuse(graph: _Graph) -> int:
     return count
 
 
+def _is_stride_two_pool(graph: _Graph, node) -> bool:
+    """Whether ``node`` is AveragePool(3x3, stride 2, padding 1 counted, floor)."""
+    return node is not None and node.op_type == 'AveragePool' \
+        and list(graph.attribute(node, 'kernel_shape', [])) == [3, 3] \
+        and list(graph.attribute(node, 'strides', [])) == [2, 2] \
+        and list(graph.attribute(node, 'pads', [])) == [1, 1, 1, 1] \
+        and graph.attribute(node, 'count_include_pad', 0) == 1 \
+        and graph.attribute(node, 'ceil_mode', 0) == 0 \
+        and graph.attribute(node, 'auto_pad', b'NOTSET') == b'NOTSET'
+
+
+def _pooled_dice_fuse(graph: _Graph) -> int:
+    """NHWC DiCEFuse nodes behind a stride-2 average pooling -> ``input_pool=1``
+    on the pooling's input; returns their number."""
+    import onnx
+    count = 0
+    for node in list(graph.graph.node):
+        if node.op_type != 'DiCEFuse' or graph.attribute(node, 'layout') != b'NHWC':
+            continue
+        to_nhwc = graph.producer.get(node.input[0])
+        if to_nhwc is None or to_nhwc.op_type != 'Transpose' \
+                or list(graph.attribute(to_nhwc, 'perm')) != TO_NHWC:
+            continue
+        pool = graph.producer.get(to_nhwc.input[0])
+        if not _is_stride_two_pool(graph, pool):
+            continue
+        node.input[0] = _nhwc_input(graph, pool.input[0])
+        node.attribute.append(onnx.helper.make_attribute('input_pool', 1))
+        count += 1
+    _finish(graph)
+    return count
+
+
 def _sole_consumer(graph: _Graph, name: str, op_type: str):
     consumers = graph.consumers.get(name, [])
     if len(consumers) != 1 or name in graph.graph_outputs or consumers[0][0].op_type != op_type:
@@ -205,8 +243,9 @@ def _channel_slice(graph: _Graph, node):
 def _block_end(graph: _Graph, concat):
     """(left, branch, gate or None, shuffle output, channels C) when ``concat``
     starts ``channel_shuffle(cat(left, branch * gate), 2)`` (or of
-    ``cat(left, branch)``) with C channels in each part, the gate (N, C, 1, 1)
-    from an Unsqueeze; else None."""
+    ``cat(left, branch)``) with 2C channels in all, the branch's known from its
+    convolution (the left part takes the rest: a block that widens its input
+    has a narrower left part), the gate (N, R, 1, 1) from an Unsqueeze; else None."""
     if concat.op_type != 'Concat' or len(concat.input) != 2 \
             or graph.attribute(concat, 'axis') not in (1, -3):
         return None
@@ -228,7 +267,8 @@ def _block_end(graph: _Graph, concat):
     if groups_shape is None or groups_shape.size != 5 or int(groups_shape[1]) != 2:
         return None
     channels = int(groups_shape[2])
-    if graph.channels(branch) != channels:
+    branch_channels = graph.channels(branch)
+    if branch_channels is None or not 0 < branch_channels < 2 * channels:
         return None
     return left, branch, gate, merged.output[0], channels
 
@@ -275,9 +315,12 @@ def rewrite_for_openvino_cpu(model) -> Dict[str, int]:
     """Rewrite the ONNX ``model`` (an mmdice export with ``mmdice`` domain
     nodes, :func:`~mmdice.apis.export_onnx` with ``mmdice_domain=True``) in
     place as the module docstring says; returns the number of rewritten
-    ``DiCEFuse`` nodes and of the ``ShuffleGatedConcat`` nodes made."""
+    ``DiCEFuse`` nodes, of the ``ShuffleGatedConcat`` nodes made and of the
+    DiCEFuse nodes that took their average pooling in."""
     from mmdice.ops.onnx import register_mmdice_schemas
     register_mmdice_schemas()
     graph = _Graph(model)
-    return {'DiCEFuse': _nhwc_dice_fuse(graph),
-            'ShuffleGatedConcat': _shuffle_gated_concat(graph)}
+    counts = {'DiCEFuse': _nhwc_dice_fuse(graph),
+              'ShuffleGatedConcat': _shuffle_gated_concat(graph)}
+    counts['pooled DiCEFuse'] = _pooled_dice_fuse(graph)
+    return counts

@@ -50,8 +50,9 @@ def register_mmdice_schemas() -> None:
     tensor = onnx.defs.OpSchema.FormalParameter
     onnx.defs.register_schema(onnx.defs.OpSchema(
         'ShuffleGatedConcat', MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION,
-        doc='channel_shuffle(cat(left, branch * gate), 2) of (N, H, W, C) left and branch, '
-        'gate (N, C, 1, 1) or none; one (N, H, W, 2C) output or its two channel halves.',
+        doc='channel_shuffle(cat(left, branch * gate), 2) of (N, H, W, L) left and (N, H, W, R) '
+        'branch (L + R = 2C even), gate (N, R, 1, 1) or none; one (N, H, W, 2C) output or its '
+        'two channel halves.',
         inputs=[tensor('left', 'T'), tensor('branch', 'T'),
                 tensor('gate', 'T', param_option=onnx.defs.OpSchema.FormalParameterOption.Optional)],
         outputs=[tensor('y', 'T', param_option=onnx.defs.OpSchema.FormalParameterOption.Variadic,
@@ -74,7 +75,11 @@ def register_mmdice_schemas() -> None:
                     onnx.defs.OpSchema.Attribute(
             'with_mean', onnx.defs.OpSchema.AttrType.INT,
             '1: a second output (written by mmdice.apis.openvino_graph, after onnxscript), '
-            'the means of y over (H, W) as (N, C)')])
+            'the means of y over (H, W) as (N, C)'),
+                    onnx.defs.OpSchema.Attribute(
+            'input_pool', onnx.defs.OpSchema.AttrType.INT,
+            '1: the unit runs on x average-pooled (3x3, stride 2, padding 1 counted), pooled as '
+            'it is read (written by mmdice.apis.openvino_graph)')])
     onnx.defs.register_schema(schema)
 
 

@@ -10,7 +10,7 @@ pytest.importorskip('onnxscript')
 
 from mmdice.apis import compile_openvino, export_openvino  # noqa: E402
 from mmdice.models import DiCENet  # noqa: E402
-from mmdice.models.layers import ShuffleDiCEBlock  # noqa: E402
+from mmdice.models.layers import ShuffleDiCEBlock, StridedDiCE  # noqa: E402
 from mmdice.ops import EXT_AVAILABLE  # noqa: E402
 from mmdice.ops.openvino import build_openvino_extension, load_openvino_extension  # noqa: E402
 
@@ -26,10 +26,11 @@ def library():
 
 @pytest.fixture(scope='module')
 def model():
-    """A small DiCENet in its deploy form; PReLU slopes as initialised (equal
-    values, which the ONNX export stores once)."""
+    """A small DiCENet in its deploy form (s=1.0: its first stage's first block
+    widens 48 channels to 116, halves of unequal width); PReLU slopes as
+    initialised (equal values, which the ONNX export stores once)."""
     torch.manual_seed(0)
-    backbone = DiCENet(0.5, input_size=SIZE, out_indices=(3, 4))
+    backbone = DiCENet(1.0, input_size=SIZE, out_indices=(3, 4))
     with torch.no_grad():
         for module in backbone.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -66,8 +67,12 @@ def test_block_ends_become_shuffle_gated_concat_nodes(model, exports, core):
     assert types.count('ShuffleGatedConcat') >= blocks > 0
     assert 'ShuffleChannels' not in types and 'VariadicSplit' not in types
     assert 'ReduceMean' not in types  # the gates' means come from the DiCEFuse nodes
-    layouts = {op.get_attributes()['layout'] for op in ops if op.get_type_name() == 'DiCEFuse'}
-    assert layouts == {'NHWC'}
+    dice_fuse = [op.get_attributes() for op in ops if op.get_type_name() == 'DiCEFuse']
+    assert {attributes['layout'] for attributes in dice_fuse} == {'NHWC'}
+    # the strided units' average poolings are read by their DiCEFuse nodes
+    strided = sum(isinstance(module, StridedDiCE) for module in model.modules())
+    assert 'AvgPool' not in types
+    assert sum(attributes['input_pool'] for attributes in dice_fuse) == strided > 0
     planar = [op.get_type_name() for op in core.read_model(exports['NCHW']).get_ops()]
     assert 'ShuffleGatedConcat' not in planar and 'DiCEFuse' in planar
 

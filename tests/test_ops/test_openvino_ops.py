@@ -88,6 +88,53 @@ def test_dice_fuse_node_matches_the_pytorch_op(tmp_path, library, batch, channel
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
+def pool_into_dice_fuse(path):
+    """The planar export at ``path`` with its AveragePool moved into the
+    DiCEFuse node (``input_pool=1``), as the NHWC rewrite does for NHWC."""
+    model = onnx.load(path)
+    pool = next(node for node in model.graph.node if node.op_type == 'AveragePool')
+    dice_fuse = next(node for node in model.graph.node if node.op_type == 'DiCEFuse')
+    dice_fuse.input[0] = pool.input[0]
+    dice_fuse.attribute.append(onnx.helper.make_attribute('input_pool', 1))
+    model.graph.node.remove(pool)
+    onnx.save(model, path)
+
+
+@pytest.mark.parametrize('layout', ['NCHW', 'NHWC'])
+@pytest.mark.parametrize('batch, channels, height, width, kernel_size', [
+    (2, 13, 9, 7, 3),  # odd sizes: the last windows reach into the padding
+    (1, 16, 14, 14, 3),
+    (3, 5, 10, 12, 5),
+    (1, 1, 2, 3, 3),
+])
+def test_dice_fuse_node_pools_its_input(tmp_path, library, batch, channels, height, width,
+                                        kernel_size, layout):
+    """input_pool=1: the strided unit's 3x3 stride-2 average pooling (padding
+    counted) read by the node, against nn.AvgPool2d then the PyTorch op."""
+    pooled = ((height - 1) // 2 + 1, (width - 1) // 2 + 1)
+    model = torch.nn.Sequential(torch.nn.AvgPool2d(3, stride=2, padding=1),
+                                random_fuse(channels, pooled, kernel_size)).eval()
+    x = torch.randn(batch, channels, height, width)
+    path = str(tmp_path / 'pooled.onnx')
+    export_onnx(model, x, path, mmdice_domain=True)
+    if layout == 'NHWC':
+        rewrite_onnx_file(path)
+    else:
+        pool_into_dice_fuse(path)
+    nodes = [node for node in onnx.load(path).graph.node]
+    assert 'AveragePool' not in [node.op_type for node in nodes]
+    dice_fuse = next(node for node in nodes if node.op_type == 'DiCEFuse')
+    assert onnx.helper.get_attribute_value(
+        next(a for a in dice_fuse.attribute if a.name == 'input_pool')) == 1
+    _, compiled = compile_onnx(path, library)
+    for inputs in (x, torch.randn(batch + 1, channels, height, width)):
+        with torch.no_grad():
+            expected = model(inputs).numpy()
+        actual = compiled(inputs.numpy())[0]
+        assert actual.shape == expected.shape
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize('build, size, dilation', [
     ((6, 6), (14, 9), (1, 2, 1)),  # height band 7 (resampling passes in PyTorch), width 5
     ((8, 8), (5, 11), 1),  # shrinking and growing
@@ -189,14 +236,18 @@ def test_missing_openvino_is_named(monkeypatch):
         build_openvino_extension()
 
 
-def shuffle_gated_concat_model(path, shape, outputs, with_gate):
-    """An ONNX graph of one mmdice.ShuffleGatedConcat node on (N, H, W, C) inputs."""
+def shuffle_gated_concat_model(path, shape, outputs, with_gate, branch_channels=None):
+    """An ONNX graph of one mmdice.ShuffleGatedConcat node on (N, H, W, C) inputs
+    (the branch (N, H, W, branch_channels) if given)."""
     from mmdice.ops.onnx import MMDICE_DOMAIN, MMDICE_DOMAIN_VERSION, register_mmdice_schemas
     register_mmdice_schemas()
     batch, channels = shape[0], shape[3]
+    branch_channels = branch_channels or channels
+    half = (channels + branch_channels) // 2
     names = ['left', 'branch'] + (['gate'] if with_gate else [])
-    shapes = [shape, shape] + ([[batch, channels, 1, 1]] if with_gate else [])
-    out_shape = list(shape) if outputs == 2 else [*shape[:3], 2 * channels]
+    shapes = [shape, [*shape[:3], branch_channels]] + (
+        [[batch, branch_channels, 1, 1]] if with_gate else [])
+    out_shape = [*shape[:3], half if outputs == 2 else 2 * half]
     node = onnx.helper.make_node('ShuffleGatedConcat', names,
                                  [f'y{i}' for i in range(outputs)], domain=MMDICE_DOMAIN,
                                  num_outputs=outputs)
@@ -215,7 +266,10 @@ def shuffle_gated_concat_model(path, shape, outputs, with_gate):
 def shuffle_gated_concat_reference(left, branch, gate):
     """channel_shuffle(cat(left, branch * gate), 2) of channels-last (N, H, W, C) arrays."""
     right = branch if gate is None else branch * gate.reshape(gate.shape[0], 1, 1, -1)
-    return np.stack([left, right], axis=-1).reshape(*left.shape[:3], -1)
+    joined = np.concatenate([left, right], axis=-1)
+    half = joined.shape[-1] // 2
+    return np.stack([joined[..., :half], joined[..., half:]], axis=-1).reshape(
+        *left.shape[:3], -1)
 
 
 @pytest.mark.parametrize('outputs', [1, 2])
@@ -241,6 +295,35 @@ def test_shuffle_gated_concat_node(tmp_path, library, shape, with_gate, outputs)
         expected = [expected]
     for got, want in zip(actual, expected):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('outputs', [1, 2])
+@pytest.mark.parametrize('left_channels, branch_channels', [(3, 7), (8, 2), (5, 1), (1, 5)])
+def test_shuffle_gated_concat_node_with_unequal_parts(tmp_path, library, left_channels,
+                                                      branch_channels, outputs):
+    """A block that widens its input: left and branch of different widths (L + R
+    even), the gate of the branch's, against NumPy; halves cut at odd channels."""
+    rng = np.random.default_rng(1)
+    shape = (2, 3, 4, left_channels)
+    left = rng.standard_normal(shape).astype(np.float32)
+    branch = rng.standard_normal((*shape[:3], branch_channels)).astype(np.float32)
+    gate = rng.random((shape[0], branch_channels, 1, 1)).astype(np.float32)
+    path = str(tmp_path / 'shuffle.onnx')
+    shuffle_gated_concat_model(path, list(shape), outputs, True, branch_channels)
+    _, compiled = compile_onnx(path, library)
+    results = compiled([left, branch, gate])
+    actual = np.concatenate([results[output] for output in compiled.outputs], axis=-1)
+    np.testing.assert_allclose(actual, shuffle_gated_concat_reference(left, branch, gate),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_shuffle_gated_concat_node_rejects_an_odd_total(tmp_path, library):
+    path = str(tmp_path / 'shuffle.onnx')
+    shuffle_gated_concat_model(path, [1, 2, 2, 3], 1, False, branch_channels=4)
+    core = ov.Core()
+    load_openvino_extension(core, library)
+    with pytest.raises(Exception, match='must add up to an even number'):
+        core.read_model(path)
 
 
 def test_shuffle_gated_concat_node_computes_bfloat16(tmp_path, library):
@@ -274,7 +357,7 @@ def test_shuffle_gated_concat_node_rejects_a_gate_of_another_size(tmp_path, libr
     node = next(op for op in model.get_ops() if op.get_type_name() == 'ShuffleGatedConcat')
     zeros = ov.Tensor(np.zeros((1, 2, 2, 4), np.float32))
     output = ov.Tensor(ov.Type.f32, ov.Shape([1, 2, 2, 8]))
-    with pytest.raises(Exception, match='ShuffleGatedConcat: gate must hold N \\* C = 4'):
+    with pytest.raises(Exception, match='ShuffleGatedConcat: gate must hold N \\* R = 4'):
         node.evaluate([output], [zeros, zeros, ov.Tensor(np.zeros((1, 3, 1, 1), np.float32))])
     del node, model
 

@@ -63,6 +63,17 @@ struct Strides {
   }
 };
 
+// A 3x3 average pooling of stride 2 and zero padding 1 (padding counted: every
+// window divides by 9) applied to the input as its rows are staged: the input
+// tensor is then `height` x `width` and the problem's geometry the pooled
+// size, ((height - 1) / 2 + 1, (width - 1) / 2 + 1). height = 0: no pooling.
+struct InputPool {
+  int64_t height = 0;
+  int64_t width = 0;
+  bool enabled() const { return height > 0; }
+  static int64_t pooled(int64_t size) { return (size - 1) / 2 + 1; }
+};
+
 // Rows of the channel-major coefficient table (kCoefficientRows, C).
 constexpr int64_t kScaleRow = 0;
 constexpr int64_t kBiasRow = kScaleRow + kNumBranches;
@@ -82,9 +93,10 @@ inline bool supports(const DimConvGeometry& g) {
          g.band_width == 1;
 }
 
-// One fused DiCE problem: input and output with their strides, the height-
-// and width-wise weights (H, 1, k, k) and (W, 1, k, k) as given, the
-// depth-wise weights and the coefficients copied channel-major in T.
+// One fused DiCE problem: input (average-pooled first when `pool` is
+// enabled) and output with their strides, the height- and width-wise weights
+// (H, 1, k, k) and (W, 1, k, k) as given, the depth-wise weights and the
+// coefficients copied channel-major in T.
 template <typename scalar_t>
 class Problem {
  public:
@@ -93,9 +105,10 @@ class Problem {
   Problem(const scalar_t* input, Strides input_strides, const scalar_t* weight_depth,
           const scalar_t* weight_height, const scalar_t* weight_width,
           const DimConvGeometry& geometry, const DiceFuseParams<T>& params, scalar_t* output,
-          Strides output_strides)
+          Strides output_strides, InputPool pool = {})
       : input_(input),
         input_strides_(input_strides),
+        pool_(pool),
         weight_height_(weight_height),
         weight_width_(weight_width),
         g_(geometry),
@@ -229,6 +242,10 @@ class Problem {
       }
       return;
     }
+    if (pool_.enabled()) {
+      stage_pooled_row(n, h, slot);
+      return;
+    }
     const scalar_t* source = input_ + n * input_strides_.n + h * input_strides_.h;
     T* first = slot + column_pad_ * padded_channels_ + channel_pad_;
     if (input_strides_.c == 1) {
@@ -250,6 +267,37 @@ class Problem {
       for (int64_t w = 0; w < g_.width; ++w) {
         first[w * padded_channels_ + c] = static_cast<T>(from[w * input_strides_.w]);
       }
+    }
+  }
+
+  // Row h of the pooled input of image n into `slot`: each column the mean of
+  // the (up to) 3 x 3 input pixels around (2h, 2w), divided by 9.
+  MMDICE_INLINE void stage_pooled_row(int64_t n, int64_t h, T* slot) const {
+    const int64_t channels = g_.channels;
+    const scalar_t* image = input_ + n * input_strides_.n;
+    const int64_t row_begin = std::max<int64_t>(2 * h - 1, 0);
+    const int64_t row_end = std::min<int64_t>(2 * h + 2, pool_.height);
+    const T ninth = T(1) / T(9);
+    for (int64_t w = 0; w < g_.width; ++w) {
+      T* to = slot + (w + column_pad_) * padded_channels_ + channel_pad_;
+      std::fill(to, to + channels, T(0));
+      const int64_t column_begin = std::max<int64_t>(2 * w - 1, 0);
+      const int64_t column_end = std::min<int64_t>(2 * w + 2, pool_.width);
+      for (int64_t y = row_begin; y < row_end; ++y) {
+        for (int64_t x = column_begin; x < column_end; ++x) {
+          const scalar_t* from = image + y * input_strides_.h + x * input_strides_.w;
+          if (input_strides_.c == 1) {
+#pragma omp simd
+            for (int64_t c = 0; c < channels; ++c) to[c] += static_cast<T>(from[c]);
+          } else {
+            for (int64_t c = 0; c < channels; ++c) {
+              to[c] += static_cast<T>(from[c * input_strides_.c]);
+            }
+          }
+        }
+      }
+#pragma omp simd
+      for (int64_t c = 0; c < channels; ++c) to[c] *= ninth;
     }
   }
 
@@ -531,6 +579,7 @@ class Problem {
 
   const scalar_t* input_;
   Strides input_strides_;
+  InputPool pool_;
   const scalar_t* weight_height_;
   const scalar_t* weight_width_;
   DimConvGeometry g_;
