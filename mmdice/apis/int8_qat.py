@@ -55,6 +55,7 @@ def quantize_aware_training(module: torch.nn.Module,
                             batch_size: int = QAT_BATCH,
                             preset: str = 'mixed',
                             range_estimator: str = 'minmax',
+                            overflow_fix: str = 'first_layer_only',
                             seed: int = 0,
                             raw: bool = True,
                             scores: bool = False,
@@ -64,7 +65,8 @@ def quantize_aware_training(module: torch.nn.Module,
     :class:`~mmdice.apis.TensorModeWrapper`, left unchanged) fine-tuned with
     quantization in the loop for ``steps`` Adam steps of ``batch_size`` of the
     calibration ``inputs`` ((1, C, H, W) tensors of one size; their ranges
-    initialise the quantizers); see the module docstring. ``raw``: the model's
+    initialise the quantizers); see the module docstring. ``overflow_fix``: one
+    of :data:`~mmdice.apis.quantize.OVERFLOW_FIXES`. ``raw``: the model's
     outputs are the network's (named as :func:`~mmdice.apis.deploy_module`
     names them); else the end-to-end graph's (``scores``: a classifier also
     outputs scores); ValueError for an end-to-end detector (its NMS is a
@@ -78,12 +80,15 @@ def quantize_aware_training(module: torch.nn.Module,
 
     from .end2end import end2end_module, end2end_output_names, model_task, raw_output_names
     from .onnx_export import flat_outputs
-    from .quantize import PRESETS, RANGE_ESTIMATORS, QuantizationError
+    from .quantize import OVERFLOW_FIXES, PRESETS, RANGE_ESTIMATORS, QuantizationError
     if preset not in PRESETS:
         raise ValueError(f'preset must be one of {list(PRESETS)}, got {preset!r}')
     if range_estimator not in RANGE_ESTIMATORS:
         raise ValueError(f'range_estimator must be one of {list(RANGE_ESTIMATORS)}, '
                          f'got {range_estimator!r}')
+    if overflow_fix not in OVERFLOW_FIXES:
+        raise ValueError(f'overflow_fix must be one of {list(OVERFLOW_FIXES)}, '
+                         f'got {overflow_fix!r}')
     if steps < 0 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f'steps must be >= 0, batch_size >= 1 and learning_rate > 0, got '
                          f'{steps}, {batch_size}, {learning_rate}')
@@ -94,7 +99,7 @@ def quantize_aware_training(module: torch.nn.Module,
     os.environ.setdefault('NNCF_EXTENSION_LOAD_TIMEOUT', '0')
     import nncf
     import openvino as ov
-    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     teacher = copy.deepcopy(module).eval()
@@ -106,6 +111,7 @@ def quantize_aware_training(module: torch.nn.Module,
                 teacher, nncf.Dataset(list(inputs)), subset_size=len(inputs),
                 preset=getattr(nncf.QuantizationPreset, preset.upper()),
                 advanced_parameters=AdvancedQuantizationParameters(
+                    overflow_fix=OverflowFix(overflow_fix),
                     activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
                                                                range_estimator.upper())))
         except Exception as error:  # noqa: BLE001 - NNCF raises many kinds

@@ -35,7 +35,7 @@ __all__ = [
     'compile_int8',
     'first_conv_and_last_matmul', 'high_precision_scope', 'run_openvino', 'read_onnx',
     'fuse_prelu', 'quantize_model', 'save_ir', 'fp32_agreement_validation',
-    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS'
+    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES'
 ]
 
 #: File endings read as calibration images.
@@ -256,6 +256,10 @@ RANGE_ESTIMATORS = ('minmax', 'mean_minmax', 'mean_quantile', 'histogram')
 PRESETS = ('performance', 'mixed')
 #: Bias corrections after quantization: NNCF's fast one, its full one, none.
 BIAS_CORRECTIONS = ('fast', 'full', 'none')
+#: NNCF's fix of the int8 saturation (overflow) of CPUs without VNNI (AVX2,
+#: AVX-512 without VNNI): weights quantized to half the int8 range (7 bits) on the
+#: first layer only (NNCF's default), on every convolution and MatMul, or nowhere.
+OVERFLOW_FIXES = ('first_layer_only', 'enable', 'disable')
 #: Validation images NNCF's accuracy control ranks the quantizers on (each ranking
 #: step runs the model once per quantizer group on each of them).
 ACCURACY_RANKING_IMAGES = 16
@@ -373,6 +377,7 @@ def quantize_model(model,
                    fold_constant: bool = False,
                    equalize: str = 'none',
                    channel_alignment: bool = False,
+                   overflow_fix: str = 'first_layer_only',
                    accuracy_control: Optional[Tuple[Sequence[torch.Tensor], float]] = None,
                    source: str = 'the model'):
     """NNCF post-training int8 quantization of the OpenVINO model ``model``
@@ -389,7 +394,8 @@ def quantize_model(model,
     PReLU (:func:`~mmdice.apis.int8_rewrites.equalize_prelu_pairs`) by weight
     ranges or by the activation ranges on ``inputs``; ``channel_alignment``: NNCF's
     channel alignment
-    (equalization of convolution pairs); ``accuracy_control``: ``(validation
+    (equalization of convolution pairs); ``overflow_fix``: one of
+    :data:`OVERFLOW_FIXES`; ``accuracy_control``: ``(validation
     inputs, max drop)``: ``nncf.quantize_with_accuracy_control`` with the argmax
     agreement with the fp32 model (:func:`fp32_agreement_validation`) as the
     metric, which returns quantizers to float until the agreement is at least
@@ -397,7 +403,8 @@ def quantize_model(model,
     """
     import nncf
     from nncf.quantization.advanced_parameters import (AdvancedAccuracyRestorerParameters,
-                                                       AdvancedQuantizationParameters)
+                                                       AdvancedQuantizationParameters,
+                                                       OverflowFix)
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     presets = {'performance': nncf.QuantizationPreset.PERFORMANCE,
@@ -412,6 +419,9 @@ def quantize_model(model,
                          f'got {range_estimator!r}')
     if equalize not in EQUALIZATIONS:
         raise ValueError(f'equalize must be one of {list(EQUALIZATIONS)}, got {equalize!r}')
+    if overflow_fix not in OVERFLOW_FIXES:
+        raise ValueError(f'overflow_fix must be one of {list(OVERFLOW_FIXES)}, '
+                         f'got {overflow_fix!r}')
     if prelu:
         fuse_prelu(model)
     arrays = [tensor.numpy() for tensor in inputs]
@@ -427,6 +437,7 @@ def quantize_model(model,
     advanced = AdvancedQuantizationParameters(
         disable_bias_correction=bias_correction == 'none',
         disable_channel_alignment=not channel_alignment,
+        overflow_fix=OverflowFix(overflow_fix),
         activations_range_estimator_params=getattr(RangeEstimatorParametersSet,
                                                    range_estimator.upper()))
     data = arrays

@@ -83,9 +83,17 @@ def test_qat_fine_tunes_and_converts_to_an_int8_ir(classifier):
 
 @pytest.mark.parametrize('options,match', [
     (dict(steps=-1), 'steps'), (dict(batch_size=0), 'batch_size'),
-    (dict(preset='fast'), 'preset'), (dict(range_estimator='max'), 'range_estimator')])
+    (dict(preset='fast'), 'preset'), (dict(range_estimator='max'), 'range_estimator'),
+    (dict(overflow_fix='all'), 'overflow_fix')])
 def test_qat_rejects_bad_settings(classifier, options, match):
     from mmdice.apis.int8_qat import quantize_aware_training
     module, inputs = classifier
     with pytest.raises(ValueError, match=match):
         quantize_aware_training(module, inputs, log=None, **options)
+
+
+def test_post_training_quantization_rejects_a_bad_overflow_fix():
+    from mmdice.apis.quantize import OVERFLOW_FIXES, quantize_model
+    assert OVERFLOW_FIXES[0] == 'first_layer_only'
+    with pytest.raises(ValueError, match='overflow_fix'):
+        quantize_model(None, [], overflow_fix='all')

@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from mmdice.apis.int8_qat import QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS
-from mmdice.apis.quantize import BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS
+from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, OVERFLOW_FIXES, PRESETS,
+                                  RANGE_ESTIMATORS)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -74,7 +75,8 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
     settings = ','.join(f'{key}={value}' for key, value in sorted(options.items()))
     if qat is not None:
         settings = ','.join(f'qat_{key}={value}' for key, value in sorted(qat.items())) + \
-            f",range_estimator={options.get('range_estimator', 'minmax')}"
+            f",range_estimator={options.get('range_estimator', 'minmax')}" + \
+            (f",overflow_fix={options['overflow_fix']}" if 'overflow_fix' in options else '')
     tag = '-'.join(['int8', preset] + sorted(keep_float) + sorted(ignored_types)
                    + [f'{key}-{value}' for key, value in sorted(options.items())]
                    + [f'qat-{key}-{value}' for key, value in sorted((qat or {}).items())])
@@ -85,7 +87,8 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
     if qat is not None:
         quantized = quantize_aware_training(
             module, calib, preset=preset,
-            range_estimator=options.get('range_estimator', 'minmax'), source=name, **qat)
+            range_estimator=options.get('range_estimator', 'minmax'),
+            overflow_fix=options.get('overflow_fix', 'first_layer_only'), source=name, **qat)
         result = dict(written=save_ir(quantized, xml), kept_float=[])
     else:
         result = quantize_onnx(onnx_path, calib, xml, keep_float=keep_float, preset=preset,
@@ -129,6 +132,8 @@ def main(argv=None):
                         help='OpenVINO op types whose inputs stay unquantized (e.g. Add)')
     parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS)
     parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS)
+    parser.add_argument('--overflow-fix', default='first_layer_only', choices=OVERFLOW_FIXES,
+                        help='7-bit weights against the int8 saturation of CPUs without VNNI')
     parser.add_argument('--equalize', default='none', choices=EQUALIZATIONS,
                         help='cross-layer equalization through PReLU')
     parser.add_argument('--fold-constant', action='store_true',
@@ -158,6 +163,8 @@ def main(argv=None):
             options = dict(range_estimator=args.range_estimator,
                            bias_correction=args.bias_correction, equalize=args.equalize,
                            fold_constant=args.fold_constant, prelu=args.fuse_prelu)
+            if args.overflow_fix != 'first_layer_only':
+                options['overflow_fix'] = args.overflow_fix
             if args.accuracy_control is not None:
                 options['accuracy_control'] = args.accuracy_control
             qat = dict(steps=args.qat_steps, learning_rate=args.qat_lr,

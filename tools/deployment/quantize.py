@@ -52,8 +52,8 @@ from mmdice.apis.deployed import config_task
 from mmdice.apis.export_tools import add_form_args, read_config_and_checkpoint
 from mmdice.apis.int8_qat import (QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS,
                                   quantize_aware_training)
-from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, PRESETS, RANGE_ESTIMATORS,
-                                  QuantizationError, compile_int8, list_calibration_images,
+from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, OVERFLOW_FIXES, PRESETS,
+                                  RANGE_ESTIMATORS, QuantizationError, compile_int8, list_calibration_images,
                                   prepare_quantization, quantize_onnx, run_openvino, save_ir)
 from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
@@ -92,6 +92,10 @@ def parse_args(argv=None):
                         help='activation ranges from the calibration statistics')
     parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS,
                         help="NNCF's bias correction after quantization")
+    parser.add_argument('--overflow-fix', default='first_layer_only', choices=OVERFLOW_FIXES,
+                        help='weights in 7 bits against the int8 saturation of CPUs without '
+                        'VNNI (AVX2, AVX-512 without VNNI): on the first layer only '
+                        "(NNCF's default), on every convolution and MatMul, or nowhere")
     parser.add_argument('--equalize', default='none', choices=EQUALIZATIONS,
                         help='cross-layer equalization through PReLU (exact in fp32) by weight '
                         'or activation ranges')
@@ -108,8 +112,8 @@ def parse_args(argv=None):
     parser.add_argument('--qat', action='store_true',
                         help='quantization-aware fine-tuning (NNCF, PyTorch) distilled from the '
                         "fp32 model's outputs on the calibration images instead of "
-                        'post-training quantization (takes --preset and --range-estimator; '
-                        'detectors: with --raw)')
+                        'post-training quantization (takes --preset, --range-estimator and '
+                        '--overflow-fix; detectors: with --raw)')
     parser.add_argument('--qat-steps', type=int, default=QAT_STEPS,
                         help=f'fine-tuning steps (default: {QAT_STEPS})')
     parser.add_argument('--qat-lr', type=float, default=QAT_LEARNING_RATE,
@@ -203,7 +207,8 @@ def main(argv=None) -> int:
                 quantized = quantize_aware_training(
                     network, inputs, steps=args.qat_steps, learning_rate=args.qat_lr,
                     batch_size=args.qat_batch, preset=args.preset,
-                    range_estimator=args.range_estimator, raw=args.raw,
+                    range_estimator=args.range_estimator, overflow_fix=args.overflow_fix,
+                    raw=args.raw,
                     scores=args.with_scores, source=args.config)
                 result = dict(written=save_ir(quantized, args.output_file), kept_float=[])
             else:
@@ -212,6 +217,7 @@ def main(argv=None) -> int:
                     preset=args.preset, ignored_types=args.ignore_types,
                     range_estimator=args.range_estimator, bias_correction=args.bias_correction,
                     equalize=args.equalize, fold_constant=args.fold_constant,
+                    overflow_fix=args.overflow_fix,
                     prelu=args.fuse_prelu, accuracy_control=None if args.accuracy_control is None
                     else (inputs, args.accuracy_control))
         finally:
