@@ -67,9 +67,11 @@ def installed_wheel(wheel_path, tmp_path_factory):
                               capture_output=True, text=True, check=True).stdout.strip()
     with open(osp.join(own_site, 'dependencies.pth'), 'w', encoding='utf-8') as f:
         f.write('\n'.join(site.getsitepackages()) + '\n')
+    # without PYTHONPATH: a checkout on it (with an egg-info) reads as mmdice already installed
+    without_pythonpath = {key: value for key, value in os.environ.items() if key != 'PYTHONPATH'}
     proc = subprocess.run([sys.executable, '-m', 'pip', '--python', python, 'install',
                            '--no-deps', '--no-index', '--disable-pip-version-check', wheel_path],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=without_pythonpath)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return python, own_site
 
