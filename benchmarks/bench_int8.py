@@ -12,7 +12,9 @@ channels-last: the fastest PyTorch fp32 form of DiCENet), ``ort-fp32``
 (onnxruntime), ``ov-fp32`` (OpenVINO, INFERENCE_PRECISION_HINT f32),
 ``ov-int8`` (the NNCF int8 IR, float leftovers in f32), ``ov-int8-dicefloat``
 (DiCENet only: the DiCE ops' grouped convolutions left in float between
-quantize/dequantize), ``ov-int8-bf16`` (same as ov-int8,
+quantize/dequantize), ``ov-int8-dense`` (only the dense convolutions and
+MatMuls int8, symmetric activations, 7-bit weights: the variant that keeps the
+answers on CPUs without VNNI), ``ov-int8-bf16`` (same as ov-int8,
 float leftovers in bf16), ``ort-qdq`` (onnxruntime quantize_static, QDQ,
 per-channel symmetric int8 weights and symmetric int8 activations; with --ort-qdq).
 Example::
@@ -43,8 +45,15 @@ MODELS = {
     'mobilenet_v2': (224, CLS_CONFIG),
     'dicenet-s1.0-voc-seg': (384, SEG_CONFIG),
 }
-RUNTIMES = ('torch-cl', 'ort-fp32', 'ov-fp32', 'ov-int8', 'ov-int8-dicefloat', 'ov-int8-bf16',
-            'ort-qdq')
+#: int8 IR variants: runtime -> (file suffix, quantize_onnx options, DiCENet only).
+INT8_VARIANTS = {
+    'ov-int8-dicefloat': ('int8-dicefloat', dict(keep_float=['dice']), True),
+    'ov-int8-dense': ('int8-dense', dict(ignored_types=['GroupConvolution', 'Add', 'Multiply',
+                                                       'Concat'],
+                                         preset='performance', overflow_fix='enable'), False),
+}
+RUNTIMES = ('torch-cl', 'ort-fp32', 'ov-fp32', 'ov-int8', 'ov-int8-dicefloat', 'ov-int8-dense',
+            'ov-int8-bf16', 'ort-qdq')
 
 
 def build_model(name: str):
@@ -76,11 +85,13 @@ def prepare(name: str, args) -> dict:
     size, config = MODELS[name]
     paths = dict(onnx=osp.join(args.out_dir, f'{name}.onnx'),
                  int8=osp.join(args.out_dir, f'{name}-int8.xml'),
-                 qdq=osp.join(args.out_dir, f'{name}-qdq.onnx'),
-                 int8_dice=osp.join(args.out_dir, f'{name}-int8-dicefloat.xml'))
-    dice_float = 'ov-int8-dicefloat' in args.runtimes and name.startswith('dicenet')
+                 qdq=osp.join(args.out_dir, f'{name}-qdq.onnx'))
+    variants = [runtime for runtime in args.runtimes if runs_on(runtime, name)
+                and runtime in INT8_VARIANTS]
+    for runtime in variants:
+        paths[runtime] = osp.join(args.out_dir, f'{name}-{INT8_VARIANTS[runtime][0]}.xml')
     todo = (not osp.exists(paths['int8']) or (args.ort_qdq and not osp.exists(paths['qdq']))
-            or (dice_float and not osp.exists(paths['int8_dice'])))
+            or any(not osp.exists(paths[runtime]) for runtime in variants))
     if not osp.exists(paths['onnx']):
         torch.manual_seed(0)
         export_onnx(build_model(name), torch.randn(1, 3, size, size), paths['onnx'])
@@ -94,8 +105,9 @@ def prepare(name: str, args) -> dict:
             started = time.perf_counter()
             quantize_onnx(paths['onnx'], inputs, paths['int8'])
             print(f'{name}: NNCF int8 in {time.perf_counter() - started:.0f} s', flush=True)
-        if dice_float and not osp.exists(paths['int8_dice']):
-            quantize_onnx(paths['onnx'], inputs, paths['int8_dice'], keep_float=['dice'])
+        for runtime in variants:
+            if not osp.exists(paths[runtime]):
+                quantize_onnx(paths['onnx'], inputs, paths[runtime], **INT8_VARIANTS[runtime][1])
         if args.ort_qdq and not osp.exists(paths['qdq']):
             started = time.perf_counter()
             quantize_qdq(paths['onnx'], inputs, paths['qdq'])
@@ -175,9 +187,15 @@ def case_path(runtime: str, name: str, paths: dict) -> str:
         return paths['onnx']
     if runtime == 'ort-qdq':
         return paths['qdq']
-    if runtime == 'ov-int8-dicefloat':
-        return paths['int8_dice']
+    if runtime in INT8_VARIANTS:
+        return paths[runtime]
     return paths['int8']
+
+
+def runs_on(runtime: str, name: str) -> bool:
+    """Whether ``runtime`` applies to model ``name`` (some int8 variants are DiCENet's only)."""
+    return not (runtime in INT8_VARIANTS and INT8_VARIANTS[runtime][2]
+                and not name.startswith('dicenet'))
 
 
 def parse_args():
@@ -222,7 +240,7 @@ def main():
                OMP_WAIT_POLICY='PASSIVE')
     for round_index in range(args.rounds):
         for name, runtime, batch in cases:
-            if runtime == 'ov-int8-dicefloat' and not name.startswith('dicenet'):
+            if not runs_on(runtime, name):
                 continue
             repeat = max(3, args.repeat // 3) if batch >= 16 else args.repeat
             if batch >= 16 and name.endswith('voc-seg'):
