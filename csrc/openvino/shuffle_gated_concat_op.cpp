@@ -47,7 +47,7 @@ MMDICE_INLINE void shuffle_pixels_impl(const scalar_t* left, const scalar_t* bra
   for (int64_t pixel = begin; pixel < end; ++pixel) {
     shuffle_gated_concat_kernel::shuffle_unequal_pixel<scalar_t>(
         left + pixel * widths.left, widths.left, branch + pixel * widths.branch, widths.branch,
-        nullptr, gate == nullptr ? nullptr : gate + (pixel / pixels_per_image) * widths.branch,
+        gate == nullptr ? nullptr : gate + (pixel / pixels_per_image) * widths.branch,
         widths.first, first + pixel * widths.first, second + pixel * second_channels,
         staging.data());
   }

@@ -80,15 +80,11 @@ def quantize_aware_training(module: torch.nn.Module,
 
     from .end2end import end2end_module, end2end_output_names, model_task, raw_output_names
     from .onnx_export import flat_outputs
-    from .quantize import OVERFLOW_FIXES, PRESETS, RANGE_ESTIMATORS, QuantizationError
-    if preset not in PRESETS:
-        raise ValueError(f'preset must be one of {list(PRESETS)}, got {preset!r}')
-    if range_estimator not in RANGE_ESTIMATORS:
-        raise ValueError(f'range_estimator must be one of {list(RANGE_ESTIMATORS)}, '
-                         f'got {range_estimator!r}')
-    if overflow_fix not in OVERFLOW_FIXES:
-        raise ValueError(f'overflow_fix must be one of {list(OVERFLOW_FIXES)}, '
-                         f'got {overflow_fix!r}')
+    from .quantize import (OVERFLOW_FIXES, PRESETS, RANGE_ESTIMATORS, QuantizationError,
+                           check_choice)
+    check_choice('preset', preset, PRESETS)
+    check_choice('range_estimator', range_estimator, RANGE_ESTIMATORS)
+    check_choice('overflow_fix', overflow_fix, OVERFLOW_FIXES)
     if steps < 0 or batch_size < 1 or learning_rate <= 0:
         raise ValueError(f'steps must be >= 0, batch_size >= 1 and learning_rate > 0, got '
                          f'{steps}, {batch_size}, {learning_rate}')

@@ -320,7 +320,6 @@ def rewrite_for_openvino_cpu(model) -> Dict[str, int]:
     from mmdice.ops.onnx import register_mmdice_schemas
     register_mmdice_schemas()
     graph = _Graph(model)
-    counts = {'DiCEFuse': _nhwc_dice_fuse(graph),
-              'ShuffleGatedConcat': _shuffle_gated_concat(graph)}
-    counts['pooled DiCEFuse'] = _pooled_dice_fuse(graph)
-    return counts
+    return {'DiCEFuse': _nhwc_dice_fuse(graph),
+            'ShuffleGatedConcat': _shuffle_gated_concat(graph),
+            'pooled DiCEFuse': _pooled_dice_fuse(graph)}

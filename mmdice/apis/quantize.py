@@ -260,6 +260,12 @@ BIAS_CORRECTIONS = ('fast', 'full', 'none')
 #: AVX-512 without VNNI): weights quantized to half the int8 range (7 bits) on the
 #: first layer only (NNCF's default), on every convolution and MatMul, or nowhere.
 OVERFLOW_FIXES = ('first_layer_only', 'enable', 'disable')
+
+
+def check_choice(name: str, value, choices: Sequence) -> None:
+    """ValueError naming the setting ``name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f'{name} must be one of {list(choices)}, got {value!r}')
 #: Validation images NNCF's accuracy control ranks the quantizers on (each ranking
 #: step runs the model once per quantizer group on each of them).
 ACCURACY_RANKING_IMAGES = 16
@@ -409,19 +415,11 @@ def quantize_model(model,
 
     presets = {'performance': nncf.QuantizationPreset.PERFORMANCE,
                'mixed': nncf.QuantizationPreset.MIXED}
-    if preset not in presets:
-        raise ValueError(f'preset must be one of {list(PRESETS)}, got {preset!r}')
-    if bias_correction not in BIAS_CORRECTIONS:
-        raise ValueError(f'bias_correction must be one of {list(BIAS_CORRECTIONS)}, '
-                         f'got {bias_correction!r}')
-    if range_estimator not in RANGE_ESTIMATORS:
-        raise ValueError(f'range_estimator must be one of {list(RANGE_ESTIMATORS)}, '
-                         f'got {range_estimator!r}')
-    if equalize not in EQUALIZATIONS:
-        raise ValueError(f'equalize must be one of {list(EQUALIZATIONS)}, got {equalize!r}')
-    if overflow_fix not in OVERFLOW_FIXES:
-        raise ValueError(f'overflow_fix must be one of {list(OVERFLOW_FIXES)}, '
-                         f'got {overflow_fix!r}')
+    check_choice('preset', preset, PRESETS)
+    check_choice('bias_correction', bias_correction, BIAS_CORRECTIONS)
+    check_choice('range_estimator', range_estimator, RANGE_ESTIMATORS)
+    check_choice('equalize', equalize, EQUALIZATIONS)
+    check_choice('overflow_fix', overflow_fix, OVERFLOW_FIXES)
     if prelu:
         fuse_prelu(model)
     arrays = [tensor.numpy() for tensor in inputs]

@@ -53,8 +53,9 @@ from mmdice.apis.export_tools import add_form_args, read_config_and_checkpoint
 from mmdice.apis.int8_qat import (QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS,
                                   quantize_aware_training)
 from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, OVERFLOW_FIXES, PRESETS,
-                                  RANGE_ESTIMATORS, QuantizationError, compile_int8, list_calibration_images,
-                                  prepare_quantization, quantize_onnx, run_openvino, save_ir)
+                                  RANGE_ESTIMATORS, QuantizationError, compile_int8,
+                                  list_calibration_images, prepare_quantization, quantize_onnx,
+                                  run_openvino, save_ir)
 from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
 #: Calibration images the int8 model is compared with fp32 on afterwards.

@@ -8,8 +8,8 @@
 // first `first_channels` channels go to `first`, the others to `second`, so that
 // the two halves a following channel split takes are written in place.
 // Halves of unequal width (left L, branch R channels, L + R = 2C) go through
-// shuffle_unequal_pixel: channel 2k is cat(left, act(branch) * gate)[k],
-// channel 2k + 1 its [C + k].
+// shuffle_unequal_pixel: channel 2k is cat(left, branch * gate)[k], channel
+// 2k + 1 its [C + k].
 #pragma once
 
 #include <algorithm>
@@ -77,43 +77,28 @@ MMDICE_INLINE void shuffle_gated_concat_pixel(const scalar_t* left, const scalar
   store_pairs(left, branch, slope, gate, next_pair, channels, second, first_channels);
 }
 
-// act(branch[k]) * gate[k] for k in [0, channels) into out (slope, gate as above).
-template <typename scalar_t>
-MMDICE_INLINE void store_gated(const scalar_t* branch, const scalar_t* slope,
-                               const scalar_t* gate, int64_t channels, scalar_t* out) {
-  using T = accumulate_t<scalar_t>;
-  if (slope == nullptr && gate == nullptr) {
-    std::copy(branch, branch + channels, out);
-    return;
-  }
-  if (slope == nullptr) {
-#pragma omp simd
-    for (int64_t k = 0; k < channels; ++k) {
-      out[k] = static_cast<scalar_t>(static_cast<T>(branch[k]) * static_cast<T>(gate[k]));
-    }
-    return;
-  }
-#pragma omp simd
-  for (int64_t k = 0; k < channels; ++k) {
-    const T v = static_cast<T>(branch[k]);
-    const T activated = v > T(0) ? v : static_cast<T>(slope[k]) * v;
-    out[k] = static_cast<scalar_t>(activated * static_cast<T>(gate[k]));
-  }
-}
-
-// One pixel of halves of unequal width: left_channels (L) values of left,
-// branch_channels (R) of branch, slope and gate (R values or nullptr) -> the
-// L + R shuffled values (L + R even), split at first_channels as in
-// shuffle_gated_concat_pixel. `staging` holds L + R values: the concatenated
-// pixel is assembled there, then shuffled.
+// One pixel of halves of unequal width, as the OpenVINO node computes it (no
+// PReLU: the plugin fuses it into the branch's convolution): left_channels (L)
+// values of left, branch_channels (R) of branch and gate (R values, or nullptr
+// for 1) -> the L + R shuffled values (L + R even), split at first_channels as
+// in shuffle_gated_concat_pixel. `staging` holds L + R values: the
+// concatenated pixel is assembled there, then shuffled.
 template <typename scalar_t>
 MMDICE_INLINE void shuffle_unequal_pixel(const scalar_t* left, int64_t left_channels,
                                          const scalar_t* branch, int64_t branch_channels,
-                                         const scalar_t* slope, const scalar_t* gate,
-                                         int64_t first_channels, scalar_t* first,
-                                         scalar_t* second, scalar_t* staging) {
+                                         const scalar_t* gate, int64_t first_channels,
+                                         scalar_t* first, scalar_t* second, scalar_t* staging) {
+  using T = accumulate_t<scalar_t>;
   std::copy(left, left + left_channels, staging);
-  store_gated(branch, slope, gate, branch_channels, staging + left_channels);
+  scalar_t* gated = staging + left_channels;
+  if (gate == nullptr) {
+    std::copy(branch, branch + branch_channels, gated);
+  } else {
+#pragma omp simd
+    for (int64_t k = 0; k < branch_channels; ++k) {
+      gated[k] = static_cast<scalar_t>(static_cast<T>(branch[k]) * static_cast<T>(gate[k]));
+    }
+  }
   const int64_t half = (left_channels + branch_channels) / 2;
   shuffle_gated_concat_pixel<scalar_t>(staging, staging + half, nullptr, nullptr, half,
                                        first_channels, first, second);
