@@ -10,12 +10,11 @@ case once, in turn, so machine load affects all alike; a case's time is the
 median over rounds of its per-process median. Runtimes: ``torch-cl`` (eager,
 channels-last: the fastest PyTorch fp32 form of DiCENet), ``ort-fp32``
 (onnxruntime), ``ov-fp32`` (OpenVINO, INFERENCE_PRECISION_HINT f32),
-``ov-int8`` (the NNCF int8 IR, float leftovers in f32), ``ov-int8-dicefloat``
-(DiCENet only: the DiCE ops' grouped convolutions left in float between
-quantize/dequantize), ``ov-int8-dense`` (only the dense convolutions and
-MatMuls int8, symmetric activations, 7-bit weights: the variant that keeps the
-answers on CPUs without VNNI), ``ov-int8-bf16`` (same as ov-int8,
-float leftovers in bf16), ``ort-qdq`` (onnxruntime quantize_static, QDQ,
+``ov-int8`` (the NNCF int8 IR with the tool's defaults: only the dense
+convolutions int8 but the first, symmetric activations, 7-bit weights; float
+leftovers in f32), ``ov-int8-all`` (every op type int8, asymmetric
+activations, NNCF's first-layer overflow fix: the defaults before), ``ov-int8-bf16``
+(same as ov-int8, float leftovers in bf16), ``ort-qdq`` (onnxruntime quantize_static, QDQ,
 per-channel symmetric int8 weights and symmetric int8 activations; with --ort-qdq).
 Example::
 
@@ -45,15 +44,13 @@ MODELS = {
     'mobilenet_v2': (224, CLS_CONFIG),
     'dicenet-s1.0-voc-seg': (384, SEG_CONFIG),
 }
-#: int8 IR variants: runtime -> (file suffix, quantize_onnx options, DiCENet only).
+#: int8 IR variants: runtime -> (file suffix, quantize_onnx options).
 INT8_VARIANTS = {
-    'ov-int8-dicefloat': ('int8-dicefloat', dict(keep_float=['dice']), True),
-    'ov-int8-dense': ('int8-dense', dict(ignored_types=['GroupConvolution', 'Add', 'Multiply',
-                                                       'Concat'],
-                                         preset='performance', overflow_fix='enable'), False),
+    'ov-int8-all': ('int8-all', dict(ignored_types=(), keep_float=(), preset='mixed',
+                                     overflow_fix='first_layer_only')),
 }
-RUNTIMES = ('torch-cl', 'ort-fp32', 'ov-fp32', 'ov-int8', 'ov-int8-dicefloat', 'ov-int8-dense',
-            'ov-int8-bf16', 'ort-qdq')
+RUNTIMES = ('torch-cl', 'ort-fp32', 'ov-fp32', 'ov-int8', 'ov-int8-all', 'ov-int8-bf16',
+            'ort-qdq')
 
 
 def build_model(name: str):
@@ -86,8 +83,7 @@ def prepare(name: str, args) -> dict:
     paths = dict(onnx=osp.join(args.out_dir, f'{name}.onnx'),
                  int8=osp.join(args.out_dir, f'{name}-int8.xml'),
                  qdq=osp.join(args.out_dir, f'{name}-qdq.onnx'))
-    variants = [runtime for runtime in args.runtimes if runs_on(runtime, name)
-                and runtime in INT8_VARIANTS]
+    variants = [runtime for runtime in args.runtimes if runtime in INT8_VARIANTS]
     for runtime in variants:
         paths[runtime] = osp.join(args.out_dir, f'{name}-{INT8_VARIANTS[runtime][0]}.xml')
     todo = (not osp.exists(paths['int8']) or (args.ort_qdq and not osp.exists(paths['qdq']))
@@ -192,12 +188,6 @@ def case_path(runtime: str, name: str, paths: dict) -> str:
     return paths['int8']
 
 
-def runs_on(runtime: str, name: str) -> bool:
-    """Whether ``runtime`` applies to model ``name`` (some int8 variants are DiCENet's only)."""
-    return not (runtime in INT8_VARIANTS and INT8_VARIANTS[runtime][2]
-                and not name.startswith('dicenet'))
-
-
 def parse_args():
     parser = benchmark_parser(__doc__, warmup=3, repeat=10, threads=2)
     parser.add_argument('--calib-dir', help='calibration images (required unless --worker)')
@@ -240,8 +230,6 @@ def main():
                OMP_WAIT_POLICY='PASSIVE')
     for round_index in range(args.rounds):
         for name, runtime, batch in cases:
-            if not runs_on(runtime, name):
-                continue
             repeat = max(3, args.repeat // 3) if batch >= 16 else args.repeat
             if batch >= 16 and name.endswith('voc-seg'):
                 continue

@@ -31,13 +31,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ['QAT_STEPS', 'QAT_LEARNING_RATE', 'QAT_BATCH', 'distillation_loss',
+from .quantize import DEFAULT_OVERFLOW_FIX, DEFAULT_PRESET
+
+__all__ = ['QAT_STEPS', 'QAT_LEARNING_RATE', 'QAT_BATCH', 'add_qat_args', 'distillation_loss',
            'quantize_aware_training']
 
 #: Default fine-tuning steps, Adam learning rate and images per step.
 QAT_STEPS = 300
 QAT_LEARNING_RATE = 1e-5
 QAT_BATCH = 2
+
+
+def add_qat_args(parser) -> None:
+    """--qat, --qat-steps, --qat-lr and --qat-batch of the int8 tools."""
+    parser.add_argument('--qat', action='store_true',
+                        help='quantization-aware fine-tuning (NNCF, PyTorch) distilled from the '
+                        "fp32 model's outputs on the calibration images instead of "
+                        'post-training quantization (takes --preset, --range-estimator and '
+                        '--overflow-fix)')
+    parser.add_argument('--qat-steps', type=int, default=QAT_STEPS,
+                        help=f'fine-tuning steps (default: {QAT_STEPS})')
+    parser.add_argument('--qat-lr', type=float, default=QAT_LEARNING_RATE,
+                        help=f'Adam learning rate (default: {QAT_LEARNING_RATE})')
+    parser.add_argument('--qat-batch', type=int, default=QAT_BATCH,
+                        help=f'calibration images per step (default: {QAT_BATCH})')
 
 
 def distillation_loss(student: Sequence[torch.Tensor],
@@ -53,9 +70,9 @@ def quantize_aware_training(module: torch.nn.Module,
                             steps: int = QAT_STEPS,
                             learning_rate: float = QAT_LEARNING_RATE,
                             batch_size: int = QAT_BATCH,
-                            preset: str = 'mixed',
+                            preset: str = DEFAULT_PRESET,
                             range_estimator: str = 'minmax',
-                            overflow_fix: str = 'first_layer_only',
+                            overflow_fix: str = DEFAULT_OVERFLOW_FIX,
                             seed: int = 0,
                             raw: bool = True,
                             scores: bool = False,

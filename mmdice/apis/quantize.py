@@ -30,12 +30,13 @@ from .int8_rewrites import (channel_ranges, equalize_prelu_pairs, fold_constant_
                             prelu_chains)
 
 __all__ = [
-    'IMAGE_EXTENSIONS', 'KEEP_FLOAT_GROUPS', 'QuantizationError', 'list_calibration_images', 'test_pipeline_of',
-    'calibration_inputs', 'prepare_quantization', 'postprocessing_ops', 'quantize_onnx',
-    'compile_int8',
-    'first_conv_and_last_matmul', 'high_precision_scope', 'run_openvino', 'read_onnx',
-    'fuse_prelu', 'quantize_model', 'save_ir', 'fp32_agreement_validation',
-    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES'
+    'IMAGE_EXTENSIONS', 'KEEP_FLOAT_GROUPS', 'QuantizationError', 'list_calibration_images',
+    'test_pipeline_of', 'calibration_inputs', 'prepare_quantization', 'postprocessing_ops',
+    'quantize_onnx', 'compile_int8', 'first_conv_and_last_matmul', 'high_precision_scope',
+    'run_openvino', 'read_onnx', 'fuse_prelu', 'quantize_model', 'save_ir',
+    'fp32_agreement_validation', 'add_quantization_args', 'RANGE_ESTIMATORS', 'PRESETS',
+    'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES', 'DEFAULT_IGNORED_TYPES',
+    'DEFAULT_KEEP_FLOAT', 'DEFAULT_PRESET', 'DEFAULT_OVERFLOW_FIX', 'DEFAULT_EQUALIZE'
 ]
 
 #: File endings read as calibration images.
@@ -260,6 +261,18 @@ BIAS_CORRECTIONS = ('fast', 'full', 'none')
 #: AVX-512 without VNNI): weights quantized to half the int8 range (7 bits) on the
 #: first layer only (NNCF's default), on every convolution and MatMul, or nowhere.
 OVERFLOW_FIXES = ('first_layer_only', 'enable', 'disable')
+#: The default post-training settings (benchmarks/RESULTS.md, "int8 defaults"):
+#: only the dense convolutions in int8, the first one float (the DiCE group
+#: convolutions, gates, poolings, resizes, residual additions and concatenations
+#: float), symmetric activations, 7-bit weights (a CPU without VNNI executes this
+#: as NNCF simulates it), conv -> PReLU -> conv chains equalized by their
+#: activation ranges.
+DEFAULT_IGNORED_TYPES = ('GroupConvolution', 'Add', 'Multiply', 'Concat', 'AvgPool', 'ReduceMean',
+                         'Interpolate', 'MatMul')
+DEFAULT_KEEP_FLOAT = ('first_conv', )
+DEFAULT_PRESET = 'performance'
+DEFAULT_OVERFLOW_FIX = 'enable'
+DEFAULT_EQUALIZE = 'activations'
 
 
 def check_choice(name: str, value, choices: Sequence) -> None:
@@ -271,6 +284,48 @@ def check_choice(name: str, value, choices: Sequence) -> None:
 ACCURACY_RANKING_IMAGES = 16
 #: Cross-layer equalization through PReLU: none, by weight ranges, by activation ranges.
 EQUALIZATIONS = ('none', 'weights', 'activations')
+
+
+def add_quantization_args(parser, accuracy_control: bool = True) -> None:
+    """The post-training options of the int8 tools: --keep-float, --ignore-types,
+    --preset, --range-estimator, --bias-correction, --overflow-fix, --equalize,
+    --fold-constant, --no-fuse-prelu and with ``accuracy_control``
+    --accuracy-control (their keyword names in :func:`quantize_model`)."""
+    parser.add_argument('--keep-float', nargs='*', default=list(DEFAULT_KEEP_FLOAT),
+                        choices=[g for g in KEEP_FLOAT_GROUPS if g != 'postprocessing'],
+                        help='layer groups left in floating point (default: '
+                        f'{" ".join(DEFAULT_KEEP_FLOAT)}; the option alone: none)')
+    parser.add_argument('--ignore-types', nargs='*', default=list(DEFAULT_IGNORED_TYPES),
+                        help='OpenVINO op types whose inputs stay unquantized (default: '
+                        f'{" ".join(DEFAULT_IGNORED_TYPES)}: only the dense convolutions '
+                        'int8; the option alone: every op type)')
+    parser.add_argument('--preset', default=DEFAULT_PRESET, choices=PRESETS,
+                        help='performance: symmetric int8 activations; mixed: asymmetric '
+                        f'(default: {DEFAULT_PRESET})')
+    parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS,
+                        help='activation ranges from the calibration statistics')
+    parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS,
+                        help="NNCF's bias correction after quantization")
+    parser.add_argument('--overflow-fix', default=DEFAULT_OVERFLOW_FIX, choices=OVERFLOW_FIXES,
+                        help='weights in 7 bits against the int8 saturation of CPUs without '
+                        "VNNI (AVX2, AVX-512 without VNNI): on the first layer only (NNCF's "
+                        f'default), on every convolution and MatMul, or nowhere (default: '
+                        f'{DEFAULT_OVERFLOW_FIX})')
+    parser.add_argument('--equalize', default=DEFAULT_EQUALIZE, choices=EQUALIZATIONS,
+                        help='cross-layer equalization through PReLU (exact in fp32) by weight '
+                        f'or activation ranges (default: {DEFAULT_EQUALIZE})')
+    parser.add_argument('--fold-constant', action='store_true',
+                        help='zero the channels that are constant on the calibration images '
+                        '(dead BatchNorm channels), their value folded into the next bias')
+    parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false',
+                        help="quantize the ONNX export's elementwise PReLU form as it is")
+    if not accuracy_control:
+        return
+    parser.add_argument('--accuracy-control', type=float, metavar='MAX_DROP',
+                        help='nncf.quantize_with_accuracy_control: return quantizers to float '
+                        'until the class agreement (argmax of the first output; the seg '
+                        'map end to end) with fp32 on the calibration images is at least '
+                        '1 - MAX_DROP')
 
 
 def read_onnx(onnx_path: str):
@@ -373,17 +428,17 @@ def fp32_agreement_validation(model, inputs: Sequence[torch.Tensor]):
 def quantize_model(model,
                    inputs: Sequence[torch.Tensor],
                    *,
-                   keep_float: Sequence[str] = (),
-                   preset: str = 'mixed',
+                   keep_float: Sequence[str] = DEFAULT_KEEP_FLOAT,
+                   preset: str = DEFAULT_PRESET,
                    bias_correction: str = 'fast',
                    range_estimator: str = 'minmax',
-                   ignored_types: Sequence[str] = (),
+                   ignored_types: Sequence[str] = DEFAULT_IGNORED_TYPES,
                    ignored_names: Sequence[str] = (),
                    prelu: bool = True,
                    fold_constant: bool = False,
-                   equalize: str = 'none',
+                   equalize: str = DEFAULT_EQUALIZE,
                    channel_alignment: bool = False,
-                   overflow_fix: str = 'first_layer_only',
+                   overflow_fix: str = DEFAULT_OVERFLOW_FIX,
                    accuracy_control: Optional[Tuple[Sequence[torch.Tensor], float]] = None,
                    source: str = 'the model'):
     """NNCF post-training int8 quantization of the OpenVINO model ``model``
@@ -392,20 +447,19 @@ def quantize_model(model,
 
     ``keep_float``: layer groups left in floating point (:func:`high_precision_scope`);
     ``ignored_types`` / ``ignored_names``: OpenVINO op types / names whose inputs stay
-    unquantized; ``preset``: one of :data:`PRESETS`; ``bias_correction``: one of
-    :data:`BIAS_CORRECTIONS`; ``range_estimator``: activation ranges, one of
-    :data:`RANGE_ESTIMATORS`; ``fold_constant``: zero the channels constant on
-    ``inputs`` first (:func:`~mmdice.apis.int8_rewrites.fold_constant_channels`);
-    ``equalize``: one of :data:`EQUALIZATIONS`, cross-layer equalization through
-    PReLU (:func:`~mmdice.apis.int8_rewrites.equalize_prelu_pairs`) by weight
-    ranges or by the activation ranges on ``inputs``; ``channel_alignment``: NNCF's
-    channel alignment
-    (equalization of convolution pairs); ``overflow_fix``: one of
-    :data:`OVERFLOW_FIXES`; ``accuracy_control``: ``(validation
-    inputs, max drop)``: ``nncf.quantize_with_accuracy_control`` with the argmax
-    agreement with the fp32 model (:func:`fp32_agreement_validation`) as the
-    metric, which returns quantizers to float until the agreement is at least
-    ``1 - max drop``.
+    unquantized (``ignored_types=()``: every op type int8); ``preset``: one of
+    :data:`PRESETS`; ``bias_correction``: one of :data:`BIAS_CORRECTIONS`;
+    ``range_estimator``: activation ranges, one of :data:`RANGE_ESTIMATORS`;
+    ``fold_constant``: zero the channels constant on ``inputs`` first
+    (:func:`~mmdice.apis.int8_rewrites.fold_constant_channels`); ``equalize``: one
+    of :data:`EQUALIZATIONS`, cross-layer equalization through PReLU
+    (:func:`~mmdice.apis.int8_rewrites.equalize_prelu_pairs`) by weight ranges or
+    by the activation ranges on ``inputs``; ``channel_alignment``: NNCF's channel
+    alignment (equalization of convolution pairs); ``overflow_fix``: one of
+    :data:`OVERFLOW_FIXES`; ``accuracy_control``: ``(validation inputs, max drop)``:
+    ``nncf.quantize_with_accuracy_control`` with the argmax agreement with the fp32
+    model (:func:`fp32_agreement_validation`) as the metric, which returns
+    quantizers to float until the agreement is at least ``1 - max drop``.
     """
     import nncf
     from nncf.quantization.advanced_parameters import (AdvancedAccuracyRestorerParameters,
@@ -487,10 +541,10 @@ def quantize_onnx(onnx_path: str,
                   inputs: Sequence[torch.Tensor],
                   output_file: str,
                   *,
-                  keep_float: Sequence[str] = (),
-                  preset: str = 'mixed',
+                  keep_float: Sequence[str] = DEFAULT_KEEP_FLOAT,
+                  preset: str = DEFAULT_PRESET,
                   fast_bias_correction: bool = True,
-                  ignored_types: Sequence[str] = (),
+                  ignored_types: Sequence[str] = DEFAULT_IGNORED_TYPES,
                   progress: bool = True,
                   **options) -> Dict[str, object]:
     """NNCF post-training int8 quantization of an ONNX model read by OpenVINO,

@@ -70,8 +70,11 @@ def test_quantize_end_to_end(inputs, capsys):
     model = build_model_from_config(CLS_CONFIG, checkpoint, deploy=True)
     module = TensorModeWrapper(model)
     import openvino as ov
-    ops = {op.get_type_name() for op in ov.Core().read_model(output).get_ops()}
-    assert 'FakeQuantize' in ops  # int8 quantization happened
+    # int8 quantization happened; by default not on the DiCE group convolutions, products,
+    # additions and concatenations
+    quantized = quantized_op_types(output)
+    assert 'Convolution' in quantized
+    assert not quantized & {'GroupConvolution', 'Add', 'Multiply', 'Concat'}
     compiled = compile_int8(output, threads=2, precision='f32')
     from mmengine.config import Config
     tensors = calibration_inputs(Config.fromfile(CLS_CONFIG), model,
@@ -88,6 +91,24 @@ def test_quantize_end_to_end(inputs, capsys):
     print(f'top-1 agreement {np.mean(agree):.3f}, relative mean error {max(errors):.4f}')
     assert np.mean(agree) >= MIN_TOP1_AGREEMENT
     assert max(errors) <= MAX_RELATIVE_MEAN_ERROR
+
+
+def quantized_op_types(xml):
+    """Types of the ops of the IR ``xml`` that read a FakeQuantize output."""
+    import openvino as ov
+    return {target.get_node().get_type_name()
+            for op in ov.Core().read_model(xml).get_ops() if op.get_type_name() == 'FakeQuantize'
+            for target in op.output(0).get_target_inputs()}
+
+
+@pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
+def test_ignore_types_alone_quantizes_every_op_type(inputs):
+    root, checkpoint, calib = inputs
+    output = str(root / 'all' / 'cls-int8.xml')
+    assert load_tool().main([CLS_CONFIG, checkpoint, '--calib-dir', calib, '--calib-num', '2',
+                             '--output-file', output, '--ignore-types', '--preset', 'mixed',
+                             '--no-check']) == 0
+    assert {'Convolution', 'GroupConvolution', 'Add'} <= quantized_op_types(output)
 
 
 def run_tool_error(argv, capsys):
@@ -188,7 +209,7 @@ def test_end2end_segmentor_is_the_default_and_keeps_argmax_float(seg_shapes_expo
     assert load_tool().main([config, checkpoint, '--calib-dir', calib, '--calib-num', '4',
                              '--output-file', output]) == 0
     out = capsys.readouterr().out
-    assert 'end-to-end segmentor' in out and 'groups: postprocessing' in out
+    assert 'end-to-end segmentor' in out and 'groups: first_conv, postprocessing' in out
     assert 'of the predictions differ' in out
     assert postprocessing_quantized(output, onnx_model) == []
     compiled = compile_int8(output, precision='f32')

@@ -21,9 +21,10 @@ Example::
         configs/dicenet_seg/dicenet-s0.5_1xb40-100e_voc12aug-256x256.py seg.pth \\
         --calib-dir photos/calib --eval-dir photos/eval --top 12 --json sens.json
 
-The quantization options (``--preset``, ``--range-estimator``,
-``--bias-correction``, ``--keep-float``, ``--ignore-types``, ``--no-fuse-prelu``)
-are tools/deployment/quantize.py's. Bad input is one ``error:`` line, exit status 1.
+The quantization options (``--keep-float``, ``--ignore-types``, ``--preset``,
+``--range-estimator``, ``--bias-correction``, ``--overflow-fix``, ``--equalize``,
+``--fold-constant``, ``--no-fuse-prelu``) are tools/deployment/quantize.py's,
+with its defaults. Bad input is one ``error:`` line, exit status 1.
 """
 import argparse
 import json
@@ -33,9 +34,9 @@ import sys
 import tempfile
 
 from mmdice.apis.export_tools import read_config_and_checkpoint
-from mmdice.apis.quantize import (BIAS_CORRECTIONS, PRESETS, RANGE_ESTIMATORS, QuantizationError,
-                                  calibration_inputs, fuse_prelu, list_calibration_images,
-                                  prepare_quantization, quantize_model, read_onnx)
+from mmdice.apis.quantize import (QuantizationError, add_quantization_args, calibration_inputs,
+                                  fuse_prelu, list_calibration_images, prepare_quantization,
+                                  quantize_model, read_onnx)
 from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
 
@@ -60,16 +61,7 @@ def parse_args(argv=None):
     parser.add_argument('--rows', type=int, default=15,
                         help='rows of the lowest-SQNR layer and quantizer tables (default: 15)')
     parser.add_argument('--json', help='write the whole analysis to this JSON file')
-    parser.add_argument('--keep-float', nargs='*', default=[],
-                        choices=['first_conv', 'gate', 'classifier', 'dice'],
-                        help='layer groups left in floating point')
-    parser.add_argument('--ignore-types', nargs='*', default=[],
-                        help='OpenVINO op types whose inputs stay unquantized')
-    parser.add_argument('--preset', default='mixed', choices=PRESETS)
-    parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS)
-    parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS)
-    parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false',
-                        help="quantize the export's elementwise PReLU form as it is")
+    add_quantization_args(parser, accuracy_control=False)
     return parser.parse_args(argv)
 
 
@@ -141,7 +133,9 @@ def main(argv=None) -> int:
             int8, _ = quantize_model(
                 read_onnx(onnx_path), inputs, keep_float=args.keep_float, preset=args.preset,
                 bias_correction=args.bias_correction, range_estimator=args.range_estimator,
-                ignored_types=args.ignore_types, prelu=args.fuse_prelu, source=args.config)
+                ignored_types=args.ignore_types, overflow_fix=args.overflow_fix,
+                equalize=args.equalize, fold_constant=args.fold_constant,
+                prelu=args.fuse_prelu, source=args.config)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except (QuantizationError, *TOOL_ERRORS) as error:

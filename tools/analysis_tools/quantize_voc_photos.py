@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmdice.apis.int8_qat import QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS
-from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, OVERFLOW_FIXES, PRESETS,
-                                  RANGE_ESTIMATORS)
+from mmdice.apis.int8_qat import add_qat_args
+from mmdice.apis.quantize import (DEFAULT_IGNORED_TYPES, DEFAULT_KEEP_FLOAT, DEFAULT_OVERFLOW_FIX,
+                                  DEFAULT_PRESET, add_quantization_args)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -44,9 +44,10 @@ def config_of(scale: str, size: int) -> str:
                     f'dicenet-s{scale}_1xb{batch}-100e_voc12aug-{size}x{size}.py')
 
 
-def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_float=(),
-                        preset='mixed', weights=WEIGHTS, progress=False,
-                        ignored_types=(), qat=None, **options):
+def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir,
+                        keep_float=DEFAULT_KEEP_FLOAT,
+                        preset=DEFAULT_PRESET, weights=WEIGHTS, progress=False,
+                        ignored_types=DEFAULT_IGNORED_TYPES, qat=None, **options):
     """Convert, quantize and evaluate one checkpoint; a dict of its metrics.
     ``options``: further :func:`mmdice.apis.quantize.quantize_model` options
     (``accuracy_control``: the max drop; its validation set is the calibration set);
@@ -88,7 +89,7 @@ def quantize_checkpoint(scale, size, calib_paths, eval_paths, out_dir, keep_floa
         quantized = quantize_aware_training(
             module, calib, preset=preset,
             range_estimator=options.get('range_estimator', 'minmax'),
-            overflow_fix=options.get('overflow_fix', 'first_layer_only'), source=name, **qat)
+            overflow_fix=options.get('overflow_fix', DEFAULT_OVERFLOW_FIX), source=name, **qat)
         result = dict(written=save_ir(quantized, xml), kept_float=[])
     else:
         result = quantize_onnx(onnx_path, calib, xml, keep_float=keep_float, preset=preset,
@@ -125,29 +126,8 @@ def main(argv=None):
     parser.add_argument('--weights', default=WEIGHTS)
     parser.add_argument('--scales', nargs='+', default=list(SCALES))
     parser.add_argument('--sizes', type=int, nargs='+', default=list(SIZES))
-    parser.add_argument('--keep-float', nargs='*', default=[],
-                        choices=['first_conv', 'gate', 'classifier', 'dice'])
-    parser.add_argument('--preset', default='mixed', choices=PRESETS)
-    parser.add_argument('--ignore-types', nargs='*', default=[],
-                        help='OpenVINO op types whose inputs stay unquantized (e.g. Add)')
-    parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS)
-    parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS)
-    parser.add_argument('--overflow-fix', default='first_layer_only', choices=OVERFLOW_FIXES,
-                        help='7-bit weights against the int8 saturation of CPUs without VNNI')
-    parser.add_argument('--equalize', default='none', choices=EQUALIZATIONS,
-                        help='cross-layer equalization through PReLU')
-    parser.add_argument('--fold-constant', action='store_true',
-                        help='zero the channels constant on the calibration images first')
-    parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false')
-    parser.add_argument('--accuracy-control', type=float, metavar='MAX_DROP',
-                        help='nncf.quantize_with_accuracy_control: keep quantizers float until '
-                        'the agreement with fp32 on the calibration images is >= 1 - MAX_DROP')
-    parser.add_argument('--qat', action='store_true',
-                        help='quantization-aware fine-tuning distilled from fp32 '
-                        '(mmdice.apis.int8_qat) instead of post-training quantization')
-    parser.add_argument('--qat-steps', type=int, default=QAT_STEPS)
-    parser.add_argument('--qat-lr', type=float, default=QAT_LEARNING_RATE)
-    parser.add_argument('--qat-batch', type=int, default=QAT_BATCH)
+    add_quantization_args(parser)
+    add_qat_args(parser)
     parser.add_argument('--calib-num', type=int, default=None)
     parser.add_argument('--json', help='also write the rows to this JSON file')
     args = parser.parse_args(argv)
@@ -162,9 +142,8 @@ def main(argv=None):
         for scale in args.scales:
             options = dict(range_estimator=args.range_estimator,
                            bias_correction=args.bias_correction, equalize=args.equalize,
-                           fold_constant=args.fold_constant, prelu=args.fuse_prelu)
-            if args.overflow_fix != 'first_layer_only':
-                options['overflow_fix'] = args.overflow_fix
+                           fold_constant=args.fold_constant, prelu=args.fuse_prelu,
+                           overflow_fix=args.overflow_fix)
             if args.accuracy_control is not None:
                 options['accuracy_control'] = args.accuracy_control
             qat = dict(steps=args.qat_steps, learning_rate=args.qat_lr,

@@ -7,11 +7,18 @@ tools/deployment/pytorch2onnx.py does: by default the end-to-end graph
 after NMS, segmentors: ``seg_map`` (N, H, W), classifiers: ``logits`` and with
 ``--with-scores`` ``scores``), with ``--raw`` the ``mode='tensor'`` forward.
 OpenVINO reads it and NNCF quantizes the network: per-channel symmetric int8
-weights, int8 activations (asymmetric with the default ``--preset mixed``; the
-export's PReLUs fused back first, global min-max ranges), calibrated on the
-images of ``--calib-dir`` prepared by the config's test pipeline and data
-preprocessor (the defaults measured best on the converted VOC checkpoints:
-benchmarks/RESULTS.md, "int8: where the VOC segmentors lose their answers").
+weights, int8 activations (the export's PReLUs fused back first, global min-max
+ranges), calibrated on the images of ``--calib-dir`` prepared by the config's
+test pipeline and data preprocessor. By default only the dense convolutions are
+int8 (``--ignore-types GroupConvolution Add Multiply Concat AvgPool ReduceMean
+Interpolate MatMul``), the first one float (``--keep-float first_conv``), with
+symmetric activations (``--preset performance``), 7-bit weights
+(``--overflow-fix enable``; a CPU without VNNI executes these settings as NNCF
+simulates them) and the conv -> PReLU -> conv chains equalized by their
+activation ranges first (``--equalize activations``): the settings that measured
+best on the converted VOC segmentors and the shapes SSD (benchmarks/RESULTS.md,
+"int8 defaults"). ``--ignore-types`` and ``--keep-float`` without a value
+quantize every op type and layer.
 The end-to-end graph's post-processing (box decoding, score threshold, NMS;
 resize and argmax; softmax) stays in floating point. The result is an
 OpenVINO IR (``.xml`` and ``.bin``) that ``mmdice.apis.DeployedModel(...,
@@ -50,10 +57,8 @@ import torch
 from mmdice.apis import TensorModeWrapper, compare_end2end, describe_end2end, flat_outputs
 from mmdice.apis.deployed import config_task
 from mmdice.apis.export_tools import add_form_args, read_config_and_checkpoint
-from mmdice.apis.int8_qat import (QAT_BATCH, QAT_LEARNING_RATE, QAT_STEPS,
-                                  quantize_aware_training)
-from mmdice.apis.quantize import (BIAS_CORRECTIONS, EQUALIZATIONS, OVERFLOW_FIXES, PRESETS,
-                                  RANGE_ESTIMATORS, QuantizationError, compile_int8,
+from mmdice.apis.int8_qat import add_qat_args, quantize_aware_training
+from mmdice.apis.quantize import (QuantizationError, add_quantization_args, compile_int8,
                                   list_calibration_images, prepare_quantization, quantize_onnx,
                                   run_openvino, save_ir)
 from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
@@ -65,7 +70,7 @@ CHECK_IMAGES = 8
 DETECTION_MATCH_TOLERANCE = 0.05
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Post-training static int8 quantization (OpenVINO + NNCF) of an mmdice '
         'model in its deploy form, calibrated on the images of a folder.')
@@ -80,50 +85,15 @@ def parse_args(argv=None):
                         help='input height and width (default: the first calibration image '
                         'after the test pipeline)')
     add_form_args(parser)
-    parser.add_argument('--keep-float', nargs='*', default=[],
-                        choices=['first_conv', 'gate', 'classifier', 'dice'],
-                        help='layer groups left in floating point')
-    parser.add_argument('--ignore-types', nargs='*', default=[],
-                        help='OpenVINO op types whose inputs stay unquantized (e.g. Add '
-                        'GroupConvolution Multiply Concat: only the dense convolutions int8)')
-    parser.add_argument('--preset', default='mixed', choices=PRESETS,
-                        help='mixed (default): asymmetric int8 activations; performance: '
-                        'symmetric')
-    parser.add_argument('--range-estimator', default='minmax', choices=RANGE_ESTIMATORS,
-                        help='activation ranges from the calibration statistics')
-    parser.add_argument('--bias-correction', default='fast', choices=BIAS_CORRECTIONS,
-                        help="NNCF's bias correction after quantization")
-    parser.add_argument('--overflow-fix', default='first_layer_only', choices=OVERFLOW_FIXES,
-                        help='weights in 7 bits against the int8 saturation of CPUs without '
-                        'VNNI (AVX2, AVX-512 without VNNI): on the first layer only '
-                        "(NNCF's default), on every convolution and MatMul, or nowhere")
-    parser.add_argument('--equalize', default='none', choices=EQUALIZATIONS,
-                        help='cross-layer equalization through PReLU (exact in fp32) by weight '
-                        'or activation ranges')
-    parser.add_argument('--fold-constant', action='store_true',
-                        help='zero the channels that are constant on the calibration images '
-                        '(dead BatchNorm channels), their value folded into the next bias')
-    parser.add_argument('--no-fuse-prelu', dest='fuse_prelu', action='store_false',
-                        help="quantize the ONNX export's elementwise PReLU form as it is")
-    parser.add_argument('--accuracy-control', type=float, metavar='MAX_DROP',
-                        help='nncf.quantize_with_accuracy_control: return quantizers to float '
-                        'until the class agreement (argmax of the first output; the seg '
-                        'map end to end) with fp32 on the calibration images is at least '
-                        '1 - MAX_DROP; detectors: with --raw')
-    parser.add_argument('--qat', action='store_true',
-                        help='quantization-aware fine-tuning (NNCF, PyTorch) distilled from the '
-                        "fp32 model's outputs on the calibration images instead of "
-                        'post-training quantization (takes --preset, --range-estimator and '
-                        '--overflow-fix; detectors: with --raw)')
-    parser.add_argument('--qat-steps', type=int, default=QAT_STEPS,
-                        help=f'fine-tuning steps (default: {QAT_STEPS})')
-    parser.add_argument('--qat-lr', type=float, default=QAT_LEARNING_RATE,
-                        help=f'Adam learning rate (default: {QAT_LEARNING_RATE})')
-    parser.add_argument('--qat-batch', type=int, default=QAT_BATCH,
-                        help=f'calibration images per step (default: {QAT_BATCH})')
+    add_quantization_args(parser)
+    add_qat_args(parser)
     parser.add_argument('--no-check', dest='check', action='store_false',
                         help='skip the comparison with the fp32 model')
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def compare(module, compiled, inputs, raw):
@@ -154,9 +124,9 @@ def compare(module, compiled, inputs, raw):
             f'{float(np.mean(agree)):.4f}')
 
 
-#: Post-training options that --qat does not take, with their defaults.
-PTQ_ONLY_OPTIONS = dict(keep_float=[], ignore_types=[], bias_correction='fast', equalize='none',
-                        fold_constant=False, fuse_prelu=True, accuracy_control=None)
+#: Post-training options that --qat does not take (given: not at their defaults).
+PTQ_ONLY_OPTIONS = ('keep_float', 'ignore_types', 'bias_correction', 'equalize', 'fold_constant',
+                    'fuse_prelu', 'accuracy_control')
 
 
 def check_qat_options(args) -> None:
@@ -164,8 +134,8 @@ def check_qat_options(args) -> None:
     the QAT settings out of range."""
     if not args.qat:
         return
-    given = [name for name, default in PTQ_ONLY_OPTIONS.items()
-             if getattr(args, name) != default]
+    parser = build_parser()
+    given = [name for name in PTQ_ONLY_OPTIONS if getattr(args, name) != parser.get_default(name)]
     if given:
         names = ', '.join('--' + ('no-fuse-prelu' if name == 'fuse_prelu' else
                                   name.replace('_', '-')) for name in given)
