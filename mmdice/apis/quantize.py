@@ -34,8 +34,8 @@ __all__ = [
     'test_pipeline_of', 'calibration_inputs', 'prepare_quantization', 'postprocessing_ops',
     'quantize_onnx', 'compile_int8', 'first_conv_and_last_matmul', 'high_precision_scope',
     'run_openvino', 'read_onnx', 'fuse_prelu', 'quantize_model', 'save_ir',
-    'fp32_agreement_validation', 'add_quantization_args', 'RANGE_ESTIMATORS', 'PRESETS',
-    'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES', 'DEFAULT_IGNORED_TYPES',
+    'fp32_agreement_validation', 'add_quantization_args', 'rewrite_float_model',
+    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES', 'DEFAULT_IGNORED_TYPES',
     'DEFAULT_KEEP_FLOAT', 'DEFAULT_PRESET', 'DEFAULT_OVERFLOW_FIX', 'DEFAULT_EQUALIZE'
 ]
 
@@ -425,6 +425,26 @@ def fp32_agreement_validation(model, inputs: Sequence[torch.Tensor]):
     return items, validate
 
 
+def rewrite_float_model(model, arrays: Sequence[np.ndarray], *, prelu: bool = True,
+                        fold_constant: bool = False, equalize: str = DEFAULT_EQUALIZE) -> None:
+    """The fp32 rewrites :func:`quantize_model` applies before quantizing, in
+    place: ``prelu``: :func:`fuse_prelu`; ``fold_constant``: zero the channels
+    constant on ``arrays`` (calibration inputs, (1, C, H, W)); ``equalize``: one of
+    :data:`EQUALIZATIONS`. The model it returns is the fp32 reference of the int8
+    model (same outputs up to float rounding)."""
+    check_choice('equalize', equalize, EQUALIZATIONS)
+    if prelu:
+        fuse_prelu(model)
+    if fold_constant:
+        fold_constant_channels(model, arrays)
+    if equalize == 'weights':
+        equalize_prelu_pairs(model)
+    elif equalize == 'activations':
+        names = [chain.prelu.get_friendly_name() for chain in prelu_chains(model)]
+        ranges = channel_ranges(model, names, arrays)
+        equalize_prelu_pairs(model, {name: ranges[name] for name in names})
+
+
 def quantize_model(model,
                    inputs: Sequence[torch.Tensor],
                    *,
@@ -442,7 +462,7 @@ def quantize_model(model,
                    accuracy_control: Optional[Tuple[Sequence[torch.Tensor], float]] = None,
                    source: str = 'the model'):
     """NNCF post-training int8 quantization of the OpenVINO model ``model``
-    (changed in place where ``prelu``: :func:`fuse_prelu`), calibrated on
+    (changed in place by :func:`rewrite_float_model` first), calibrated on
     ``inputs`` ((1, C, H, W) tensors); returns ``(int8 model, names kept float)``.
 
     ``keep_float``: layer groups left in floating point (:func:`high_precision_scope`);
@@ -472,19 +492,10 @@ def quantize_model(model,
     check_choice('preset', preset, PRESETS)
     check_choice('bias_correction', bias_correction, BIAS_CORRECTIONS)
     check_choice('range_estimator', range_estimator, RANGE_ESTIMATORS)
-    check_choice('equalize', equalize, EQUALIZATIONS)
     check_choice('overflow_fix', overflow_fix, OVERFLOW_FIXES)
-    if prelu:
-        fuse_prelu(model)
     arrays = [tensor.numpy() for tensor in inputs]
-    if fold_constant:
-        fold_constant_channels(model, arrays)
-    if equalize == 'weights':
-        equalize_prelu_pairs(model)
-    elif equalize == 'activations':
-        names = [chain.prelu.get_friendly_name() for chain in prelu_chains(model)]
-        ranges = channel_ranges(model, names, arrays)
-        equalize_prelu_pairs(model, {name: ranges[name] for name in names})
+    rewrite_float_model(model, arrays, prelu=prelu, fold_constant=fold_constant,
+                        equalize=equalize)
     kept = sorted(set(high_precision_scope(model, keep_float)) | set(ignored_names))
     advanced = AdvancedQuantizationParameters(
         disable_bias_correction=bias_correction == 'none',

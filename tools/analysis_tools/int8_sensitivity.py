@@ -35,8 +35,8 @@ import tempfile
 
 from mmdice.apis.export_tools import read_config_and_checkpoint
 from mmdice.apis.quantize import (QuantizationError, add_quantization_args, calibration_inputs,
-                                  fuse_prelu, list_calibration_images, prepare_quantization,
-                                  quantize_model, read_onnx)
+                                  list_calibration_images, prepare_quantization, quantize_model,
+                                  read_onnx, rewrite_float_model)
 from mmdice.utils.tool_inputs import TOOL_ERRORS, InputFileError, check_output_file, report_error
 
 
@@ -126,9 +126,9 @@ def main(argv=None) -> int:
                 tuple(args.shape) if args.shape else None, raw=True)
             evaluation = calibration_inputs(cfg, module.model, eval_images,
                                             size=tuple(inputs[0].shape[-2:]), progress=False)
-            fp32 = read_onnx(onnx_path)
-            if args.fuse_prelu:
-                fuse_prelu(fp32)
+            fp32 = read_onnx(onnx_path)  # the float model the int8 one is made from
+            rewrite_float_model(fp32, [x.numpy() for x in inputs], prelu=args.fuse_prelu,
+                                fold_constant=args.fold_constant, equalize=args.equalize)
             print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir}')
             int8, _ = quantize_model(
                 read_onnx(onnx_path), inputs, keep_float=args.keep_float, preset=args.preset,
