@@ -35,8 +35,9 @@ __all__ = [
     'quantize_onnx', 'compile_int8', 'first_conv_and_last_matmul', 'high_precision_scope',
     'run_openvino', 'read_onnx', 'fuse_prelu', 'quantize_model', 'save_ir',
     'fp32_agreement_validation', 'add_quantization_args', 'rewrite_float_model',
-    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES', 'DEFAULT_IGNORED_TYPES',
-    'DEFAULT_KEEP_FLOAT', 'DEFAULT_PRESET', 'DEFAULT_OVERFLOW_FIX', 'DEFAULT_EQUALIZE'
+    'RANGE_ESTIMATORS', 'PRESETS', 'BIAS_CORRECTIONS', 'EQUALIZATIONS', 'OVERFLOW_FIXES',
+    'DEFAULT_IGNORED_TYPES', 'DEFAULT_KEEP_FLOAT', 'DEFAULT_PRESET', 'DEFAULT_OVERFLOW_FIX',
+    'DEFAULT_EQUALIZE'
 ]
 
 #: File endings read as calibration images.
