@@ -280,6 +280,8 @@ def check_choice(name: str, value, choices: Sequence) -> None:
     """ValueError naming the setting ``name`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f'{name} must be one of {list(choices)}, got {value!r}')
+
+
 #: Validation images NNCF's accuracy control ranks the quantizers on (each ranking
 #: step runs the model once per quantizer group on each of them).
 ACCURACY_RANKING_IMAGES = 16
@@ -431,8 +433,8 @@ def rewrite_float_model(model, arrays: Sequence[np.ndarray], *, prelu: bool = Tr
     """The fp32 rewrites :func:`quantize_model` applies before quantizing, in
     place: ``prelu``: :func:`fuse_prelu`; ``fold_constant``: zero the channels
     constant on ``arrays`` (calibration inputs, (1, C, H, W)); ``equalize``: one of
-    :data:`EQUALIZATIONS`. The model it returns is the fp32 reference of the int8
-    model (same outputs up to float rounding)."""
+    :data:`EQUALIZATIONS`. The rewritten model is the fp32 reference of the int8
+    model (the same outputs up to float rounding)."""
     check_choice('equalize', equalize, EQUALIZATIONS)
     if prelu:
         fuse_prelu(model)
@@ -471,12 +473,10 @@ def quantize_model(model,
     unquantized (``ignored_types=()``: every op type int8); ``preset``: one of
     :data:`PRESETS`; ``bias_correction``: one of :data:`BIAS_CORRECTIONS`;
     ``range_estimator``: activation ranges, one of :data:`RANGE_ESTIMATORS`;
-    ``fold_constant``: zero the channels constant on ``inputs`` first
-    (:func:`~mmdice.apis.int8_rewrites.fold_constant_channels`); ``equalize``: one
-    of :data:`EQUALIZATIONS`, cross-layer equalization through PReLU
-    (:func:`~mmdice.apis.int8_rewrites.equalize_prelu_pairs`) by weight ranges or
-    by the activation ranges on ``inputs``; ``channel_alignment``: NNCF's channel
-    alignment (equalization of convolution pairs); ``overflow_fix``: one of
+    ``prelu``, ``fold_constant``, ``equalize``: :func:`rewrite_float_model`'s
+    (cross-layer equalization through PReLU by weight ranges or by the activation
+    ranges on ``inputs``); ``channel_alignment``: NNCF's channel alignment
+    (equalization of convolution pairs); ``overflow_fix``: one of
     :data:`OVERFLOW_FIXES`; ``accuracy_control``: ``(validation inputs, max drop)``:
     ``nncf.quantize_with_accuracy_control`` with the argmax agreement with the fp32
     model (:func:`fp32_agreement_validation`) as the metric, which returns

@@ -93,12 +93,18 @@ def test_quantize_end_to_end(inputs, capsys):
     assert max(errors) <= MAX_RELATIVE_MEAN_ERROR
 
 
+def quantized_ops(xml):
+    """The ops of the IR ``xml`` that read a FakeQuantize output."""
+    import openvino as ov
+    return [target.get_node()
+            for op in ov.Core().read_model(xml).get_ordered_ops()
+            if op.get_type_name() == 'FakeQuantize'
+            for target in op.output(0).get_target_inputs()]
+
+
 def quantized_op_types(xml):
     """Types of the ops of the IR ``xml`` that read a FakeQuantize output."""
-    import openvino as ov
-    return {target.get_node().get_type_name()
-            for op in ov.Core().read_model(xml).get_ops() if op.get_type_name() == 'FakeQuantize'
-            for target in op.output(0).get_target_inputs()}
+    return {op.get_type_name() for op in quantized_ops(xml)}
 
 
 @pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')
@@ -187,15 +193,10 @@ def test_calibration_num_and_order(tmp_path):
 def postprocessing_quantized(xml, onnx_model):
     """Ops of the int8 IR ``xml`` that read a FakeQuantize output and belong to the
     post-processing of the fp32 end-to-end graph ``onnx_model``."""
-    import openvino as ov
-
     from mmdice.apis.quantize import postprocessing_ops, read_onnx
     after_network = set(postprocessing_ops(read_onnx(onnx_model)))
-    int8 = ov.Core().read_model(xml)
-    return sorted(target.get_node().get_friendly_name()
-                  for op in int8.get_ordered_ops() if op.get_type_name() == 'FakeQuantize'
-                  for target in op.output(0).get_target_inputs()
-                  if target.get_node().get_friendly_name() in after_network)
+    return sorted(name for name in (op.get_friendly_name() for op in quantized_ops(xml))
+                  if name in after_network)
 
 
 @pytest.mark.skipif(not EXT_AVAILABLE, reason='mmdice._ext is not built')

@@ -130,12 +130,11 @@ def main(argv=None) -> int:
             rewrite_float_model(fp32, [x.numpy() for x in inputs], prelu=args.fuse_prelu,
                                 fold_constant=args.fold_constant, equalize=args.equalize)
             print(f'quantizing with {len(inputs)} calibration images of {args.calib_dir}')
-            int8, _ = quantize_model(
-                read_onnx(onnx_path), inputs, keep_float=args.keep_float, preset=args.preset,
+            int8, _ = quantize_model(  # fp32 is rewritten already
+                fp32.clone(), inputs, keep_float=args.keep_float, preset=args.preset,
                 bias_correction=args.bias_correction, range_estimator=args.range_estimator,
                 ignored_types=args.ignore_types, overflow_fix=args.overflow_fix,
-                equalize=args.equalize, fold_constant=args.fold_constant,
-                prelu=args.fuse_prelu, source=args.config)
+                prelu=False, fold_constant=False, equalize='none', source=args.config)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except (QuantizationError, *TOOL_ERRORS) as error:
